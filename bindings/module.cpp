@@ -1,0 +1,7 @@
+// elasticzo._core: the pybind11 module. Registration lives in the bind_*.cpp files.
+#include "register.h"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "elasticzo C++ core";
+  ez::py_bind::register_runtime(m);
+}

@@ -1,0 +1,7 @@
+// Each bind_*.cpp registers one part of the API on the module; module.cpp only calls them.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace ez::py_bind {
+void register_runtime(pybind11::module_& m);
+}  // namespace ez::py_bind

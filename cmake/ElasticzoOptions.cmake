@@ -1,0 +1,11 @@
+# Build options, all with the ELASTICZO_ prefix.
+option(ELASTICZO_OPENMP "Thread kernels with OpenMP (serial fallback when off or not found)" ON)
+option(ELASTICZO_BUILD_PYTHON "Build the pybind11 module outside scikit-build-core" OFF)
+option(ELASTICZO_SANITIZE_ADDRESS "Build with AddressSanitizer and UBSan" OFF)
+if(SKBUILD)
+  set(_ez_dev_default OFF)
+else()
+  set(_ez_dev_default ${PROJECT_IS_TOP_LEVEL})
+endif()
+option(ELASTICZO_BUILD_TESTS "Build the C++ tests (googletest from /usr/src/googletest or an installed GTest)" ${_ez_dev_default})
+option(ELASTICZO_BUILD_BENCHMARKS "Build the C++ microbenchmarks" ${_ez_dev_default})

@@ -1,0 +1,74 @@
+// Tensor implementation.
+#include "core/tensor.h"
+
+#include <stdexcept>
+
+namespace ez {
+
+std::size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::f32: return 4;
+    case DType::s8: return 1;
+    case DType::s32: return 4;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "float32";
+    case DType::s8: return "int8";
+    case DType::s32: return "int32";
+  }
+  return "?";
+}
+
+std::int64_t shape_numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+Storage::Storage(std::size_t bytes, MemCategory category)
+    : bytes_(bytes), category_(category), data_(MemoryTracker::instance().allocate(bytes, category)) {}
+
+Storage::~Storage() { MemoryTracker::instance().release(data_, bytes_, category_); }
+
+Tensor::Tensor(Shape shape, DType dtype, MemCategory category) : shape_(std::move(shape)), dtype_(dtype) {
+  for (auto d : shape_)
+    if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(shape_));
+  storage_ = std::make_shared<Storage>(nbytes(), category);
+}
+
+MemCategory Tensor::category() const {
+  if (!storage_) throw std::logic_error("undefined tensor has no category");
+  return storage_->category();
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  if (shape_numel(shape) != numel())
+    throw std::invalid_argument("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+void Tensor::check_dtype(DType want) const {
+  if (dtype_ != want)
+    throw std::invalid_argument(std::string("tensor is ") + dtype_name(dtype_) + ", expected " + dtype_name(want));
+}
+
+float* Tensor::f32() { check_dtype(DType::f32); return static_cast<float*>(raw()); }
+const float* Tensor::f32() const { check_dtype(DType::f32); return static_cast<const float*>(raw()); }
+std::int8_t* Tensor::s8() { check_dtype(DType::s8); return static_cast<std::int8_t*>(raw()); }
+const std::int8_t* Tensor::s8() const { check_dtype(DType::s8); return static_cast<const std::int8_t*>(raw()); }
+std::int32_t* Tensor::s32() { check_dtype(DType::s32); return static_cast<std::int32_t*>(raw()); }
+const std::int32_t* Tensor::s32() const { check_dtype(DType::s32); return static_cast<const std::int32_t*>(raw()); }
+
+}  // namespace ez

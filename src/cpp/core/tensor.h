@@ -1,0 +1,75 @@
+// Tensor: shape + dtype + shared 64-byte aligned storage from the MemoryTracker.
+// int8 tensors carry one power-of-two exponent (value = mantissa * 2^exponent, NITI); int32 holds accumulators.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "memory/tracker.h"
+
+namespace ez {
+
+enum class DType : std::uint8_t { f32, s8, s32 };
+std::size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+
+using Shape = std::vector<std::int64_t>;
+std::int64_t shape_numel(const Shape& s);
+std::string shape_str(const Shape& s);
+
+class Storage {
+ public:
+  Storage(std::size_t bytes, MemCategory category);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data() const noexcept { return data_; }
+  std::size_t bytes() const noexcept { return bytes_; }
+  MemCategory category() const noexcept { return category_; }
+
+ private:
+  std::size_t bytes_;
+  MemCategory category_;
+  void* data_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // empty: no storage, numel 0
+  Tensor(Shape shape, DType dtype, MemCategory category);
+
+  const Shape& shape() const noexcept { return shape_; }
+  std::int64_t dim(std::size_t i) const { return shape_.at(i); }
+  std::size_t ndim() const noexcept { return shape_.size(); }
+  std::int64_t numel() const noexcept { return shape_numel(shape_); }
+  std::size_t nbytes() const noexcept { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
+  DType dtype() const noexcept { return dtype_; }
+  bool defined() const noexcept { return storage_ != nullptr; }
+  MemCategory category() const;
+
+  // Power-of-two scale of integer tensors; 0 for f32.
+  int exponent() const noexcept { return exponent_; }
+  void set_exponent(int e) noexcept { exponent_ = e; }
+
+  // A view with another shape of the same numel, sharing storage (Flatten uses it).
+  Tensor reshaped(Shape shape) const;
+
+  float* f32();
+  const float* f32() const;
+  std::int8_t* s8();
+  const std::int8_t* s8() const;
+  std::int32_t* s32();
+  const std::int32_t* s32() const;
+  void* raw() const noexcept { return storage_ ? storage_->data() : nullptr; }
+
+ private:
+  void check_dtype(DType want) const;
+  Shape shape_;
+  DType dtype_ = DType::f32;
+  int exponent_ = 0;
+  std::shared_ptr<Storage> storage_;
+};
+
+}  // namespace ez
