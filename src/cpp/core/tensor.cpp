@@ -38,12 +38,27 @@ std::string shape_str(const Shape& s) {
 Storage::Storage(std::size_t bytes, MemCategory category)
     : bytes_(bytes), category_(category), data_(MemoryTracker::instance().allocate(bytes, category)) {}
 
-Storage::~Storage() { MemoryTracker::instance().release(data_, bytes_, category_); }
+Storage::Storage(void* external, std::size_t bytes) noexcept
+    : bytes_(bytes), category_(MemCategory::scratch), data_(external), owned_(false) {}
+
+Storage::~Storage() {
+  if (owned_) MemoryTracker::instance().release(data_, bytes_, category_);
+}
 
 Tensor::Tensor(Shape shape, DType dtype, MemCategory category) : shape_(std::move(shape)), dtype_(dtype) {
   for (auto d : shape_)
     if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(shape_));
   storage_ = std::make_shared<Storage>(nbytes(), category);
+}
+
+Tensor Tensor::borrow(void* data, Shape shape, DType dtype) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  for (auto d : t.shape_)
+    if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(t.shape_));
+  t.storage_ = std::make_shared<Storage>(data, t.nbytes());
+  return t;
 }
 
 MemCategory Tensor::category() const {

@@ -22,6 +22,8 @@ std::string shape_str(const Shape& s);
 class Storage {
  public:
   Storage(std::size_t bytes, MemCategory category);
+  // Caller-owned memory (a batch of input data held by Python): not tracked, not freed.
+  explicit Storage(void* external, std::size_t bytes) noexcept;
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -33,12 +35,15 @@ class Storage {
   std::size_t bytes_;
   MemCategory category_;
   void* data_;
+  bool owned_ = true;
 };
 
 class Tensor {
  public:
   Tensor() = default;  // empty: no storage, numel 0
   Tensor(Shape shape, DType dtype, MemCategory category);
+  // A tensor over caller-owned memory (model input, labels); the caller keeps it alive for the call.
+  static Tensor borrow(void* data, Shape shape, DType dtype);
 
   const Shape& shape() const noexcept { return shape_; }
   std::int64_t dim(std::size_t i) const { return shape_.at(i); }

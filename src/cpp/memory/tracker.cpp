@@ -13,6 +13,7 @@ const char* category_name(MemCategory c) {
     case MemCategory::activations: return "activations";
     case MemCategory::gradients: return "gradients";
     case MemCategory::errors: return "errors";
+    case MemCategory::optimizer: return "optimizer";
     case MemCategory::scratch: return "scratch";
     default: return "?";
   }

@@ -8,7 +8,8 @@
 
 namespace ez {
 
-enum class MemCategory : std::uint8_t { parameters, activations, gradients, errors, scratch, count };
+// optimizer: Adam's moment estimates for the backprop-trained parameters (the paper's 2|theta_BP|).
+enum class MemCategory : std::uint8_t { parameters, activations, gradients, errors, optimizer, scratch, count };
 constexpr std::size_t kMemCategories = static_cast<std::size_t>(MemCategory::count);
 constexpr std::size_t kAlignment = 64;  // one cache line; also the widest vector (AVX-512)
 

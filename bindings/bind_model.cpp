@@ -1,0 +1,158 @@
+// Layers and Sequential. Each layer's forward/backward is callable on its own (tests compare them with PyTorch);
+// training goes through Sequential and the trainer, which keep their buffers in C++.
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "arrays.h"
+#include "layers/conv2d.h"
+#include "layers/linear.h"
+#include "layers/shape_ops.h"
+#include "model/sequential.h"
+#include "register.h"
+
+namespace py = pybind11;
+
+namespace ez::py_bind {
+
+namespace {
+
+py::array_t<float> layer_forward(Layer& layer, const py::array& x_arr) {
+  const Tensor x = borrow_f32(x_arr, "x");
+  const Shape out_shape = layer.output_shape(x.shape());
+  Tensor y;
+  py::array_t<float> out = new_f32(out_shape, y);
+  if (layer.aliases_input()) {
+    std::memcpy(y.raw(), x.raw(), x.nbytes());  // a standalone call never overwrites the caller's input
+    py::gil_scoped_release release;             // safe: x_arr and out are held by this frame
+    layer.forward(y, y);
+  } else {
+    py::gil_scoped_release release;
+    layer.forward(x, y);
+  }
+  return out;
+}
+
+py::array_t<float> layer_backward_data(Layer& layer, const py::array& x_arr, const py::array& y_arr,
+                                       const py::array& dy_arr) {
+  const Tensor x = borrow_f32(x_arr, "x"), y = borrow_f32(y_arr, "y"), dy = borrow_f32(dy_arr, "dy");
+  const Shape out_shape = layer.output_shape(x.shape());
+  if (y.shape() != out_shape || dy.shape() != out_shape)
+    throw py::value_error("y and dy must have the output shape " + shape_str(out_shape) + ", got " +
+                          shape_str(y.shape()) + " and " + shape_str(dy.shape()));
+  Tensor dx;
+  py::array_t<float> out = new_f32(x.shape(), dx);
+  py::gil_scoped_release release;
+  layer.backward_data(x, layer.aliases_input() ? y.reshaped(x.shape()) : y, dy, dx);
+  return out;
+}
+
+py::dict layer_backward_weight(Layer& layer, const py::array& x_arr, const py::array& dy_arr) {
+  const Tensor x = borrow_f32(x_arr, "x"), dy = borrow_f32(dy_arr, "dy");
+  const Shape out_shape = layer.output_shape(x.shape());
+  if (dy.shape() != out_shape)
+    throw py::value_error("dy must have the output shape " + shape_str(out_shape) + ", got " + shape_str(dy.shape()));
+  py::dict grads;
+  std::vector<Tensor> saved;  // the layer's own gradient buffers are restored afterwards
+  for (auto& p : layer.params()) {
+    saved.push_back(p.grad);
+    py::array_t<float> g = new_f32(p.value.shape(), p.grad);
+    grads[py::str(p.name)] = g;
+  }
+  {
+    py::gil_scoped_release release;
+    layer.backward_weight(x, dy, false);
+  }
+  for (std::size_t i = 0; i < saved.size(); ++i) layer.params()[i].grad = saved[i];
+  return grads;
+}
+
+Param& find_param(Sequential& m, const std::string& name) {
+  for (auto& np : m.named_parameters())
+    if (np.name == name) return *np.param;
+  throw py::key_error("no parameter named '" + name + "'");
+}
+
+}  // namespace
+
+void register_model(py::module_& m) {
+  py::class_<Layer, std::shared_ptr<Layer>>(m, "Layer")
+      .def_property_readonly("kind", &Layer::kind)
+      .def("__repr__", &Layer::repr)
+      .def("output_shape", [](const Layer& l, const Shape& in) { return l.output_shape(in); }, py::arg("input_shape"))
+      .def("forward", &layer_forward, py::arg("x"), "Output for input x (a new array).")
+      .def("backward_data", &layer_backward_data, py::arg("x"), py::arg("y"), py::arg("dy"),
+           "dL/dx from this layer's input x, output y and the output error dy.")
+      .def("backward_weight", &layer_backward_weight, py::arg("x"), py::arg("dy"),
+           "dL/dparam for each parameter, as a dict of new arrays.")
+      .def_property_readonly("num_params", &Layer::num_params)
+      .def("parameters", [](const Layer& l) {
+        py::dict d;
+        for (const auto& p : l.params()) d[py::str(p.name)] = to_numpy(p.value);
+        return d;
+      }, "Copies of the parameters.")
+      .def("set_parameter", [](Layer& l, const std::string& name, const py::array& a) {
+        for (auto& p : l.params())
+          if (p.name == name) return copy_into(a, p.value, name);
+        throw py::key_error(l.repr() + " has no parameter '" + name + "'");
+      }, py::arg("name"), py::arg("value"));
+
+  py::class_<Conv2d, Layer, std::shared_ptr<Conv2d>>(m, "Conv2d")
+      .def(py::init<int, int, int, int, bool>(), py::arg("in_channels"), py::arg("out_channels"),
+           py::arg("kernel_size"), py::arg("padding") = 0, py::arg("bias") = true);
+  py::class_<Linear, Layer, std::shared_ptr<Linear>>(m, "Linear")
+      .def(py::init([](int in, int out, bool bias) { return std::make_shared<Linear>(in, out, bias, false); }),
+           py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true);
+  m.def("PointLinear", [](int in, int out, bool bias) { return std::make_shared<Linear>(in, out, bias, true); },
+        py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true,
+        "Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP).");
+  py::class_<ReLU, Layer, std::shared_ptr<ReLU>>(m, "ReLU").def(py::init<bool>(), py::arg("inplace") = false);
+  py::class_<MaxPool2d, Layer, std::shared_ptr<MaxPool2d>>(m, "MaxPool2d").def(py::init<int>(), py::arg("kernel_size"));
+  py::class_<Flatten, Layer, std::shared_ptr<Flatten>>(m, "Flatten").def(py::init<>());
+  py::class_<PointMaxPool, Layer, std::shared_ptr<PointMaxPool>>(m, "PointMaxPool").def(py::init<>());
+
+  py::class_<Sequential, std::shared_ptr<Sequential>>(m, "Sequential")
+      .def(py::init<>())
+      .def("add", &Sequential::add, py::arg("name"), py::arg("layer"))
+      .def("__len__", &Sequential::size)
+      .def("__getitem__", [](Sequential& s, std::size_t i) {
+        if (i >= s.size()) throw py::index_error("module index out of range");
+        return std::make_pair(s.name(i), &s.layer(i));
+      }, py::return_value_policy::reference_internal)
+      .def_property_readonly("num_param_layers", &Sequential::num_param_layers)
+      .def_property_readonly("num_params", &Sequential::num_params)
+      .def("param_layer_names", [](Sequential& s) {
+        std::vector<std::string> names;
+        for (int p = 0; p < s.num_param_layers(); ++p) names.push_back(s.name(s.param_module(p)));
+        return names;
+      }, "Module name of each parameter layer, in order.")
+      .def("init_parameters", &Sequential::init_parameters, py::arg("seed"),
+           "PyTorch-style uniform initialization from a seed, identical on every platform.")
+      .def("output_shape", &Sequential::output_shape, py::arg("input_shape"))
+      .def("forward", [](Sequential& s, const py::array& x_arr) {
+        const Tensor x = borrow_f32(x_arr, "x");
+        s.output_shape(x.shape());
+        {
+          py::gil_scoped_release release;  // safe: x_arr is held by this frame; the model is not shared
+          s.forward(x);
+        }
+        return to_numpy(s.output());
+      }, py::arg("x"), "Model output for input x (a new array).")
+      .def("parameter_names", [](Sequential& s) {
+        std::vector<std::string> names;
+        for (auto& np : s.named_parameters()) names.push_back(np.name);
+        return names;
+      })
+      .def("state_dict", [](Sequential& s) {
+        py::dict d;
+        for (auto& np : s.named_parameters()) d[py::str(np.name)] = to_numpy(np.param->value);
+        return d;
+      }, "Copies of all parameters by name.")
+      .def("parameter", [](Sequential& s, const std::string& name) { return to_numpy(find_param(s, name).value); },
+           py::arg("name"))
+      .def("set_parameter", [](Sequential& s, const std::string& name, const py::array& a) {
+        copy_into(a, find_param(s, name).value, name);
+      }, py::arg("name"), py::arg("value"));
+}
+
+}  // namespace ez::py_bind

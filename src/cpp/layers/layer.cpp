@@ -1,0 +1,46 @@
+// Shared layer helpers: shape checks and the platform-independent uniform initialization.
+#include "layers/layer.h"
+
+#include <climits>
+#include <stdexcept>
+
+#include "rng/philox.h"
+
+namespace ez {
+
+std::int64_t Layer::num_params() const {
+  std::int64_t n = 0;
+  for (const auto& p : params_) n += p.value.numel();
+  return n;
+}
+
+void expect_rank(const Layer& layer, const Shape& in, std::size_t rank, const char* layout) {
+  if (in.size() != rank)
+    throw std::invalid_argument(layer.repr() + " expects a " + std::to_string(rank) + "-d input " + layout +
+                                ", got shape " + shape_str(in));
+  for (auto d : in)
+    if (d <= 0) throw std::invalid_argument(layer.repr() + " got an empty input of shape " + shape_str(in));
+}
+
+void expect_dim(const Layer& layer, const Shape& in, std::size_t axis, std::int64_t want, const char* what) {
+  if (in.at(axis) != want)
+    throw std::invalid_argument(layer.repr() + " expects " + std::to_string(want) + " " + what + " (axis " +
+                                std::to_string(axis) + "), got shape " + shape_str(in));
+}
+
+int checked_int(std::int64_t v, const char* what) {
+  if (v < 0 || v > INT_MAX) throw std::invalid_argument(std::string(what) + " is out of range: " + std::to_string(v));
+  return static_cast<int>(v);
+}
+
+void init_uniform(Tensor& t, float bound, std::uint64_t seed, std::uint32_t stream) {
+  const PhiloxKey key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
+  float* p = t.f32();
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    const PhiloxCounter r = philox_block(key, stream, static_cast<std::uint64_t>(i) / 4);
+    const float u = static_cast<float>(r[i % 4] >> 8) * (1.0f / 16777216.0f);  // 24 bits -> [0, 1)
+    p[i] = bound * (2.0f * u - 1.0f);
+  }
+}
+
+}  // namespace ez

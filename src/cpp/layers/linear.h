@@ -1,0 +1,25 @@
+// Linear: y = x W^T + b with W[out][in]. The per-point variant (PointNet's shared MLP) applies the same layer to
+// every point of x[N][points][in], i.e. a Linear over N*points rows.
+#pragma once
+#include "layers/layer.h"
+
+namespace ez {
+
+class Linear final : public Layer {
+ public:
+  Linear(int in_features, int out_features, bool bias, bool per_point);
+  std::string kind() const override { return per_point_ ? "point_linear" : "linear"; }
+  std::string repr() const override;
+  Shape output_shape(const Shape& in) const override;
+  void forward(const Tensor& x, Tensor& y) const override;
+  void backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const override;
+  void backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) override;
+  void init_parameters(std::uint64_t seed) override;
+
+ private:
+  LinearShape problem(const Shape& in) const;
+  int in_, out_;
+  bool bias_, per_point_;
+};
+
+}  // namespace ez

@@ -1,0 +1,91 @@
+// Parameter-free layers over the dispatched pointwise and pooling kernels.
+#include "layers/shape_ops.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/kernels.h"
+
+namespace ez {
+
+namespace {
+void expect_nonempty(const Layer& layer, const Shape& in) {
+  if (in.empty() || shape_numel(in) == 0)
+    throw std::invalid_argument(layer.repr() + " got an empty input of shape " + shape_str(in));
+}
+// Aliasing layers (in place / views) get dx sharing dy's storage; copy only if a caller passed separate buffers.
+void copy_if_distinct(const Tensor& from, Tensor& to) {
+  if (from.raw() != to.raw()) std::memcpy(to.raw(), from.raw(), from.nbytes());
+}
+}  // namespace
+
+Shape ReLU::output_shape(const Shape& in) const {
+  expect_nonempty(*this, in);
+  return in;
+}
+
+void ReLU::forward(const Tensor& x, Tensor& y) const {
+  kernels().relu_fwd_f32(static_cast<std::size_t>(x.numel()), x.f32(), y.f32());
+}
+
+void ReLU::backward_data(const Tensor& /*x*/, const Tensor& y, const Tensor& dy, Tensor& dx) const {
+  kernels().relu_bwd_f32(static_cast<std::size_t>(y.numel()), y.f32(), dy.f32(), dx.f32());
+}
+
+MaxPool2d::MaxPool2d(int kernel_size) : k_(kernel_size) {
+  if (k_ < 1) throw std::invalid_argument("MaxPool2d needs kernel_size >= 1, got " + std::to_string(k_));
+}
+
+Pool2dShape MaxPool2d::problem(const Shape& in) const {
+  expect_rank(*this, in, 4, "(N, C, H, W)");
+  Pool2dShape s{checked_int(in[0], "batch"), checked_int(in[1], "channels"), checked_int(in[2], "height"),
+                checked_int(in[3], "width"), k_};
+  if (s.out_h() < 1 || s.out_w() < 1)
+    throw std::invalid_argument(repr() + ": input " + shape_str(in) + " is smaller than the window");
+  return s;
+}
+
+Shape MaxPool2d::output_shape(const Shape& in) const {
+  const Pool2dShape s = problem(in);
+  return {s.n, s.c, s.out_h(), s.out_w()};
+}
+
+void MaxPool2d::forward(const Tensor& x, Tensor& y) const {
+  kernels().maxpool2d_fwd_f32(problem(x.shape()), x.f32(), y.f32());
+}
+
+void MaxPool2d::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const {
+  kernels().maxpool2d_bwd_f32(problem(x.shape()), x.f32(), y.f32(), dy.f32(), dx.f32());
+}
+
+Shape Flatten::output_shape(const Shape& in) const {
+  if (in.size() < 2) throw std::invalid_argument("Flatten expects (N, ...) with at least 2 dims, got " + shape_str(in));
+  expect_nonempty(*this, in);
+  return {in[0], shape_numel(in) / in[0]};
+}
+
+void Flatten::forward(const Tensor& x, Tensor& y) const { copy_if_distinct(x, y); }
+
+void Flatten::backward_data(const Tensor& /*x*/, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {
+  copy_if_distinct(dy, dx);
+}
+
+PointPoolShape PointMaxPool::problem(const Shape& in) const {
+  expect_rank(*this, in, 3, "(N, points, features)");
+  return {checked_int(in[0], "batch"), checked_int(in[1], "points"), checked_int(in[2], "features")};
+}
+
+Shape PointMaxPool::output_shape(const Shape& in) const {
+  const PointPoolShape s = problem(in);
+  return {s.n, s.c};
+}
+
+void PointMaxPool::forward(const Tensor& x, Tensor& y) const {
+  kernels().point_maxpool_fwd_f32(problem(x.shape()), x.f32(), y.f32());
+}
+
+void PointMaxPool::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const {
+  kernels().point_maxpool_bwd_f32(problem(x.shape()), x.f32(), y.f32(), dy.f32(), dx.f32());
+}
+
+}  // namespace ez

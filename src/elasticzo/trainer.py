@@ -1,0 +1,161 @@
+"""ElasticZO training driver: epochs, learning-rate decay, metrics and the time breakdown. Every step runs in C++."""
+
+import math
+import time
+
+import numpy as np
+
+from elasticzo import _core
+from elasticzo.data.batches import batches, num_batches
+from elasticzo.methods import method_name, zo_layers_for
+
+# Phases of the paper's Fig. 7 plus the Python side's data and the rest.
+PHASES = ("forward", "backward", "zo_perturb", "zo_update", "loss", "data", "other")
+
+
+def _positive(value, name):
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return value
+
+
+class ElasticZO:
+    """Trains parameter layers [0, C) of `model` by zeroth-order SPSA and the rest by backprop (SPEC §3).
+
+    Give either `method` ('full-zo', 'zo-feat-cls2', 'zo-feat-cls1', 'full-bp') or `zo_layers` (C).
+    Learning rates decay by `lr_decay` every `lr_decay_every` epochs (the paper: 0.8 every 10).
+    """
+
+    def __init__(self, model, zo_layers=None, *, method=None, lr_zo=5e-4, lr_bp=0.05, eps=1e-3, grad_clip=100.0,
+                 clean_bp_pass=False, optimizer="sgd", seed=0, lr_decay=0.8, lr_decay_every=10):
+        layers = model.num_param_layers
+        if (zo_layers is None) == (method is None):
+            raise ValueError("give exactly one of zo_layers (an int) or method (a name)")
+        if method is not None:
+            zo_layers = zo_layers_for(method, layers)
+        if isinstance(zo_layers, bool) or not isinstance(zo_layers, (int, np.integer)):
+            raise ValueError(f"zo_layers must be an int, got {zo_layers!r}")
+        self.model = model
+        self.zo_layers = int(zo_layers)
+        self.method = method_name(self.zo_layers, layers)
+        self.base_lr_zo = float(lr_zo)
+        self.base_lr_bp = float(lr_bp)
+        self.lr_decay = _positive(lr_decay, "lr_decay")
+        if isinstance(lr_decay_every, bool) or not isinstance(lr_decay_every, int) or lr_decay_every < 1:
+            raise ValueError(f"lr_decay_every must be an int >= 1, got {lr_decay_every!r}")
+        self.lr_decay_every = lr_decay_every
+        self.seed = int(seed)
+        self.config = dict(zo_layers=self.zo_layers, method=self.method, lr_zo=self.base_lr_zo,
+                           lr_bp=self.base_lr_bp, eps=float(eps), grad_clip=float(grad_clip),
+                           clean_bp_pass=bool(clean_bp_pass), optimizer=optimizer, seed=self.seed,
+                           lr_decay=self.lr_decay, lr_decay_every=lr_decay_every)
+        self.core = _core.ElasticZO(model, self.zo_layers, eps=eps, lr_zo=lr_zo, lr_bp=lr_bp, grad_clip=grad_clip,
+                                    clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed)
+        # Position in training, saved by checkpoints: epochs finished, batches done in the current epoch and the
+        # running loss sum of that epoch.
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.epoch_loss_sum = 0.0
+        self.history = []
+
+    def learning_rates(self, epoch: int):
+        """(lr_zo, lr_bp) in effect during `epoch` (0-based)."""
+        factor = self.lr_decay ** (epoch // self.lr_decay_every)
+        return self.base_lr_zo * factor, self.base_lr_bp * factor
+
+    def train_epoch(self, train, batch_size: int, *, progress=None, on_step=None) -> dict:
+        """Runs (the rest of) epoch `self.epoch`; returns its metrics. on_step(trainer) runs after every step."""
+        lr_zo, lr_bp = self.learning_rates(self.epoch)
+        self.core.set_learning_rates(lr_zo, lr_bp)
+        self.core.clear_times()
+        _core.reset_peak_memory()
+        total = num_batches(len(train), batch_size)
+        data_time = 0.0
+        start = time.perf_counter()
+        it = batches(train, batch_size, shuffle=True, seed=self.seed, epoch=self.epoch,
+                     start_batch=self.batch_in_epoch)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(it, None)
+            data_time += time.perf_counter() - t0
+            if batch is None:
+                break
+            stats = self.core.step(*batch)
+            self.epoch_loss_sum += stats["loss"]
+            self.batch_in_epoch += 1
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{stats['loss']:.4f}", refresh=False)
+            if on_step is not None:
+                on_step(self)
+        seconds = time.perf_counter() - start
+        metrics = {
+            "epoch": self.epoch + 1,
+            "train_loss": self.epoch_loss_sum / max(total, 1),
+            "lr_zo": lr_zo,
+            "lr_bp": lr_bp,
+            "seconds": seconds,
+            "peak_memory_bytes": _core.memory_stats()["total_peak"],
+            "time_breakdown": self._breakdown(seconds, data_time),
+        }
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.epoch_loss_sum = 0.0
+        return metrics
+
+    def _breakdown(self, seconds, data_time):
+        core = self.core.times()
+        out = {p: core.get(p, 0.0) for p in ("forward", "zo_perturb", "zo_update", "loss")}
+        out["backward"] = core["backward"] + core["optimizer"]  # the BP part's gradients and its weight update
+        out["data"] = data_time
+        out["other"] = max(seconds - sum(out.values()), 0.0)
+        return {p: out[p] for p in PHASES}
+
+    def fit(self, train, epochs: int, batch_size: int = 64, *, test=None, progress=True, on_epoch_end=None,
+            on_step=None) -> list:
+        """Trains until `epochs` epochs are done (continuing from self.epoch); returns the per-epoch metrics."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        while self.epoch < epochs:
+            bar = _progress_bar(progress, num_batches(len(train), batch_size), self.batch_in_epoch,
+                                f"epoch {self.epoch + 1}/{epochs} {self.method}")
+            try:
+                metrics = self.train_epoch(train, batch_size, progress=bar, on_step=on_step)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if test is not None:
+                ev = self.evaluate(test, batch_size=batch_size)
+                metrics.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
+            self.history.append(metrics)
+            if on_epoch_end is not None:
+                on_epoch_end(self, metrics)
+        return self.history
+
+    def evaluate(self, dataset, batch_size: int = 256) -> dict:
+        """Mean loss and accuracy (fraction) of the model on a dataset."""
+        return evaluate(self.model, dataset, batch_size)
+
+
+def evaluate(model, dataset, batch_size: int = 256) -> dict:
+    """Mean softmax cross-entropy and accuracy (fraction) of `model` over `dataset`."""
+    correct = 0
+    loss_sum = 0.0
+    for x, y in batches(dataset, batch_size, shuffle=False):
+        logits = model.forward(x).astype(np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss_sum += float(-log_probs[np.arange(len(y)), y].sum())
+        correct += int((logits.argmax(axis=1) == y).sum())
+    return {"loss": loss_sum / len(dataset), "accuracy": correct / len(dataset)}
+
+
+def _progress_bar(enabled, total, initial, desc):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
