@@ -1,0 +1,127 @@
+// Run-time kernel dispatch: the ISA list follows the CPU (cpuid / getauxval), ELASTICZO_ISA and set_isa choose the
+// table, and unknown or unavailable ISAs are refused. ELASTICZO_EXPECT_DOTPROD=0/1 (set by scripts/arm/test-cpp.sh
+// for qemu's cortex-a53 / cortex-a76) pins what the emulated CPU must report.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
+namespace ez {
+namespace {
+
+bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+TEST(Dispatch, RefIsAlwaysAvailableAndFirst) {
+  const auto isas = available_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.front(), "ref");
+  for (const auto& [name, isa] : make_kernel_table("ref").entries()) EXPECT_EQ(isa, "ref") << name;
+}
+
+#if defined(__aarch64__)
+TEST(Dispatch, ArmOffersNeonAlwaysAndDotprodExactlyWhenHwcapSaysSo) {
+  const auto isas = available_isas();
+  // getauxval, like dispatch.cpp: under qemu-user /proc/cpuinfo describes the x86 host.
+  const bool hw_dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  EXPECT_TRUE(has(isas, "neon")) << "available: " << joined(isas);  // ASIMD is part of ARMv8.0-A
+  EXPECT_EQ(has(isas, "neon_dotprod"), hw_dotprod) << "available: " << joined(isas);
+  EXPECT_FALSE(has(isas, "avx2") || has(isas, "avx512")) << "available: " << joined(isas);
+  if (const char* expect = std::getenv("ELASTICZO_EXPECT_DOTPROD")) {
+    const std::string e = expect;
+    ASSERT_TRUE(e == "0" || e == "1") << "ELASTICZO_EXPECT_DOTPROD must be 0 or 1, not '" << e << "'";
+    const char* cpu = std::getenv("QEMU_CPU");
+    EXPECT_EQ(hw_dotprod, e == "1") << "QEMU_CPU=" << (cpu ? cpu : "(unset)") << " available: " << joined(isas);
+  }
+}
+#endif
+
+#if defined(__x86_64__)
+TEST(Dispatch, X86OffersWhatCpuidReports) {
+  const auto isas = available_isas();
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  EXPECT_EQ(has(isas, "avx2"), avx2) << "available: " << joined(isas);
+  if (has(isas, "avx512")) EXPECT_TRUE(avx2 && __builtin_cpu_supports("avx512f")) << "available: " << joined(isas);
+  EXPECT_FALSE(has(isas, "neon") || has(isas, "neon_dotprod")) << "available: " << joined(isas);
+}
+#endif
+
+// A table for level L only uses implementations of levels up to L: a kernel without a faster version keeps the
+// best one below, and nothing the CPU cannot run ends up in it.
+TEST(Dispatch, EachTableUsesOnlyItsLevelAndBelow) {
+  const auto isas = available_isas();
+  for (std::size_t level = 0; level < isas.size(); ++level) {
+    const KernelTable t = make_kernel_table(isas[level]);
+    EXPECT_EQ(t.isa, isas[level]);
+    const std::vector<std::string> allowed(isas.begin(), isas.begin() + static_cast<std::ptrdiff_t>(level) + 1);
+    for (const auto& [name, isa] : t.entries())
+      EXPECT_TRUE(has(allowed, isa)) << "table " << isas[level] << ": " << name << " uses " << isa;
+  }
+}
+
+TEST(Dispatch, SetIsaChoosesTheTableAndAutoRestoresTheBest) {
+  for (const auto& isa : available_isas()) {
+    set_isa(isa);
+    EXPECT_EQ(kernels().isa, isa);
+  }
+  set_isa("auto");
+  EXPECT_EQ(kernels().isa, available_isas().back());
+}
+
+TEST(Dispatch, UnknownOrUnavailableIsaThrowsAndKeepsTheTable) {
+  set_isa("ref");
+  EXPECT_THROW(make_kernel_table("sse9"), std::invalid_argument);
+  EXPECT_THROW(set_isa("sse9"), std::invalid_argument);
+  EXPECT_THROW(set_isa(""), std::invalid_argument);
+#if defined(__aarch64__)
+  EXPECT_THROW(set_isa("avx2"), std::invalid_argument);
+#else
+  EXPECT_THROW(set_isa("neon"), std::invalid_argument);
+#endif
+  EXPECT_EQ(kernels().isa, "ref");
+  set_isa("auto");
+}
+
+// ELASTICZO_ISA is read when the first kernel is looked up, so each case runs in a new process: "threadsafe" death
+// tests start the test binary again (under qemu through binfmt_misc, with QEMU_CPU from the environment).
+int startup_isa_is(const char* env, const std::string& expected) {
+  setenv("ELASTICZO_ISA", env, 1);
+  return kernels().isa == expected ? 0 : 1;
+}
+
+int startup_throws_invalid_argument(const char* env) {
+  setenv("ELASTICZO_ISA", env, 1);
+  try {
+    kernels();
+  } catch (const std::invalid_argument&) {
+    return 0;
+  }
+  return 1;
+}
+
+TEST(Dispatch, EnvironmentChoosesTheStartupTable) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (const auto& isa : available_isas())
+    EXPECT_EXIT(std::exit(startup_isa_is(isa.c_str(), isa)), testing::ExitedWithCode(0), "") << isa;
+  EXPECT_EXIT(std::exit(startup_isa_is("auto", available_isas().back())), testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(std::exit(startup_throws_invalid_argument("sse9")), testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace ez
