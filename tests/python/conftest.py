@@ -1,0 +1,59 @@
+"""Shared pytest fixtures for tests/python."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---- datasets (elasticzo.data) --------------------------------------------------------------------------------
+# MNIST ships in the repository; Fashion-MNIST and ModelNet40 come from a shared data folder: the roots in
+# $ELASTICZO_DATA, then ../shared/data beside the clone, then /work/shared/data. A test that needs a dataset
+# fails (never skips) when it is nowhere, naming every place it looked.
+
+def _shared_dataset_dir(name: str, required_file: str) -> Path:
+    roots = [Path(p) for p in os.environ.get("ELASTICZO_DATA", "").split(os.pathsep) if p]
+    roots = list(dict.fromkeys(roots + [REPO_ROOT.parent / "shared" / "data", Path("/work/shared/data")]))
+    for root in roots:
+        if (root / name / required_file).is_file():
+            return root / name
+    pytest.fail(f"{name} not found: no {name}/{required_file} under any of "
+                f"{', '.join(str(r) for r in roots)}. Set ELASTICZO_DATA to the folder holding {name}/.")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    path = REPO_ROOT / "data" / "mnist"
+    if not (path / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"{path} lacks the MNIST files the repository carries")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    return _shared_dataset_dir("fashion-mnist", "train-images-idx3-ubyte.gz")
+
+
+@pytest.fixture(scope="session")
+def modelnet_dir() -> Path:
+    return _shared_dataset_dir("modelnet40", "modelnet40_1024.npz")
+
+
+def _dataset_fixture(name: str, split: str, folder_fixture: str):
+    """A session fixture loading one split once; read-only since tests share it, so a stray write fails loudly."""
+    @pytest.fixture(scope="session")
+    def dataset(request):
+        from elasticzo.data import load_dataset
+        loaded = load_dataset(name, request.getfixturevalue(folder_fixture), split)
+        loaded.x.flags.writeable = False
+        loaded.y.flags.writeable = False
+        return loaded
+    return dataset
+
+
+mnist_train = _dataset_fixture("mnist", "train", "mnist_dir")
+mnist_test = _dataset_fixture("mnist", "test", "mnist_dir")
+fashion_train = _dataset_fixture("fashion-mnist", "train", "fashion_dir")
+fashion_test = _dataset_fixture("fashion-mnist", "test", "fashion_dir")
