@@ -1,0 +1,74 @@
+// theta[i] += scale * z(key, stream, offset + i) over SIMD lanes, written once for every ISA: `Ops` (simd/rng_*.h)
+// gives the lane types of rng/gaussian.h plus kBlocks (Philox blocks per vector), iota, counter loads, the 4 x
+// kBlocks transpose into element order and unaligned float loads and stores. Work is cut into groups of
+// 4 kBlocks elements aligned in the index space and chunks of groups fixed by the size; every element is a pure
+// function of its index, so any thread count, chunking or offset gives the reference's bits.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "rng/gaussian.h"
+
+namespace ez {
+namespace {
+
+// z of the 4 kBlocks elements from element 4 block on, in element order (kBlocks per vector).
+template <class Ops>
+inline void gaussian_group(PhiloxKey key, std::uint32_t stream, std::uint64_t block, typename Ops::F (&z)[4]) {
+  using U = typename Ops::U;
+  constexpr std::uint32_t kLast = Ops::kBlocks - 1;
+  const auto lo = static_cast<std::uint32_t>(block), hi = static_cast<std::uint32_t>(block >> 32);
+  U c[4];
+  if (lo <= 0xffffffffu - kLast) {
+    c[0] = Ops::add(Ops::splat_u(lo), Ops::iota());
+    c[1] = Ops::splat_u(hi);
+  } else {  // the low counter word wraps inside this group
+    std::uint32_t lo_w[Ops::kBlocks], hi_w[Ops::kBlocks];
+    for (std::uint32_t l = 0; l <= kLast; ++l) {
+      lo_w[l] = static_cast<std::uint32_t>(block + l);
+      hi_w[l] = static_cast<std::uint32_t>((block + l) >> 32);
+    }
+    c[0] = Ops::load_u(lo_w);
+    c[1] = Ops::load_u(hi_w);
+  }
+  c[2] = Ops::splat_u(stream);
+  c[3] = Ops::splat_u(0);
+  philox4x32_10_lanes<Ops>(c, key);
+  box_muller4<Ops>(c, z);
+  Ops::transpose4(z);
+}
+
+template <class Ops>
+void zo_axpy_gaussian_lanes(std::size_t n, float scale, PhiloxKey key, std::uint32_t stream, std::uint64_t offset,
+                            float* theta) {
+  using F = typename Ops::F;
+  constexpr std::uint64_t kGroup = 4 * Ops::kBlocks;
+  constexpr std::int64_t kChunkGroups = 4096 / kGroup;  // 4096 elements: ~2 us of work, worth a thread
+  if (n == 0) return;
+  const std::uint64_t first = offset / kGroup, end = offset + n;
+  const auto groups = static_cast<std::int64_t>((end + kGroup - 1) / kGroup - first);
+  const std::int64_t chunks = (groups + kChunkGroups - 1) / kChunkGroups;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const std::int64_t g_end = chunk + 1 == chunks ? groups : (chunk + 1) * kChunkGroups;
+    const F s = Ops::splat_f(scale);
+    for (std::int64_t g = chunk * kChunkGroups; g < g_end; ++g) {
+      const std::uint64_t base = (first + static_cast<std::uint64_t>(g)) * kGroup;
+      F z[4];
+      gaussian_group<Ops>(key, stream, base / 4, z);
+      if (base >= offset && base + kGroup <= end) {
+        float* t = theta + (base - offset);
+        for (int q = 0; q < 4; ++q)
+          Ops::storeu_f(t + q * Ops::kBlocks, Ops::add(Ops::loadu_f(t + q * Ops::kBlocks), Ops::mul(s, z[q])));
+      } else {  // first or last group, partly outside [offset, offset + n)
+        float zs[kGroup];
+        for (int q = 0; q < 4; ++q) Ops::storeu_f(zs + q * Ops::kBlocks, z[q]);
+        const std::uint64_t lo = base > offset ? base : offset, hi = base + kGroup < end ? base + kGroup : end;
+        for (std::uint64_t e = lo; e < hi; ++e) theta[e - offset] += scale * zs[e - base];
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ez
