@@ -2,9 +2,11 @@
 
 import gzip
 import os
+import http.server
 import shutil
 import socket
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -377,6 +379,34 @@ def test_download_from_file_mirror_verifies_and_keeps_good_files(tmp_path, mnist
     assert len(load_dataset("mnist", dest, "test")) == 10000
     # Everything present and intact: nothing is fetched, so an unreachable mirror does not matter.
     download_dataset("mnist", dest, mirrors=[_closed_port_url()])
+
+
+@pytest.fixture
+def local_http_mirror(mnist_dir):
+    """http://127.0.0.1:<port>/ serving the repository's MNIST folder from a thread, quietly."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(mnist_dir), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_download_over_http_skips_a_mirror_answering_404(tmp_path, local_http_mirror):
+    dest = tmp_path / "dest"
+    download_dataset("mnist", dest, mirrors=[local_http_mirror + "no-such-folder/", local_http_mirror])
+    assert all(sha256_of(dest / k.name) == k.sha256 for k in dataset_info("mnist").all_files())
+    with pytest.raises(DownloadError, match="no-such-folder/train-images-idx3-ubyte.gz: HTTP 404") as e:
+        download_dataset("fashion-mnist", tmp_path / "f", mirrors=[local_http_mirror + "no-such-folder/"])
+    assert "offline" not in str(e.value)  # the server answered
 
 
 def test_download_replaces_a_damaged_file(tmp_path, mnist_dir):

@@ -1,7 +1,6 @@
 """Dataset (x, y, classes) and load_dataset(): verified files -> float32 NCHW images or points, int32 labels."""
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -89,7 +88,7 @@ def _load_modelnet(info, split, data_dir, verify):
     (path,) = find_files(info, split, data_dir)
     if verify:
         verify_file(path, info.files[split][0], info.name)
-    points, labels, classes = read_modelnet40(Path(path), split)
+    points, labels, classes = read_modelnet40(path, split)
     return Dataset(info.name, split, points, labels, classes)
 
 

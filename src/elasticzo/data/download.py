@@ -1,13 +1,15 @@
 """download_dataset(): fetch the original MNIST / Fashion-MNIST files from public mirrors, verified, atomically."""
 
 import hashlib
+import http.client
 import os
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from elasticzo.data.errors import DownloadError
-from elasticzo.data.integrity import sha256_of
+from elasticzo.data.integrity import is_intact
 from elasticzo.data.locate import ENV_VAR, cache_dir
 from elasticzo.data.registry import dataset_info
 
@@ -54,9 +56,9 @@ def download_dataset(name: str, dest=None, *, mirrors=None, timeout: float = 30.
     dest.mkdir(parents=True, exist_ok=True)
     for known in info.all_files():
         target = dest / known.name
-        if target.is_file() and target.stat().st_size == known.size and sha256_of(target) == known.sha256:
+        if is_intact(target, known):
             continue
-        failures = []
+        failures, reached = [], False  # reached: some mirror answered, so the network is up
         for base in mirrors:
             url = base.rstrip("/") + "/" + known.name
             try:
@@ -64,13 +66,17 @@ def download_dataset(name: str, dest=None, *, mirrors=None, timeout: float = 30.
                 break
             except _Mismatch as e:
                 failures.append(f"  - {url}: wrong content, {e}")
-            except OSError as e:  # URLError, HTTPError, timeouts and refused connections are all OSErrors
+                reached = True
+            except urllib.error.HTTPError as e:
+                failures.append(f"  - {url}: HTTP {e.code} {e.reason}")
+                reached = True
+            # other URLErrors, timeouts and refused connections are OSErrors; a cut transfer is HTTPException
+            except (OSError, http.client.HTTPException) as e:
                 failures.append(f"  - {url}: {getattr(e, 'reason', e)}")
         else:
-            offline = not any("wrong content" in f for f in failures)
             raise DownloadError(
                 f"could not download {info.name}/{known.name} into {dest}:\n" + "\n".join(failures) + "\n"
-                + ("No mirror could be reached: are you offline? " if offline else "")
+                + ("" if reached else "No mirror could be reached: are you offline? ")
                 + f"Copy the original files by hand into {dest} (or a folder named {info.name}/ under "
                 f"${ENV_VAR}); load_dataset checks their SHA-256.")
     return dest

@@ -17,6 +17,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_intact(path: Path, known: KnownFile) -> bool:
+    """Whether `path` exists and is byte for byte the published `known` file."""
+    path = Path(path)
+    return path.is_file() and path.stat().st_size == known.size and sha256_of(path) == known.sha256
+
+
 def verify_file(path: Path, known: KnownFile, dataset: str) -> None:
     """Raise ChecksumError unless `path` is byte for byte the published `known` file."""
     remedy = (

@@ -55,7 +55,7 @@ def find_files(info: DatasetInfo, split: str, data_dir=None) -> list:
             return [d / n for n in wanted]
         tried.append(f"  - {d}: " + ("no such folder" if not d.is_dir() else "missing " + ", ".join(missing)))
     how = (f"run elasticzo.data.download_dataset({info.name!r}) when online (it writes to {cache_dir(info.name)})"
-           if info.mirrors else f"copy {', '.join(wanted)} there")
+           if info.mirrors else f"copy {', '.join(wanted)} into one of the folders above")
     raise DatasetNotFoundError(
         f"{info.name} {split} files ({', '.join(wanted)}) not found. Looked in, in this order:\n"
         + "\n".join(tried)
