@@ -5,4 +5,5 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "elasticzo C++ core";
   ez::py_bind::register_runtime(m);
   ez::py_bind::register_model(m);
+  ez::py_bind::register_train(m);
 }

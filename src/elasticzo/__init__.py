@@ -12,6 +12,8 @@ from elasticzo._core import (
     reset_peak_memory,
 )
 from elasticzo.info import build_info
+from elasticzo import data, models, nn
+from elasticzo.trainer import ElasticZO, evaluate
 
 __all__ = [
     "__version__",
@@ -23,4 +25,9 @@ __all__ = [
     "memory_stats",
     "reset_peak_memory",
     "build_info",
+    "data",
+    "models",
+    "nn",
+    "ElasticZO",
+    "evaluate",
 ]

@@ -50,7 +50,6 @@ class ElasticZO {
   ElasticZOConfig cfg_;
   Optimizer opt_;
   std::size_t bp_first_;  // first module of the backprop part (size() when C = L)
-  bool optimizer_attached_ = false;
   std::uint64_t steps_ = 0;
   PhaseTimes times_;
 };

@@ -1,0 +1,83 @@
+// The ElasticZO trainer: one call per minibatch, the whole step in C++ with the GIL released.
+#include <pybind11/stl.h>
+
+#include "arrays.h"
+#include "register.h"
+#include "train/elasticzo.h"
+
+namespace py = pybind11;
+
+namespace ez::py_bind {
+
+void register_train(py::module_& m) {
+  py::class_<ElasticZO>(m, "ElasticZO")
+      .def(py::init([](std::shared_ptr<Sequential> model, int zo_layers, float eps, float lr_zo, float lr_bp,
+                       float grad_clip, bool clean_bp_pass, const std::string& optimizer, std::uint64_t seed) {
+             ElasticZOConfig c;
+             c.zo_layers = zo_layers;
+             c.eps = eps;
+             c.lr_zo = lr_zo;
+             c.lr_bp = lr_bp;
+             c.grad_clip = grad_clip;
+             c.clean_bp_pass = clean_bp_pass;
+             c.optimizer = parse_optimizer(optimizer);
+             c.seed = seed;
+             return std::make_unique<ElasticZO>(std::move(model), c);
+           }),
+           py::arg("model"), py::arg("zo_layers"), py::arg("eps") = 1e-3f, py::arg("lr_zo") = 1e-3f,
+           py::arg("lr_bp") = 1e-2f, py::arg("grad_clip") = 0.0f, py::arg("clean_bp_pass") = false,
+           py::arg("optimizer") = "sgd", py::arg("seed") = 0, py::keep_alive<1, 2>())
+      .def("step", [](ElasticZO& t, const py::array& x_arr, const py::array& y_arr) {
+        const Tensor x = borrow_f32(x_arr, "x");
+        const Tensor y = borrow_s32(y_arr, "labels");
+        StepStats st;
+        {
+          py::gil_scoped_release release;  // safe: the arrays are held by this frame, the trainer by the caller
+          st = t.step(x, y);
+        }
+        py::dict d;
+        d["loss"] = st.loss;
+        d["loss_plus"] = st.loss_plus;
+        d["loss_minus"] = st.loss_minus;
+        d["projected_grad"] = st.projected_grad;
+        return d;
+      }, py::arg("x"), py::arg("labels"), "One ElasticZO step on a minibatch; returns its losses.")
+      .def_property_readonly("zo_layers", [](const ElasticZO& t) { return t.config().zo_layers; })
+      .def_property_readonly("lr_zo", [](const ElasticZO& t) { return t.config().lr_zo; })
+      .def_property_readonly("lr_bp", [](const ElasticZO& t) { return t.config().lr_bp; })
+      .def("set_learning_rates", &ElasticZO::set_learning_rates, py::arg("lr_zo"), py::arg("lr_bp"))
+      .def_property("steps_done", &ElasticZO::steps_done, &ElasticZO::set_steps_done,
+                    "Steps taken; the step number keys each perturbation, so resuming sets it back.")
+      .def("times", [](const ElasticZO& t) {
+        py::dict d;
+        for (int p = 0; p < static_cast<int>(Phase::count); ++p)
+          d[phase_name(static_cast<Phase>(p))] = t.times().get(static_cast<Phase>(p));
+        return d;
+      }, "Seconds spent per phase since the last clear_times().")
+      .def("clear_times", &ElasticZO::clear_times)
+      .def("optimizer_state", [](ElasticZO& t) {
+        py::dict d;
+        Optimizer& o = t.optimizer();
+        py::list m, v;
+        for (const auto& x : o.first_moments()) m.append(to_numpy(x));
+        for (const auto& x : o.second_moments()) v.append(to_numpy(x));
+        d["steps"] = o.steps();
+        d["m"] = m;
+        d["v"] = v;
+        return d;
+      }, "Adam's moments (empty for SGD) and its step count, for checkpoints.")
+      .def("load_optimizer_state", [](ElasticZO& t, std::int64_t steps, const std::vector<py::array>& m,
+                                      const std::vector<py::array>& v) {
+        Optimizer& o = t.optimizer();
+        if (m.size() != o.first_moments().size() || v.size() != o.second_moments().size())
+          throw py::value_error("optimizer state has " + std::to_string(m.size()) + " moments, expected " +
+                                std::to_string(o.first_moments().size()) + "");
+        for (std::size_t i = 0; i < m.size(); ++i) {
+          copy_into(m[i], o.first_moments()[i], "m[" + std::to_string(i) + "]");
+          copy_into(v[i], o.second_moments()[i], "v[" + std::to_string(i) + "]");
+        }
+        o.set_steps(steps);
+      }, py::arg("steps"), py::arg("m"), py::arg("v"));
+}
+
+}  // namespace ez::py_bind
