@@ -20,6 +20,9 @@ void check_layout(const py::array& arr, const std::string& name) {
     throw py::value_error(name + " must be C-contiguous (got a strided view of shape " + shape_str(shape_of(arr)) +
                           "); pass np.ascontiguousarray(" + name + ")");
   if (arr.size() == 0) throw py::value_error(name + " is empty (shape " + shape_str(shape_of(arr)) + ")");
+  // A buffer at an odd byte offset (np.frombuffer(..., offset=1)) is legal numpy but not a valid float* in C++.
+  if (!(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(name + " is not aligned to its element size; pass " + name + ".copy()");
 }
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "arrays.h"
+#include "kernels/kernels.h"
 #include "layers/conv2d.h"
 #include "layers/linear.h"
 #include "layers/shape_ops.h"
@@ -52,19 +53,46 @@ py::dict layer_backward_weight(Layer& layer, const py::array& x_arr, const py::a
   const Shape out_shape = layer.output_shape(x.shape());
   if (dy.shape() != out_shape)
     throw py::value_error("dy must have the output shape " + shape_str(out_shape) + ", got " + shape_str(dy.shape()));
+  // The layer writes into new arrays lent as its gradient buffers; its own buffers come back even if it throws.
+  struct RestoreGrads {
+    Layer& layer;
+    std::vector<Tensor> saved;
+    ~RestoreGrads() {
+      for (std::size_t i = 0; i < saved.size(); ++i) layer.params()[i].grad = saved[i];
+    }
+  } restore{layer, {}};
   py::dict grads;
-  std::vector<Tensor> saved;  // the layer's own gradient buffers are restored afterwards
   for (auto& p : layer.params()) {
-    saved.push_back(p.grad);
-    py::array_t<float> g = new_f32(p.value.shape(), p.grad);
-    grads[py::str(p.name)] = g;
+    restore.saved.push_back(p.grad);
+    grads[py::str(p.name)] = new_f32(p.value.shape(), p.grad);
   }
   {
-    py::gil_scoped_release release;
+    py::gil_scoped_release release;  // safe: the arrays are held by this frame and by `grads`
     layer.backward_weight(x, dy, false);
   }
-  for (std::size_t i = 0; i < saved.size(); ++i) layer.params()[i].grad = saved[i];
   return grads;
+}
+
+// Mean softmax cross-entropy of logits (N, classes) against int32 labels (N,), and its gradient.
+py::tuple softmax_cross_entropy(const py::array& logits_arr, const py::array& labels_arr) {
+  const Tensor logits = borrow_f32(logits_arr, "logits"), labels = borrow_s32(labels_arr, "labels");
+  if (logits.ndim() != 2)
+    throw py::value_error("logits must have shape (N, classes), got " + shape_str(logits.shape()));
+  const int rows = checked_int(logits.dim(0), "rows"), classes = checked_int(logits.dim(1), "classes");
+  if (labels.ndim() != 1 || labels.dim(0) != rows)
+    throw py::value_error("labels must have shape (" + std::to_string(rows) + ",), got " + shape_str(labels.shape()));
+  for (int i = 0; i < rows; ++i)
+    if (labels.s32()[i] < 0 || labels.s32()[i] >= classes)
+      throw py::value_error("label " + std::to_string(labels.s32()[i]) + " at index " + std::to_string(i) +
+                            " is outside [0, " + std::to_string(classes) + ")");
+  Tensor grad;
+  py::array_t<float> dlogits = new_f32(logits.shape(), grad);
+  float loss = 0.0f;
+  {
+    py::gil_scoped_release release;  // safe: the arrays are held by this frame
+    loss = kernels().softmax_xent_f32(rows, classes, logits.f32(), labels.s32(), 1.0f, grad.f32());
+  }
+  return py::make_tuple(loss, dlogits);
 }
 
 Param& find_param(Sequential& m, const std::string& name) {
@@ -111,14 +139,21 @@ void register_model(py::module_& m) {
   py::class_<Flatten, Layer, std::shared_ptr<Flatten>>(m, "Flatten").def(py::init<>());
   py::class_<PointMaxPool, Layer, std::shared_ptr<PointMaxPool>>(m, "PointMaxPool").def(py::init<>());
 
+  m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("labels"),
+        "(mean loss, dL/dlogits) of softmax cross-entropy; labels are int32 in [0, classes).");
+
   py::class_<Sequential, std::shared_ptr<Sequential>>(m, "Sequential")
       .def(py::init<>())
       .def("add", &Sequential::add, py::arg("name"), py::arg("layer"))
       .def("__len__", &Sequential::size)
-      .def("__getitem__", [](Sequential& s, std::size_t i) {
-        if (i >= s.size()) throw py::index_error("module index out of range");
-        return std::make_pair(s.name(i), &s.layer(i));
-      }, py::return_value_policy::reference_internal)
+      .def("__getitem__", [](Sequential& s, py::ssize_t i) {
+        const auto n = static_cast<py::ssize_t>(s.size());
+        if (i < -n || i >= n)
+          throw py::index_error("module index " + std::to_string(i) + " is out of range for " + std::to_string(n) +
+                                " modules");
+        const auto k = static_cast<std::size_t>(i < 0 ? i + n : i);
+        return std::make_pair(s.name(k), s.layer(k).shared_from_this());
+      }, py::arg("index"), "(name, layer) of module `index`.")
       .def_property_readonly("num_param_layers", &Sequential::num_param_layers)
       .def_property_readonly("num_params", &Sequential::num_params)
       .def("param_layer_names", [](Sequential& s) {

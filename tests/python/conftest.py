@@ -57,3 +57,51 @@ mnist_train = _dataset_fixture("mnist", "train", "mnist_dir")
 mnist_test = _dataset_fixture("mnist", "test", "mnist_dir")
 fashion_train = _dataset_fixture("fashion-mnist", "train", "fashion_dir")
 fashion_test = _dataset_fixture("fashion-mnist", "test", "fashion_dir")
+
+
+# ---- kernels and numerics (elasticzo._core) --------------------------------------------------------------------
+# A test that takes `isa` runs once per ISA this CPU offers, with that ISA's kernels active; `threads` likewise
+# sets the OpenMP thread count. Both restore the defaults afterwards, so no test leaks its choice into another.
+
+def pytest_generate_tests(metafunc):
+    if "isa" in metafunc.fixturenames:
+        from elasticzo import _core
+        metafunc.parametrize("isa", _core.available_isas(), indirect=True)
+
+
+@pytest.fixture
+def isa(request):
+    from elasticzo import _core
+    _core.set_isa(request.param)
+    yield request.param
+    _core.set_isa("auto")
+
+
+@pytest.fixture
+def restore_threads():
+    from elasticzo import _core
+    before = _core.num_threads()
+    yield
+    _core.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def assert_close():
+    """assert_close(ours, ref, tol, what): max |ours - ref| <= tol * max |ref| (exact when ref is all zeros).
+
+    The failure message names `what` (the case: shapes and seed), the worst element and its two values.
+    """
+    import numpy as np
+
+    def check(ours, ref, tol, what):
+        ours = np.asarray(ours, dtype=np.float64)
+        ref = np.asarray(ref, dtype=np.float64)
+        assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != reference {ref.shape}"
+        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+        err = np.abs(ours - ref)
+        worst = np.unravel_index(int(np.argmax(err)), err.shape) if err.size else ()
+        assert err.size == 0 or err[worst] <= tol * scale, (
+            f"{what}: max error {err[worst]:.3g} > {tol:g} x {scale:.3g} at index {tuple(int(i) for i in worst)}: "
+            f"got {ours[worst]!r}, expected {ref[worst]!r}")
+
+    return check

@@ -16,7 +16,9 @@ struct Param {
   Tensor grad;       // category gradients; allocated only while the layer is trained by backprop
 };
 
-class Layer {
+// enable_shared_from_this lets the bindings hand a Sequential's layer back to Python as a shared owner even after
+// its original Python wrapper is gone (pybind11 then rebuilds the holder from the object).
+class Layer : public std::enable_shared_from_this<Layer> {
  public:
   virtual ~Layer() = default;
   virtual std::string kind() const = 0;  // "conv2d", "linear", "relu", ...

@@ -10,7 +10,9 @@ namespace ez {
 
 namespace {
 void expect_nonempty(const Layer& layer, const Shape& in) {
-  if (in.empty() || shape_numel(in) == 0)
+  bool empty = in.empty();
+  for (auto d : in) empty = empty || d <= 0;
+  if (empty)
     throw std::invalid_argument(layer.repr() + " got an empty input of shape " + shape_str(in));
 }
 // Aliasing layers (in place / views) get dx sharing dy's storage; copy only if a caller passed separate buffers.

@@ -64,8 +64,10 @@ const Tensor& Sequential::forward(const Tensor& x) {
     Shape s = x.shape();
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const Shape out = layers_[i]->output_shape(s);
-      if (layers_[i]->aliases_input())
-        acts_.push_back(i == 0 ? x.reshaped(out) : acts_[i - 1].reshaped(out));
+      // The model input belongs to the caller: an aliasing first module would write into it (in-place ReLU)
+      // or keep a view of it past this call, so it gets its own buffer instead.
+      if (layers_[i]->aliases_input() && i > 0)
+        acts_.push_back(acts_[i - 1].reshaped(out));
       else
         acts_.emplace_back(out, DType::f32, MemCategory::activations);
       s = out;

@@ -2,7 +2,8 @@
 // A "parameter layer" is a module with parameters (conv, linear); the ReLU/pool/flatten modules after it belong to
 // it (SPEC §1), so parameter layer p spans modules [first_module(p), first_module(p+1)).
 // Buffers follow the paper's memory model: one activation per module output for the whole step (views and
-// in-place ReLUs share their input's buffer); errors and gradients only for the part trained by backprop.
+// in-place ReLUs share their input's buffer, except the caller's model input); errors and gradients only for the
+// part trained by backprop.
 #pragma once
 #include <memory>
 #include <string>
