@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -14,10 +15,12 @@ inline ::testing::AssertionResult same_bits(const std::vector<float>& want, cons
   if (want.size() != got.size())
     return ::testing::AssertionFailure() << what << ": size " << got.size() << " != " << want.size();
   for (std::size_t i = 0; i < want.size(); ++i)
-    if (std::memcmp(&want[i], &got[i], sizeof(float)) != 0)
+    if (std::memcmp(&want[i], &got[i], sizeof(float)) != 0) {
+      char values[96];
+      std::snprintf(values, sizeof values, "got %a, want %a", static_cast<double>(got[i]), static_cast<double>(want[i]));
       return ::testing::AssertionFailure() << what << ": first difference at element " << i << " of " << want.size()
-                                           << ": got " << got[i] << ", want " << want[i] << " (hex " << std::hexfloat
-                                           << got[i] << " vs " << want[i] << std::defaultfloat << ")";
+                                           << ": " << values;
+    }
   return ::testing::AssertionSuccess();
 }
 

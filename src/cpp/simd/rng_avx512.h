@@ -1,6 +1,10 @@
 // AVX-512 lanes (16 x u32, 16 x f32) for the Philox and Box-Muller of rng/gaussian.h. Include only from
 // *_avx512.cpp.
 #pragma once
+// GCC 12 reports the _mm512_undefined_* inside its own intrinsics as uninitialized once OpenMP outlines the loop
+// that inlines them (a false positive): silence it for this AVX-512 file, before the intrinsics are first read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
@@ -46,8 +50,10 @@ struct RngOpsAvx512 {
     const F t0 = _mm512_unpacklo_ps(z[0], z[1]), t1 = _mm512_unpackhi_ps(z[0], z[1]);
     const F t2 = _mm512_unpacklo_ps(z[2], z[3]), t3 = _mm512_unpackhi_ps(z[2], z[3]);
     // Within each 128-bit lane L these hold the 4 elements of block 4L + 0, 1, 2, 3.
-    const F b0 = _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), b1 = _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    const F b2 = _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), b3 = _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    const F b0 = _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    const F b1 = _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    const F b2 = _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    const F b3 = _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
     const F lo01 = _mm512_shuffle_f32x4(b0, b1, _MM_SHUFFLE(1, 0, 1, 0));  // blocks 0 4 1 5
     const F lo23 = _mm512_shuffle_f32x4(b2, b3, _MM_SHUFFLE(1, 0, 1, 0));  // blocks 2 6 3 7
     const F hi01 = _mm512_shuffle_f32x4(b0, b1, _MM_SHUFFLE(3, 2, 3, 2));  // blocks 8 12 9 13

@@ -1,0 +1,17 @@
+// 2x2 max-pooling forward and backward for avx512: the shared body (maxpool2d_f32_body.h) on pw_f32x16.
+// Exact: the same bits as the reference.
+#include "kernels/kernels.h"
+#include "simd/pointwise_avx512.h"
+#include "kernels/pool/maxpool2d_f32_body.h"
+
+namespace ez {
+
+void maxpool2d_fwd_f32_avx512(const Pool2dShape& s, const float* x, float* y) {
+  maxpool2d_fwd<pw_f32x16>(s, x, y);
+}
+
+void maxpool2d_bwd_f32_avx512(const Pool2dShape& s, const float* x, const float* y, const float* dy, float* dx) {
+  maxpool2d_bwd<pw_f32x16>(s, x, y, dy, dx);
+}
+
+}  // namespace ez

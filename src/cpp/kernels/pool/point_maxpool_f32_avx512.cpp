@@ -1,0 +1,17 @@
+// point max-pooling forward and backward for avx512: the shared body (point_maxpool_f32_body.h) on pw_f32x16.
+// Exact: the same bits as the reference.
+#include "kernels/kernels.h"
+#include "simd/pointwise_avx512.h"
+#include "kernels/pool/point_maxpool_f32_body.h"
+
+namespace ez {
+
+void point_maxpool_fwd_f32_avx512(const PointPoolShape& s, const float* x, float* y) {
+  point_maxpool_fwd<pw_f32x16>(s, x, y);
+}
+
+void point_maxpool_bwd_f32_avx512(const PointPoolShape& s, const float* x, const float* y, const float* dy, float* dx) {
+  point_maxpool_bwd<pw_f32x16>(s, x, y, dy, dx);
+}
+
+}  // namespace ez
