@@ -1,0 +1,175 @@
+// Blocked FP32 GEMM driver shared by the gemm and linear ISA files: C (+)= op(A) op(B), with a bias fused.
+// Two strategies, picked from the shape: outer-product tiles over packed panels (BLIS-style), or, for
+// A B^T with few rows of A and a long reduction, dot tiles reading both operands in place.
+// Threads take whole output tiles, and every tile's reduction runs in one fixed order, so the result is the
+// same for any thread count.
+#pragma once
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/gemm/gemm_tiles.h"
+#include "kernels/omp_team.h"
+#include "memory/tracker.h"
+
+namespace ez {
+namespace {
+
+struct GemmArgs {
+  bool trans_a, trans_b;
+  int m, n, k;
+  const float* a;
+  long lda;
+  const float* b;
+  long ldb;
+  float* c;
+  long ldc;
+  Init init;  // zero, load (accumulate) or bias_col (bias[j] added to column j)
+  const float* bias;
+};
+
+// Rows i0..i0+mc of op(A), reduction p0..p0+kc, as panels of `rows` rows laid out [kc][rows] (the last panel
+// has the leftover rows), panel by panel.
+inline void pack_a(const GemmArgs& g, int i0, int mc, int p0, int kc, int rows, float* dst) {
+  for (int ip = 0; ip < mc; ip += rows) {
+    const int mr = std::min(rows, mc - ip);
+    if (g.trans_a) {
+      for (int p = 0; p < kc; ++p) {
+        const float* src = g.a + (p0 + p) * g.lda + i0 + ip;
+        for (int r = 0; r < mr; ++r) dst[p * mr + r] = src[r];
+      }
+    } else {
+      const float* src = g.a + (i0 + ip) * g.lda + p0;
+      for (int p = 0; p < kc; ++p) {
+        for (int r = 0; r < mr; ++r) dst[p * mr + r] = src[r * g.lda + p];
+      }
+    }
+    dst += mr * kc;
+  }
+}
+
+// Columns j0..j0+nr of op(B), reduction p0..p0+kc, laid out [kc][stride] with zeros past nr.
+inline void pack_b(const GemmArgs& g, int p0, int kc, int j0, int nr, int stride, float* dst) {
+  if (g.trans_b) {
+    for (int p = 0; p < kc; ++p) std::fill(dst + p * stride + nr, dst + (p + 1) * stride, 0.f);
+    for (int j = 0; j < nr; ++j) {
+      const float* src = g.b + (j0 + j) * g.ldb + p0;
+      for (int p = 0; p < kc; ++p) dst[p * stride + j] = src[p];
+    }
+  } else {
+    for (int p = 0; p < kc; ++p) {
+      std::memcpy(dst + p * stride, g.b + (p0 + p) * g.ldb + j0, sizeof(float) * nr);
+      std::fill(dst + p * stride + nr, dst + (p + 1) * stride, 0.f);
+    }
+  }
+}
+
+// Outer-product strategy. Loop nest: column blocks (NC) > reduction blocks (KC) > tasks of (MC rows x a group
+// of NR-column panels). Each block of B is packed once and shared; so is A when it has few rows (the tasks then
+// split the columns), otherwise each task packs its rows. With a few rows of A, B is read in place instead
+// (only its ragged last panel is packed): its panels would serve too few tiles to repay packing.
+template <class V>
+void gemm_outer(const GemmArgs& g) {
+  constexpr int W = V::width, MR = V::tile_rows, NV = V::tile_vecs, NR = W * NV;
+  constexpr int KC = 256, MC = MR * 16, NC = NR * 16;
+  const bool direct_b = !g.trans_b && g.m <= 4 * MR;
+  const int kc_max = std::min(g.k, KC);
+  const int panels_max = ceil_div(std::min(g.n, NC), NR);
+  const int row_blocks = ceil_div(g.m, MC), a_panels = ceil_div(g.m, MR);
+  const bool shared_a = row_blocks <= 3;
+  // With A shared, split the columns too, into enough tasks to balance two or three threads.
+  const int groups = shared_a ? std::min(panels_max, ceil_div(12, row_blocks)) : 1;
+  const int team = team_size(2.0 * g.m * g.n * g.k);
+  ScratchBuffer<float> bpack(static_cast<std::size_t>(panels_max) * NR * kc_max);
+  ScratchBuffer<float> apack(static_cast<std::size_t>(shared_a ? g.m : team * MC) * kc_max);
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    float* own_a = apack.data() + (shared_a ? 0 : static_cast<std::size_t>(thread_id()) * MC * kc_max);
+    for (int jc = 0; jc < g.n; jc += NC) {
+      const int panels = ceil_div(std::min(NC, g.n - jc), NR);
+      const int per_group = ceil_div(panels, groups);
+      for (int pc = 0; pc < g.k; pc += KC) {
+        const int kc = std::min(KC, g.k - pc);
+#pragma omp for schedule(static)
+        for (int t = 0; t < panels + (shared_a ? a_panels : 0); ++t) {
+          if (t >= panels) {
+            const int i0 = (t - panels) * MR;
+            pack_a(g, i0, std::min(MR, g.m - i0), pc, kc, MR, apack.data() + i0 * kc);
+            continue;
+          }
+          const int j0 = jc + t * NR, nr = std::min(NR, g.n - j0);
+          if (!direct_b || nr < NR) pack_b(g, pc, kc, j0, nr, ceil_div(nr, W) * W, bpack.data() + t * NR * kc);
+        }
+        const Init init = pc == 0 ? g.init : Init::load;
+#pragma omp for schedule(static)
+        for (int t = 0; t < row_blocks * groups; ++t) {
+          const int i0 = (t / groups) * MC, mc = std::min(MC, g.m - i0);
+          const int jp_end = std::min(panels, (t % groups + 1) * per_group);
+          if ((t % groups) * per_group >= jp_end) continue;
+          const float* ap = shared_a ? apack.data() + i0 * kc : own_a;
+          if (!shared_a) pack_a(g, i0, mc, pc, kc, MR, own_a);
+          for (int jp = (t % groups) * per_group; jp < jp_end; ++jp) {
+            const int j0 = jc + jp * NR, nr = std::min(NR, g.n - j0), nv = ceil_div(nr, W);
+            const bool in_place = direct_b && nr == NR;
+            const float* base = in_place ? g.b + pc * g.ldb + j0 : bpack.data() + jp * NR * kc;
+            const StrideOff off{in_place ? g.ldb : nv * W};
+            const float* bv[NV];
+            int col[NV], lanes[NV];
+            for (int v = 0; v < nv; ++v) {
+              bv[v] = base + v * W;
+              col[v] = j0 + v * W;
+              lanes[v] = std::min(W, g.n - col[v]);
+            }
+            for (int ip = 0; ip < mc; ip += MR) {
+              const int mr = std::min(MR, mc - ip);
+              const TileOut out{g.c + (i0 + ip) * g.ldc, g.ldc, col, lanes, init, g.bias};
+              outer_fn<V, StrideOff>(mr, nv)(kc, ap + ip * kc, bv, off, out);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Dot strategy for C = A B^T: both operands are rows along the reduction, read in place, no packing.
+template <class V>
+void gemm_dot(const GemmArgs& g) {
+  constexpr int DR = V::dot_rows, DC = V::dot_cols;
+  const int row_tiles = ceil_div(g.m, DR), col_tiles = ceil_div(g.n, DC);
+  const DotSegs segs{1, 1, g.k, 0, 0, 0, 0};
+  const int team = team_size(2.0 * g.m * g.n * g.k);
+#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
+  for (int t = 0; t < row_tiles * col_tiles; ++t) {
+    const int i0 = (t / col_tiles) * DR, j0 = (t % col_tiles) * DC;
+    const int mr = std::min(DR, g.m - i0), np = std::min(DC, g.n - j0);
+    const float* ar[DR];
+    const float* br[DC];
+    for (int r = 0; r < mr; ++r) ar[r] = g.a + (i0 + r) * g.lda;
+    for (int j = 0; j < np; ++j) br[j] = g.b + (j0 + j) * g.ldb;
+    const DotOut out{g.c + i0 * g.ldc + j0, g.ldc, g.init, g.bias ? g.bias + j0 : nullptr};
+    dot_fn<V>(mr, np)(ar, br, segs, out);
+  }
+}
+
+template <class V>
+void gemm_run(const GemmArgs& g) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0) {  // an empty reduction: C keeps its value or becomes the bias or zero
+    if (g.init == Init::load) return;
+    for (int i = 0; i < g.m; ++i) {
+      for (int j = 0; j < g.n; ++j) g.c[i * g.ldc + j] = g.init == Init::bias_col ? g.bias[j] : 0.f;
+    }
+    return;
+  }
+  // Dot tiles pay a horizontal sum per output, about 6 vectors' worth of work, against the k / W products;
+  // outer tiles pay about one scalar move per element of B^T to pack it, against the m / W products per element.
+  const bool dot = !g.trans_a && g.trans_b && 3 * g.m < g.k;
+  if (dot) {
+    gemm_dot<V>(g);
+  } else {
+    gemm_outer<V>(g);
+  }
+}
+
+}  // namespace
+}  // namespace ez

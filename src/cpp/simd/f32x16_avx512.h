@@ -1,0 +1,37 @@
+// f32x16: thin AVX-512 helpers over 16 floats, for *_avx512.cpp files only (the header sits in their anonymous
+// namespace, so these inline functions never reach baseline code).
+#pragma once
+#include <immintrin.h>
+
+namespace ez {
+namespace {
+
+struct f32x16 {
+  using reg = __m512;
+  static constexpr int width = 16;
+  // Register blocking of the outer-product tile (rows x vectors accumulators) and of the dot tile: 24 of the 32
+  // zmm registers hold accumulators, the rest the operands of one step.
+  static constexpr int tile_rows = 6, tile_vecs = 4;
+  static constexpr int dot_rows = 4, dot_cols = 6;
+
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg set1(float x) { return _mm512_set1_ps(x); }
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  // First n lanes (1 <= n <= width), the others zero; memory past them is never touched.
+  static reg load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static void store_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  // Fixed pairwise tree, so the result never depends on anything but the lanes.
+  static float reduce_add(reg v) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    const __m128 d = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
+  }
+};
+
+}  // namespace
+}  // namespace ez
