@@ -24,9 +24,21 @@ void check_layout(const py::array& arr, const std::string& name) {
   if (!(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
     throw py::value_error(name + " is not aligned to its element size; pass " + name + ".copy()");
 }
+
+py::array as_array(const py::handle& obj, const std::string& name, const char* dtype) {
+  if (!py::isinstance<py::array>(obj)) {
+    const py::handle type = py::type::handle_of(obj);
+    const std::string module = py::str(type.attr("__module__")), qualname = py::str(type.attr("__qualname__"));
+    throw py::type_error(name + (dtype[0] == 'i' ? " must be an " : " must be a ") + dtype + " array, got " +
+                         (module == "builtins" ? qualname : module + "." + qualname) + "; convert with np.asarray(" +
+                         name + ", dtype=np." + dtype + ")");
+  }
+  return py::reinterpret_borrow<py::array>(obj);
+}
 }  // namespace
 
-Tensor borrow_f32(const py::array& arr, const std::string& name, bool check_finite) {
+Tensor borrow_f32(const py::handle& obj, const std::string& name, bool check_finite) {
+  const py::array arr = as_array(obj, name, "float32");
   if (!py::isinstance<py::array_t<float>>(arr) || arr.dtype().kind() != 'f' || arr.itemsize() != 4)
     throw py::type_error(name + " must be a float32 array, got " + std::string(py::str(arr.dtype())) +
                          "; convert with " + name + ".astype(np.float32)");
@@ -40,7 +52,8 @@ Tensor borrow_f32(const py::array& arr, const std::string& name, bool check_fini
   return Tensor::borrow(const_cast<float*>(p), shape_of(arr), DType::f32);
 }
 
-Tensor borrow_s32(const py::array& arr, const std::string& name) {
+Tensor borrow_s32(const py::handle& obj, const std::string& name) {
+  const py::array arr = as_array(obj, name, "int32");
   if (arr.dtype().kind() != 'i' || arr.itemsize() != 4)
     throw py::type_error(name + " must be an int32 array, got " + std::string(py::str(arr.dtype())) +
                          "; convert with " + name + ".astype(np.int32)");
@@ -62,8 +75,8 @@ py::array_t<float> to_numpy(const Tensor& t) {
   return out;
 }
 
-void copy_into(const py::array& arr, Tensor& dst, const std::string& name) {
-  const Tensor src = borrow_f32(arr, name);
+void copy_into(const py::handle& obj, Tensor& dst, const std::string& name) {
+  const Tensor src = borrow_f32(obj, name);
   if (src.shape() != dst.shape())
     throw py::value_error(name + " has shape " + shape_str(src.shape()) + ", expected " + shape_str(dst.shape()));
   std::memcpy(dst.raw(), src.raw(), dst.nbytes());

@@ -18,7 +18,7 @@ namespace ez::py_bind {
 
 namespace {
 
-py::array_t<float> layer_forward(Layer& layer, const py::array& x_arr) {
+py::array_t<float> layer_forward(Layer& layer, const py::object& x_arr) {
   const Tensor x = borrow_f32(x_arr, "x");
   const Shape out_shape = layer.output_shape(x.shape());
   Tensor y;
@@ -34,8 +34,8 @@ py::array_t<float> layer_forward(Layer& layer, const py::array& x_arr) {
   return out;
 }
 
-py::array_t<float> layer_backward_data(Layer& layer, const py::array& x_arr, const py::array& y_arr,
-                                       const py::array& dy_arr) {
+py::array_t<float> layer_backward_data(Layer& layer, const py::object& x_arr, const py::object& y_arr,
+                                       const py::object& dy_arr) {
   const Tensor x = borrow_f32(x_arr, "x"), y = borrow_f32(y_arr, "y"), dy = borrow_f32(dy_arr, "dy");
   const Shape out_shape = layer.output_shape(x.shape());
   if (y.shape() != out_shape || dy.shape() != out_shape)
@@ -48,7 +48,7 @@ py::array_t<float> layer_backward_data(Layer& layer, const py::array& x_arr, con
   return out;
 }
 
-py::dict layer_backward_weight(Layer& layer, const py::array& x_arr, const py::array& dy_arr) {
+py::dict layer_backward_weight(Layer& layer, const py::object& x_arr, const py::object& dy_arr) {
   const Tensor x = borrow_f32(x_arr, "x"), dy = borrow_f32(dy_arr, "dy");
   const Shape out_shape = layer.output_shape(x.shape());
   if (dy.shape() != out_shape)
@@ -74,7 +74,7 @@ py::dict layer_backward_weight(Layer& layer, const py::array& x_arr, const py::a
 }
 
 // Mean softmax cross-entropy of logits (N, classes) against int32 labels (N,), and its gradient.
-py::tuple softmax_cross_entropy(const py::array& logits_arr, const py::array& labels_arr) {
+py::tuple softmax_cross_entropy(const py::object& logits_arr, const py::object& labels_arr) {
   const Tensor logits = borrow_f32(logits_arr, "logits"), labels = borrow_s32(labels_arr, "labels");
   if (logits.ndim() != 2)
     throw py::value_error("logits must have shape (N, classes), got " + shape_str(logits.shape()));
@@ -119,7 +119,7 @@ void register_model(py::module_& m) {
         for (const auto& p : l.params()) d[py::str(p.name)] = to_numpy(p.value);
         return d;
       }, "Copies of the parameters.")
-      .def("set_parameter", [](Layer& l, const std::string& name, const py::array& a) {
+      .def("set_parameter", [](Layer& l, const std::string& name, const py::object& a) {
         for (auto& p : l.params())
           if (p.name == name) return copy_into(a, p.value, name);
         throw py::key_error(l.repr() + " has no parameter '" + name + "'");
@@ -164,7 +164,7 @@ void register_model(py::module_& m) {
       .def("init_parameters", &Sequential::init_parameters, py::arg("seed"),
            "PyTorch-style uniform initialization from a seed, identical on every platform.")
       .def("output_shape", &Sequential::output_shape, py::arg("input_shape"))
-      .def("forward", [](Sequential& s, const py::array& x_arr) {
+      .def("forward", [](Sequential& s, const py::object& x_arr) {
         const Tensor x = borrow_f32(x_arr, "x");
         s.output_shape(x.shape());
         {
@@ -185,7 +185,7 @@ void register_model(py::module_& m) {
       }, "Copies of all parameters by name.")
       .def("parameter", [](Sequential& s, const std::string& name) { return to_numpy(find_param(s, name).value); },
            py::arg("name"))
-      .def("set_parameter", [](Sequential& s, const std::string& name, const py::array& a) {
+      .def("set_parameter", [](Sequential& s, const std::string& name, const py::object& a) {
         copy_into(a, find_param(s, name).value, name);
       }, py::arg("name"), py::arg("value"));
 }

@@ -60,21 +60,26 @@ fashion_test = _dataset_fixture("fashion-mnist", "test", "fashion_dir")
 
 
 # ---- kernels and numerics (elasticzo._core) --------------------------------------------------------------------
-# A test that takes `isa` runs once per ISA this CPU offers, with that ISA's kernels active; `threads` likewise
-# sets the OpenMP thread count. Both restore the defaults afterwards, so no test leaks its choice into another.
+# A test that takes `isa` runs once per ISA this CPU offers with that ISA's kernels active, `optimized_isa` once per
+# ISA but 'ref'; both restore the default afterwards, as `restore_threads` does for the thread count, so no test
+# leaks its choice into another.
 
 def pytest_generate_tests(metafunc):
-    if "isa" in metafunc.fixturenames:
-        from elasticzo import _core
-        metafunc.parametrize("isa", _core.available_isas(), indirect=True)
+    for name, first in (("isa", 0), ("optimized_isa", 1)):
+        if name in metafunc.fixturenames:
+            from elasticzo import _core
+            metafunc.parametrize(name, _core.available_isas()[first:], indirect=True)
 
 
-@pytest.fixture
-def isa(request):
+def _use_isa(request):
     from elasticzo import _core
     _core.set_isa(request.param)
     yield request.param
     _core.set_isa("auto")
+
+
+isa = pytest.fixture(_use_isa, name="isa")
+optimized_isa = pytest.fixture(_use_isa, name="optimized_isa")
 
 
 @pytest.fixture
