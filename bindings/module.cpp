@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
   ez::py_bind::register_runtime(m);
   ez::py_bind::register_model(m);
   ez::py_bind::register_train(m);
+  ez::py_bind::register_rng(m);
 }

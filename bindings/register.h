@@ -6,4 +6,5 @@ namespace ez::py_bind {
 void register_runtime(pybind11::module_& m);
 void register_model(pybind11::module_& m);
 void register_train(pybind11::module_& m);
+void register_rng(pybind11::module_& m);
 }  // namespace ez::py_bind
