@@ -1,0 +1,327 @@
+// Sequential in C++: buffer accounting against SPEC §4 on a LeNet-5 built from the layer classes, backward against
+// finite differences on a tiny net, and bad shapes or calls throwing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "layers/conv2d.h"
+#include "layers/linear.h"
+#include "layers/shape_ops.h"
+#include "memory/tracker.h"
+#include "model/sequential.h"
+
+namespace ez {
+namespace {
+
+constexpr std::int64_t kLeNetActivationsPerSample = 18058;  // SPEC §4
+constexpr std::int64_t kLeNetParams = 107786;               // SPEC §1
+
+std::shared_ptr<Sequential> make_lenet5(bool inplace_relu = false) {
+  auto m = std::make_shared<Sequential>();
+  m->add("conv1", std::make_shared<Conv2d>(1, 6, 5, 2, true));
+  m->add("relu1", std::make_shared<ReLU>(inplace_relu));
+  m->add("pool1", std::make_shared<MaxPool2d>(2));
+  m->add("conv2", std::make_shared<Conv2d>(6, 16, 5, 2, true));
+  m->add("relu2", std::make_shared<ReLU>(inplace_relu));
+  m->add("pool2", std::make_shared<MaxPool2d>(2));
+  m->add("flatten", std::make_shared<Flatten>());
+  m->add("fc1", std::make_shared<Linear>(784, 120, true, false));
+  m->add("relu3", std::make_shared<ReLU>(inplace_relu));
+  m->add("fc2", std::make_shared<Linear>(120, 84, true, false));
+  m->add("relu4", std::make_shared<ReLU>(inplace_relu));
+  m->add("fc3", std::make_shared<Linear>(84, 10, true, false));
+  m->init_parameters(1);
+  return m;
+}
+
+void fill_random(Tensor& t, std::uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = dist(gen);
+}
+
+std::size_t bytes_now(MemCategory c) {
+  return MemoryTracker::instance().stats().current[static_cast<std::size_t>(c)];
+}
+
+// Bytes a block adds to one category while the objects it creates are alive.
+struct CategoryDelta {
+  explicit CategoryDelta(MemCategory c) : category(c), before(bytes_now(c)) {}
+  std::int64_t bytes() const { return static_cast<std::int64_t>(bytes_now(category)) - static_cast<std::int64_t>(before); }
+  MemCategory category;
+  std::size_t before;
+};
+
+TEST(SequentialMemory, LeNet5ActivationsMatchSpecAtBatch32) {
+  const CategoryDelta params(MemCategory::parameters);
+  auto m = make_lenet5();
+  EXPECT_EQ(m->num_params(), kLeNetParams);
+  EXPECT_EQ(params.bytes(), kLeNetParams * 4);
+  EXPECT_EQ(m->num_param_layers(), 5);
+
+  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  fill_random(x, 1, 0.f, 1.f);
+  const CategoryDelta acts(MemCategory::activations);
+  m->forward(x);
+  EXPECT_EQ(acts.bytes(), kLeNetActivationsPerSample * 32 * 4);
+  // Full ZO at batch 32 is 2.61 MiB (SPEC §4).
+  EXPECT_NEAR((params.bytes() + acts.bytes()) / 1048576.0, 2.61, 0.01);
+
+  // Flatten is a view of pool2's output; a second forward of the same shape allocates nothing.
+  EXPECT_EQ(m->activation(6).raw(), m->activation(5).raw());
+  EXPECT_EQ(m->activation(6).shape(), (Shape{32, 784}));
+  EXPECT_NE(m->activation(1).raw(), m->activation(0).raw());
+  m->forward(x);
+  EXPECT_EQ(acts.bytes(), kLeNetActivationsPerSample * 32 * 4);
+}
+
+TEST(SequentialMemory, InPlaceReluSharesItsInputBuffer) {
+  auto m = make_lenet5(true);
+  Tensor x({4, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  const CategoryDelta acts(MemCategory::activations);
+  m->forward(x);
+  for (std::size_t relu : {1, 4, 8, 10}) EXPECT_EQ(m->activation(relu).raw(), m->activation(relu - 1).raw()) << relu;
+  const std::int64_t relu_outputs = 4704 + 3136 + 120 + 84;
+  EXPECT_EQ(acts.bytes(), (kLeNetActivationsPerSample - relu_outputs) * 4 * 4);
+}
+
+// ElasticZO's extra memory over Full ZO (SPEC §4): gradients of the BP part and errors of the outputs inside it.
+struct BackwardCase {
+  const char* name;
+  int zo_layers;              // C
+  std::int64_t grad_floats;   // |grad theta| of layers C+1..L
+  std::int64_t err_per_sample;
+  double extra_kib;           // the paper's figure at batch 32
+};
+
+TEST(SequentialMemory, BackwardBuffersOnlyForTheBackpropPart) {
+  const BackwardCase cases[] = {
+      {"ZO-Feat-Cls2", 4, 84 * 10 + 10, 10, 4.57},
+      {"ZO-Feat-Cls1", 3, 120 * 84 + 84 + 84 * 10 + 10, 84 + 84 + 10, 65.3},
+  };
+  auto m = make_lenet5();
+  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  m->forward(x);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const CategoryDelta grads(MemCategory::gradients), errs(MemCategory::errors);
+    const std::size_t first = m->first_module(c.zo_layers);
+    m->prepare_backward(first);
+    EXPECT_EQ(grads.bytes(), c.grad_floats * 4);
+    EXPECT_EQ(errs.bytes(), c.err_per_sample * 32 * 4);
+    EXPECT_NEAR((grads.bytes() + errs.bytes()) / 1024.0, c.extra_kib, 0.05);  // the paper's rounding
+    for (auto& np : m->named_parameters())
+      EXPECT_EQ(np.param->grad.defined(), np.param_layer >= c.zo_layers) << np.name;
+    m->release_backward();
+    EXPECT_EQ(grads.bytes(), 0);
+    EXPECT_EQ(errs.bytes(), 0);
+  }
+}
+
+TEST(SequentialMemory, FullBackpropErrorsEqualActivations) {
+  auto m = make_lenet5();
+  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  const CategoryDelta acts(MemCategory::activations), errs(MemCategory::errors), grads(MemCategory::gradients);
+  m->forward(x);
+  m->prepare_backward(0);
+  EXPECT_EQ(errs.bytes(), acts.bytes());
+  EXPECT_EQ(grads.bytes(), kLeNetParams * 4);
+  // Full BP at batch 32 is 5.23 MiB (SPEC §4).
+  EXPECT_NEAR((kLeNetParams * 4 + grads.bytes() + acts.bytes() + errs.bytes()) / 1048576.0, 5.23, 0.01);
+  // A new batch size re-allocates both, keeping the backward part.
+  Tensor x8({8, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  m->forward(x8);
+  EXPECT_TRUE(m->backward_ready());
+  EXPECT_EQ(acts.bytes(), kLeNetActivationsPerSample * 8 * 4);
+  EXPECT_EQ(errs.bytes(), acts.bytes());
+}
+
+TEST(SequentialMemory, AliasingFirstModuleGetsItsOwnBuffer) {
+  // A view of the caller's input would outlive the call (and an in-place ReLU would write into it).
+  for (bool relu : {false, true}) {
+    Sequential m;
+    if (relu)
+      m.add("relu", std::make_shared<ReLU>(true));
+    else
+      m.add("flatten", std::make_shared<Flatten>());
+    m.add("fc", std::make_shared<Linear>(relu ? 4 : 12, 2, true, false));
+    Tensor x(relu ? Shape{1, 4} : Shape{1, 3, 4}, DType::f32, MemCategory::scratch);
+    fill_random(x, 3);
+    const std::vector<float> before(x.f32(), x.f32() + x.numel());
+    const CategoryDelta acts(MemCategory::activations);
+    m.forward(x);
+    EXPECT_NE(m.activation(0).raw(), x.raw());
+    EXPECT_EQ(acts.bytes(), ((relu ? 4 : 12) + 2) * 4);
+    EXPECT_EQ(std::vector<float>(x.f32(), x.f32() + x.numel()), before);
+  }
+}
+
+// ---- backward against finite differences ------------------------------------------------------------------------
+
+// Which ReLUs pass and which pool inputs win: the piece of the piecewise-linear net a forward pass is on.
+std::vector<bool> pattern(Sequential& m, const Tensor& x) {
+  std::vector<bool> out;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    const Tensor& a = m.activation(i);
+    const Tensor& in = i == 0 ? x : m.activation(i - 1);
+    if (m.layer(i).kind() == "relu") {
+      for (std::int64_t j = 0; j < a.numel(); ++j) out.push_back(a.f32()[j] > 0.f);
+    } else if (m.layer(i).kind() == "maxpool2d") {
+      Tensor ones(a.shape(), DType::f32, MemCategory::scratch), routed(in.shape(), DType::f32, MemCategory::scratch);
+      std::fill(ones.f32(), ones.f32() + ones.numel(), 1.f);
+      m.layer(i).backward_data(in, a, ones, routed);
+      for (std::int64_t j = 0; j < routed.numel(); ++j) out.push_back(routed.f32()[j] != 0.f);
+    }
+  }
+  return out;
+}
+
+TEST(SequentialBackward, MatchesFiniteDifferencesOnATinyNet) {
+  Sequential m;
+  m.add("conv", std::make_shared<Conv2d>(2, 3, 3, 1, true));
+  m.add("relu1", std::make_shared<ReLU>(false));
+  m.add("pool", std::make_shared<MaxPool2d>(2));
+  m.add("flatten", std::make_shared<Flatten>());
+  m.add("fc1", std::make_shared<Linear>(27, 5, true, false));
+  m.add("relu2", std::make_shared<ReLU>(true));
+  m.add("fc2", std::make_shared<Linear>(5, 4, true, false));
+  m.init_parameters(11);
+  Tensor x({2, 2, 6, 6}, DType::f32, MemCategory::scratch);
+  fill_random(x, 14);  // with these seeds no ReLU input or pool gap lies within the step of a kink
+  m.forward(x);
+  m.prepare_backward(0);
+  Tensor& g = m.output_error();
+  fill_random(g, 13);
+  const std::vector<float> weights(g.f32(), g.f32() + g.numel());
+  m.backward(x, false);
+  const std::vector<bool> clean = pattern(m, x);
+
+  // L = sum(output * weights) is linear in each parameter on one piece; central differences in double over the
+  // float32 forward, dividing by the step actually taken. h = 1e-3 keeps every difference on the clean piece
+  // (asserted); rounding of the output over that step costs about 1e-3 of the largest gradient.
+  const float h = 1e-3f;
+  auto loss = [&] {
+    const Tensor& out = m.forward(x);
+    EXPECT_TRUE(pattern(m, x) == clean) << "a finite difference crossed a ReLU/pool kink";
+    double s = 0;
+    for (std::int64_t i = 0; i < out.numel(); ++i) s += static_cast<double>(out.f32()[i]) * weights[i];
+    return s;
+  };
+  for (auto& np : m.named_parameters()) {
+    Tensor& v = np.param->value;
+    const std::vector<float> analytic(np.param->grad.f32(), np.param->grad.f32() + v.numel());
+    double max_grad = 0, max_err = 0;
+    std::int64_t worst = 0;
+    for (std::int64_t i = 0; i < v.numel(); ++i) {
+      const float orig = v.f32()[i];
+      v.f32()[i] = orig + h;
+      const double hi_x = v.f32()[i], hi = loss();
+      v.f32()[i] = orig - h;
+      const double lo_x = v.f32()[i], lo = loss();
+      v.f32()[i] = orig;
+      const double numeric = (hi - lo) / (hi_x - lo_x);
+      max_grad = std::max(max_grad, std::fabs(numeric));
+      if (std::fabs(numeric - analytic[i]) > max_err) {
+        max_err = std::fabs(numeric - analytic[i]);
+        worst = i;
+      }
+    }
+    EXPECT_LE(max_err, 3e-3 * max_grad) << np.name << ": worst element " << worst << " analytic "
+                                        << analytic[worst] << ", max |grad| " << max_grad << " (seeds 11/14/13)";
+  }
+}
+
+TEST(SequentialBackward, AccumulateAddsAndPartialBackwardLeavesTheZoPartAlone) {
+  auto m = make_lenet5();
+  Tensor x({3, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  fill_random(x, 4, 0.f, 1.f);
+  m->forward(x);
+  m->prepare_backward(m->first_module(3));
+  fill_random(m->output_error(), 5);
+  m->backward(x, false);
+  auto params = m->named_parameters();
+  std::vector<std::vector<float>> once;
+  for (auto& np : params)
+    if (np.param->grad.defined()) once.emplace_back(np.param->grad.f32(), np.param->grad.f32() + np.param->grad.numel());
+  m->backward(x, true);
+  std::size_t k = 0;
+  for (auto& np : params) {
+    EXPECT_EQ(np.param->grad.defined(), np.param_layer >= 3) << np.name;
+    if (!np.param->grad.defined()) continue;
+    float scale = 0.f;
+    for (float v : once[k]) scale = std::max(scale, std::fabs(v));
+    // The kernels may add the new products into the old sums in another order than 'once + once'.
+    for (std::int64_t i = 0; i < np.param->grad.numel(); ++i)
+      ASSERT_NEAR(np.param->grad.f32()[i], 2.f * once[k][static_cast<std::size_t>(i)], 1e-5f * scale)
+          << np.name << " element " << i;
+    ++k;
+  }
+  EXPECT_EQ(k, 4u);  // fc2 and fc3, weight and bias
+}
+
+// ---- bad shapes and calls ------------------------------------------------------------------------------------------
+
+TEST(LayerErrors, BadConstructorArgumentsThrow) {
+  EXPECT_THROW(Conv2d(0, 6, 5, 2, true), std::invalid_argument);
+  EXPECT_THROW(Conv2d(1, -6, 5, 2, true), std::invalid_argument);
+  EXPECT_THROW(Conv2d(1, 6, 0, 2, true), std::invalid_argument);
+  EXPECT_THROW(Conv2d(1, 6, 5, -1, true), std::invalid_argument);
+  EXPECT_THROW(Linear(0, 3, true, false), std::invalid_argument);
+  EXPECT_THROW(Linear(3, 0, true, true), std::invalid_argument);
+  EXPECT_THROW(MaxPool2d(0), std::invalid_argument);
+}
+
+TEST(LayerErrors, BadShapesThrow) {
+  const Conv2d conv(3, 4, 5, 1, true);
+  EXPECT_THROW(conv.output_shape({2, 2, 8, 8}), std::invalid_argument);  // channels
+  EXPECT_THROW(conv.output_shape({2, 3, 8}), std::invalid_argument);     // rank
+  EXPECT_THROW(conv.output_shape({2, 3, 2, 8}), std::invalid_argument);  // kernel larger than padded input
+  EXPECT_THROW(conv.output_shape({0, 3, 8, 8}), std::invalid_argument);  // empty
+  EXPECT_EQ(conv.output_shape({2, 3, 3, 8}), (Shape{2, 4, 1, 6}));
+  const Linear fc(5, 3, true, false), point(3, 8, false, true);
+  EXPECT_THROW(fc.output_shape({2, 4}), std::invalid_argument);
+  EXPECT_THROW(fc.output_shape({2, 1, 5}), std::invalid_argument);
+  EXPECT_THROW(fc.output_shape({std::int64_t{1} << 40, 5}), std::invalid_argument);
+  EXPECT_THROW(point.output_shape({2, 3}), std::invalid_argument);
+  EXPECT_EQ(point.output_shape({2, 7, 3}), (Shape{2, 7, 8}));
+  EXPECT_THROW(MaxPool2d(3).output_shape({1, 1, 2, 9}), std::invalid_argument);
+  EXPECT_THROW(PointMaxPool().output_shape({2, 8}), std::invalid_argument);
+  EXPECT_THROW(Flatten().output_shape({6}), std::invalid_argument);
+  EXPECT_THROW(ReLU(false).output_shape({}), std::invalid_argument);
+  EXPECT_THROW(ReLU(false).output_shape({3, -1}), std::invalid_argument);
+}
+
+TEST(SequentialErrors, BadShapesAndCallsThrow) {
+  auto m = make_lenet5();
+  Tensor wrong({2, 3, 28, 28}, DType::f32, MemCategory::scratch);
+  EXPECT_THROW(m->forward(wrong), std::invalid_argument);
+  EXPECT_THROW(m->output(), std::logic_error);
+  EXPECT_THROW(m->prepare_backward(0), std::logic_error);  // no forward yet
+  Tensor x({2, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  m->forward(x);
+  EXPECT_THROW(m->output_error(), std::logic_error);
+  EXPECT_THROW(m->backward(x, false), std::logic_error);
+  EXPECT_THROW(m->prepare_backward(m->size() + 1), std::invalid_argument);
+  EXPECT_THROW(m->first_module(6), std::invalid_argument);
+  EXPECT_THROW(m->first_module(-1), std::invalid_argument);
+  m->prepare_backward(m->first_module(4));
+  Tensor other({3, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  EXPECT_THROW(m->backward(other, false), std::invalid_argument);
+  EXPECT_THROW(m->add("conv1", std::make_shared<ReLU>(false)), std::invalid_argument);
+  EXPECT_THROW(m->add("a.b", std::make_shared<ReLU>(false)), std::invalid_argument);
+  EXPECT_THROW(m->add("x", nullptr), std::invalid_argument);
+  EXPECT_THROW(Sequential().output_shape({1, 2}), std::invalid_argument);
+  // A failed forward leaves the model usable.
+  EXPECT_THROW(m->forward(wrong), std::invalid_argument);
+  EXPECT_EQ(m->forward(x).shape(), (Shape{2, 10}));
+}
+
+}  // namespace
+}  // namespace ez
