@@ -23,6 +23,7 @@ struct f32x16 {
   static reg load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static constexpr bool lane_fma = false;  // broadcasts come straight from memory (vbroadcastss / {1toN})
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   // Fixed pairwise tree, so the result never depends on anything but the lanes.
   static float reduce_add(reg v) {

@@ -32,6 +32,17 @@ struct f32x4 {
     if (n > 3) p[3] = vgetq_lane_f32(v, 3);
   }
   static reg fmadd(reg a, reg b, reg c) { return vfmaq_f32(c, a, b); }
+  // Tiles multiply by a lane of a loaded vector (fmla by element) instead of broadcasting each scalar, so four
+  // broadcast operands take one register. `lane` must fold to a constant (it does in unrolled tile loops).
+  static constexpr bool lane_fma = true;
+  static reg fmadd_lane(reg a, int lane, reg b, reg c) {
+    switch (lane) {
+      case 0: return vfmaq_laneq_f32(c, b, a, 0);
+      case 1: return vfmaq_laneq_f32(c, b, a, 1);
+      case 2: return vfmaq_laneq_f32(c, b, a, 2);
+      default: return vfmaq_laneq_f32(c, b, a, 3);
+    }
+  }
   static reg add(reg a, reg b) { return vaddq_f32(a, b); }
   static float reduce_add(reg v) { return vaddvq_f32(v); }
 };

@@ -24,6 +24,7 @@ struct f32x8 {
   static reg load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
   static void store_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static constexpr bool lane_fma = false;  // broadcasts come straight from memory (vbroadcastss / {1toN})
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static float reduce_add(reg v) {
     const __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

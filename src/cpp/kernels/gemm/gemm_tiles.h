@@ -67,11 +67,24 @@ void outer_tile(int k, const float* a, const float* const* b, Off off, const Til
     reg bv[NV];
     EZ_UNROLL
     for (int v = 0; v < NV; ++v) bv[v] = V::load(bp[v] + q);
-    EZ_UNROLL
-    for (int r = 0; r < MR; ++r) {
-      const reg av = V::set1(a[r]);
+    if constexpr (V::lane_fma) {
       EZ_UNROLL
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
+      for (int r0 = 0; r0 < MR; r0 += W) {
+        const reg a4 = MR - r0 >= W ? V::load(a + r0) : V::load_n(a + r0, MR - r0);
+        EZ_UNROLL
+        for (int l = 0; l < W; ++l) {
+          if (r0 + l >= MR) break;
+          EZ_UNROLL
+          for (int v = 0; v < NV; ++v) acc[r0 + l][v] = V::fmadd_lane(a4, l, bv[v], acc[r0 + l][v]);
+        }
+      }
+    } else {
+      EZ_UNROLL
+      for (int r = 0; r < MR; ++r) {
+        const reg av = V::set1(a[r]);
+        EZ_UNROLL
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
+      }
     }
     a += MR;
   }
