@@ -102,9 +102,9 @@ inline void philox4x32_10_lanes(typename Ops::U (&c)[4], PhiloxKey key) {
     typename Ops::U hi0, lo0, hi1, lo1;
     Ops::mulhilo(c[0], kMul0, hi0, lo0);
     Ops::mulhilo(c[2], kMul1, hi1, lo1);
-    c[0] = Ops::bxor(Ops::bxor(hi1, c[1]), Ops::splat_u(key.k0));
+    c[0] = Ops::bxor3(hi1, c[1], Ops::splat_u(key.k0));
     c[1] = lo1;
-    c[2] = Ops::bxor(Ops::bxor(hi0, c[3]), Ops::splat_u(key.k1));
+    c[2] = Ops::bxor3(hi0, c[3], Ops::splat_u(key.k1));
     c[3] = lo0;
     key.k0 += kWeyl0;
     key.k1 += kWeyl1;
@@ -121,6 +121,7 @@ struct ScalarOps {
   static U sub(U a, U b) { return a - b; }
   static U band(U a, U b) { return a & b; }
   static U bxor(U a, U b) { return a ^ b; }
+  static U bxor3(U a, U b, U c) { return a ^ b ^ c; }
   static U select(U mask, U a, U b) { return (a & mask) | (b & ~mask); }
   template <int N> static U shr(U a) { return a >> N; }
   template <int N> static U shl(U a) { return a << N; }

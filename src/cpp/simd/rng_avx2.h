@@ -21,6 +21,7 @@ struct RngOpsAvx2 {
   static U sub(U a, U b) { return _mm256_sub_epi32(a, b); }
   static U band(U a, U b) { return _mm256_and_si256(a, b); }
   static U bxor(U a, U b) { return _mm256_xor_si256(a, b); }
+  static U bxor3(U a, U b, U c) { return bxor(bxor(a, b), c); }
   static U select(U mask, U a, U b) { return _mm256_blendv_epi8(b, a, mask); }
   template <int N> static U shr(U a) { return _mm256_srli_epi32(a, N); }
   template <int N> static U shl(U a) { return _mm256_slli_epi32(a, N); }

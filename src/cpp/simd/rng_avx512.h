@@ -26,6 +26,7 @@ struct RngOpsAvx512 {
   static U sub(U a, U b) { return _mm512_sub_epi32(a, b); }
   static U band(U a, U b) { return _mm512_and_si512(a, b); }
   static U bxor(U a, U b) { return _mm512_xor_si512(a, b); }
+  static U bxor3(U a, U b, U c) { return _mm512_ternarylogic_epi32(a, b, c, 0x96); }  // one instruction
   static U select(U mask, U a, U b) { return _mm512_ternarylogic_epi32(mask, a, b, 0xCA); }  // mask ? a : b, bitwise
   template <int N> static U shr(U a) { return _mm512_srli_epi32(a, N); }
   template <int N> static U shl(U a) { return _mm512_slli_epi32(a, N); }

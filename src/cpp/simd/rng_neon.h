@@ -33,6 +33,7 @@ struct RngOpsNeon {
   static U sub(U a, U b) { return {{vsubq_u32(a.v[0], b.v[0]), vsubq_u32(a.v[1], b.v[1])}}; }
   static U band(U a, U b) { return {{vandq_u32(a.v[0], b.v[0]), vandq_u32(a.v[1], b.v[1])}}; }
   static U bxor(U a, U b) { return {{veorq_u32(a.v[0], b.v[0]), veorq_u32(a.v[1], b.v[1])}}; }
+  static U bxor3(U a, U b, U c) { return bxor(bxor(a, b), c); }  // EOR3 needs ARMv8.2 SHA3, absent on the A53
   static U select(U m, U a, U b) { return {{vbslq_u32(m.v[0], a.v[0], b.v[0]), vbslq_u32(m.v[1], a.v[1], b.v[1])}}; }
   template <int N> static U shr(U a) { return {{vshrq_n_u32(a.v[0], N), vshrq_n_u32(a.v[1], N)}}; }
   template <int N> static U shl(U a) { return {{vshlq_n_u32(a.v[0], N), vshlq_n_u32(a.v[1], N)}}; }
