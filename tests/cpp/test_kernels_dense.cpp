@@ -159,6 +159,42 @@ TEST_P(DenseKernels, GemmIsThreadInvariant) {
   }
 }
 
+// The three kernels of a layer (forward, backward data, backward weight) on one random case. `flag` is the bias
+// (forward) or accumulate (backward weight); dbias is given on odd seeds, so null and non-null are both covered.
+struct LayerRuns {
+  KernelRun fwd, bwd_data, bwd_weight;
+};
+
+struct LayerSizes {
+  std::size_t in, out, weights, bias;
+};
+
+template <class Shape, class Fwd, class BwdData, class BwdWeight>
+LayerRuns layer_runs(const Shape& s, const LayerSizes& n, bool flag, std::uint32_t seed, Fwd KernelTable::*fwd,
+                     BwdData KernelTable::*bwd_data, BwdWeight KernelTable::*bwd_weight) {
+  const Buf x = random_buf(n.in, seed), w = random_buf(n.weights, seed + 1), dy = random_buf(n.out, seed + 2);
+  const Buf bias = random_buf(n.bias, seed + 3), y0 = random_buf(n.out, seed + 4), dx0 = random_buf(n.in, seed + 5);
+  const Buf dwb0 = random_buf(n.weights + n.bias, seed + 6);
+  LayerRuns r;
+  r.fwd = [=](const KernelTable& t, bool mag) {
+    Buf sx, sw, sb, y = y0;
+    (t.*fwd)(s, pick(x, mag, sx), pick(w, mag, sw), flag ? pick(bias, mag, sb) : nullptr, y.data());
+    return y;
+  };
+  r.bwd_data = [=](const KernelTable& t, bool mag) {
+    Buf sdy, sw, dx = dx0;
+    (t.*bwd_data)(s, pick(dy, mag, sdy), pick(w, mag, sw), dx.data());
+    return dx;
+  };
+  r.bwd_weight = [=](const KernelTable& t, bool mag) {
+    Buf sx, sdy, dwb = initial(dwb0, mag);
+    float* dbias = seed % 2 ? dwb.data() + n.weights : nullptr;
+    (t.*bwd_weight)(s, pick(x, mag, sx), pick(dy, mag, sdy), flag, dwb.data(), dbias);
+    return dwb;
+  };
+  return r;
+}
+
 std::string describe(const Conv2dShape& s, const char* op, bool flag, std::uint32_t seed) {
   std::ostringstream o;
   o << op << " n=" << s.n << " c_in=" << s.c_in << " h=" << s.h << " w=" << s.w << " c_out=" << s.c_out
@@ -166,37 +202,12 @@ std::string describe(const Conv2dShape& s, const char* op, bool flag, std::uint3
   return o.str();
 }
 
-// The three convolution kernels on one shape; `flag` is the bias (forward) or accumulate (backward weight).
-struct ConvRuns {
-  KernelRun fwd, bwd_data, bwd_weight;
-};
-
-ConvRuns conv_runs(const Conv2dShape& s, bool flag, std::uint32_t seed) {
+LayerRuns conv_runs(const Conv2dShape& s, bool flag, std::uint32_t seed) {
   const std::size_t in = static_cast<std::size_t>(s.n) * s.c_in * s.h * s.w;
   const std::size_t out = static_cast<std::size_t>(s.n) * s.c_out * std::max(0, s.out_h()) * std::max(0, s.out_w());
   const std::size_t wn = static_cast<std::size_t>(s.c_out) * s.c_in * s.k * s.k;
-  const Buf x = random_buf(in, seed), w = random_buf(wn, seed + 1), dy = random_buf(out, seed + 2);
-  const Buf bias = random_buf(s.c_out, seed + 3), y0 = random_buf(out, seed + 4);
-  const Buf dx0 = random_buf(in, seed + 5), dwb0 = random_buf(wn + s.c_out, seed + 6);
-  ConvRuns r;
-  r.fwd = [=](const KernelTable& t, bool mag) {
-    Buf sx, sw, sb, y = y0;
-    t.conv2d_fwd_f32(s, pick(x, mag, sx), pick(w, mag, sw), flag ? pick(bias, mag, sb) : nullptr, y.data());
-    return y;
-  };
-  r.bwd_data = [=](const KernelTable& t, bool mag) {
-    Buf sdy, sw, dx = dx0;
-    t.conv2d_bwd_data_f32(s, pick(dy, mag, sdy), pick(w, mag, sw), dx.data());
-    return dx;
-  };
-  r.bwd_weight = [=](const KernelTable& t, bool mag) {
-    Buf sx, sdy, dwb = initial(dwb0, mag);
-    // dbias only on odd seeds, so both the null and the non-null gradient are covered.
-    float* dbias = seed % 2 ? dwb.data() + wn : nullptr;
-    t.conv2d_bwd_weight_f32(s, pick(x, mag, sx), pick(dy, mag, sdy), flag, dwb.data(), dbias);
-    return dwb;
-  };
-  return r;
+  return layer_runs(s, {in, out, wn, static_cast<std::size_t>(s.c_out)}, flag, seed, &KernelTable::conv2d_fwd_f32,
+                    &KernelTable::conv2d_bwd_data_f32, &KernelTable::conv2d_bwd_weight_f32);
 }
 
 TEST_P(DenseKernels, Conv2dMatchesReference) {
@@ -212,7 +223,7 @@ TEST_P(DenseKernels, Conv2dMatchesReference) {
     const long positions = static_cast<long>(s.n) * std::max(0, s.out_h()) * std::max(0, s.out_w());
     for (bool flag : {false, true}) {
       for (std::uint32_t variant = 0; variant < 2; ++variant, ++seed) {
-        const ConvRuns r = conv_runs(s, flag, seed);
+        const LayerRuns r = conv_runs(s, flag, seed);
         expect_matches_ref(describe(s, "conv2d_fwd", flag, seed), taps, r.fwd);
         expect_matches_ref(describe(s, "conv2d_bwd_data", flag, seed), static_cast<long>(s.c_out) * s.k * s.k,
                            r.bwd_data);
@@ -225,7 +236,7 @@ TEST_P(DenseKernels, Conv2dMatchesReference) {
 TEST_P(DenseKernels, Conv2dIsThreadInvariant) {
   // The second shape needs two chunks of samples in backward weight.
   for (const Conv2dShape& s : {Conv2dShape{5, 3, 13, 11, 7, 3, 1}, Conv2dShape{17, 8, 30, 30, 8, 3, 1}}) {
-    const ConvRuns r = conv_runs(s, true, 9);
+    const LayerRuns r = conv_runs(s, true, 9);
     expect_thread_invariant(describe(s, "conv2d_fwd", true, 9), r.fwd);
     expect_thread_invariant(describe(s, "conv2d_bwd_data", true, 9), r.bwd_data);
     expect_thread_invariant(describe(s, "conv2d_bwd_weight", true, 9), r.bwd_weight);
@@ -238,35 +249,11 @@ std::string describe(const LinearShape& s, const char* op, bool flag, std::uint3
   return o.str();
 }
 
-struct LinearRuns {
-  KernelRun fwd, bwd_data, bwd_weight;
-};
-
-// `flag` is the bias (forward) or accumulate (backward weight); dbias is given on odd seeds.
-LinearRuns linear_runs(const LinearShape& s, bool flag, std::uint32_t seed) {
-  const std::size_t xn = static_cast<std::size_t>(s.rows) * s.in, yn = static_cast<std::size_t>(s.rows) * s.out;
-  const std::size_t wn = static_cast<std::size_t>(s.out) * s.in;
-  const Buf x = random_buf(xn, seed), w = random_buf(wn, seed + 1), dy = random_buf(yn, seed + 2);
-  const Buf bias = random_buf(s.out, seed + 3), y0 = random_buf(yn, seed + 4), dx0 = random_buf(xn, seed + 5);
-  const Buf dwb0 = random_buf(wn + s.out, seed + 6);
-  LinearRuns r;
-  r.fwd = [=](const KernelTable& t, bool mag) {
-    Buf sx, sw, sb, y = y0;
-    t.linear_fwd_f32(s, pick(x, mag, sx), pick(w, mag, sw), flag ? pick(bias, mag, sb) : nullptr, y.data());
-    return y;
-  };
-  r.bwd_data = [=](const KernelTable& t, bool mag) {
-    Buf sdy, sw, dx = dx0;
-    t.linear_bwd_data_f32(s, pick(dy, mag, sdy), pick(w, mag, sw), dx.data());
-    return dx;
-  };
-  r.bwd_weight = [=](const KernelTable& t, bool mag) {
-    Buf sx, sdy, dwb = initial(dwb0, mag);
-    float* dbias = seed % 2 ? dwb.data() + wn : nullptr;
-    t.linear_bwd_weight_f32(s, pick(x, mag, sx), pick(dy, mag, sdy), flag, dwb.data(), dbias);
-    return dwb;
-  };
-  return r;
+LayerRuns linear_runs(const LinearShape& s, bool flag, std::uint32_t seed) {
+  const std::size_t rows = static_cast<std::size_t>(s.rows), wn = static_cast<std::size_t>(s.out) * s.in;
+  return layer_runs(s, {rows * s.in, rows * s.out, wn, static_cast<std::size_t>(s.out)}, flag, seed,
+                    &KernelTable::linear_fwd_f32, &KernelTable::linear_bwd_data_f32,
+                    &KernelTable::linear_bwd_weight_f32);
 }
 
 TEST_P(DenseKernels, LinearMatchesReference) {
@@ -278,7 +265,7 @@ TEST_P(DenseKernels, LinearMatchesReference) {
   for (const auto& s : shapes) {
     for (bool flag : {false, true}) {
       for (std::uint32_t variant = 0; variant < 2; ++variant, ++seed) {
-        const LinearRuns r = linear_runs(s, flag, seed);
+        const LayerRuns r = linear_runs(s, flag, seed);
         expect_matches_ref(describe(s, "linear_fwd", flag, seed), s.in, r.fwd);
         expect_matches_ref(describe(s, "linear_bwd_data", flag, seed), s.out, r.bwd_data);
         expect_matches_ref(describe(s, "linear_bwd_weight", flag, seed), s.rows, r.bwd_weight);
@@ -289,7 +276,7 @@ TEST_P(DenseKernels, LinearMatchesReference) {
 
 TEST_P(DenseKernels, LinearIsThreadInvariant) {
   for (const LinearShape& s : {LinearShape{64, 120, 84}, LinearShape{300, 40, 50}, LinearShape{6, 500, 70}}) {
-    const LinearRuns r = linear_runs(s, true, 11);
+    const LayerRuns r = linear_runs(s, true, 11);
     expect_thread_invariant(describe(s, "linear_fwd", true, 11), r.fwd);
     expect_thread_invariant(describe(s, "linear_bwd_data", true, 11), r.bwd_data);
     expect_thread_invariant(describe(s, "linear_bwd_weight", true, 11), r.bwd_weight);

@@ -1,0 +1,296 @@
+// Dense FP32 kernels: GFLOP/s of every ISA's gemm/conv2d/linear on the LeNet-5 and PointNet layer shapes at 1
+// and 2 threads, against this machine's FP32 peak measured two ways: an FMA-throughput register loop per ISA,
+// and our own GEMM on a large square problem. Runs in well under a minute.
+// The reference kernels are timed once per op, only at each network's smallest batch and only for ops of at most
+// 1e8 flops (they run at 0.1-2 GFLOP/s); larger ones print "-".
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/parallel.h"
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+using ez::KernelTable;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Best time of repeated runs: one warm-up, then as many runs as fit in `budget` seconds (at least one).
+double best_time(const std::function<void()>& fn, double budget) {
+  auto t0 = Clock::now();
+  fn();
+  double best = seconds_since(t0), spent = best;
+  for (int rep = 0; rep < 200 && spent < budget; ++rep) {
+    t0 = Clock::now();
+    fn();
+    const double t = seconds_since(t0);
+    best = std::min(best, t);
+    spent += t;
+  }
+  return best;
+}
+
+// FMA-throughput loops: 12 independent accumulator chains hide the FMA latency on two pipes. Each returns the
+// flops it did; the asm barrier keeps the accumulators in registers and the loop from being folded.
+constexpr long kFmaIters = 20000000;
+#if defined(__x86_64__)
+#define EZ_FMA_LOOP(reg, set1, fmadd, lanes)                                                               \
+  reg a0 = set1(1.f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0,        \
+      a10 = a0, a11 = a0;                                                                                  \
+  const reg m = set1(0.999f), c = set1(1e-3f);                                                             \
+  for (long i = 0; i < kFmaIters; ++i) {                                                                   \
+    a0 = fmadd(a0, m, c); a1 = fmadd(a1, m, c); a2 = fmadd(a2, m, c); a3 = fmadd(a3, m, c);                \
+    a4 = fmadd(a4, m, c); a5 = fmadd(a5, m, c); a6 = fmadd(a6, m, c); a7 = fmadd(a7, m, c);                \
+    a8 = fmadd(a8, m, c); a9 = fmadd(a9, m, c); a10 = fmadd(a10, m, c); a11 = fmadd(a11, m, c);            \
+    __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7),   \
+                     "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));                                            \
+  }                                                                                                        \
+  return 2.0 * 12 * lanes * kFmaIters;
+
+__attribute__((target("avx2,fma"))) double fma_loop_avx2() {
+  EZ_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8)
+}
+__attribute__((target("avx512f"))) double fma_loop_avx512() {
+  EZ_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16)
+}
+#elif defined(__aarch64__)
+double fma_loop_neon() {
+  float32x4_t a[12];
+  for (auto& v : a) v = vdupq_n_f32(1.f);
+  const float32x4_t m = vdupq_n_f32(0.999f), c = vdupq_n_f32(1e-3f);
+  for (long i = 0; i < kFmaIters; ++i) {
+    for (auto& v : a) v = vfmaq_f32(c, v, m);
+    __asm__ volatile("" : "+w"(a[0]), "+w"(a[1]), "+w"(a[2]), "+w"(a[3]), "+w"(a[4]), "+w"(a[5]), "+w"(a[6]),
+                     "+w"(a[7]), "+w"(a[8]), "+w"(a[9]), "+w"(a[10]), "+w"(a[11]));
+  }
+  return 2.0 * 12 * 4 * kFmaIters;
+}
+#endif
+
+// GFLOP/s of the FMA loop of `isa` on `threads` threads (0 for ref, which has none).
+double fma_peak(const std::string& isa, int threads) {
+  double (*loop)() = nullptr;
+#if defined(__x86_64__)
+  if (isa == "avx2") loop = fma_loop_avx2;
+  if (isa == "avx512") loop = fma_loop_avx512;
+#elif defined(__aarch64__)
+  if (isa == "neon" || isa == "neon_dotprod") loop = fma_loop_neon;
+#endif
+  if (loop == nullptr) return 0.0;
+  double best = 0.0;
+  for (int rep = 0; rep < 3; ++rep) {
+    double flops = 0.0;
+    const auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    flops += loop();
+    best = std::max(best, flops / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+std::vector<float> random_buf(std::size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+// One timed kernel call: what it is, its flops, and the call on a given table.
+struct Op {
+  std::string name;
+  double flops;
+  std::function<void(const KernelTable&)> call;
+};
+
+// The three ops of a layer (forward, backward data, backward weight) on random data, sized by the element
+// counts of its input, output and weights; the buffers live as long as the closures.
+template <class Shape, class Fwd, class BwdData, class BwdWeight>
+void add_layer(std::vector<Op>& ops, const std::string& name, const Shape& s, std::size_t in, std::size_t out,
+               std::size_t weights, std::size_t bias, double flops, Fwd KernelTable::*fwd,
+               BwdData KernelTable::*bwd_data, BwdWeight KernelTable::*bwd_weight) {
+  auto x = std::make_shared<std::vector<float>>(random_buf(in, 1));
+  auto w = std::make_shared<std::vector<float>>(random_buf(weights + bias, 2));
+  auto y = std::make_shared<std::vector<float>>(random_buf(out, 3));
+  auto dw = std::make_shared<std::vector<float>>(weights + bias);
+  ops.push_back({name + " fwd", flops,
+                 [=](const KernelTable& t) { (t.*fwd)(s, x->data(), w->data(), w->data() + weights, y->data()); }});
+  ops.push_back({name + " bwd_data", flops,
+                 [=](const KernelTable& t) { (t.*bwd_data)(s, y->data(), w->data(), x->data()); }});
+  ops.push_back({name + " bwd_weight", flops, [=](const KernelTable& t) {
+                   (t.*bwd_weight)(s, x->data(), y->data(), false, dw->data(), dw->data() + weights);
+                 }});
+}
+
+void add_conv(std::vector<Op>& ops, const std::string& name, const ez::Conv2dShape& s) {
+  const std::size_t in = static_cast<std::size_t>(s.n) * s.c_in * s.h * s.w;
+  const std::size_t out = static_cast<std::size_t>(s.n) * s.c_out * s.out_h() * s.out_w();
+  const std::size_t taps = static_cast<std::size_t>(s.c_in) * s.k * s.k;
+  add_layer(ops, name, s, in, out, s.c_out * taps, s.c_out, 2.0 * out * taps, &KernelTable::conv2d_fwd_f32,
+            &KernelTable::conv2d_bwd_data_f32, &KernelTable::conv2d_bwd_weight_f32);
+}
+
+void add_linear(std::vector<Op>& ops, const std::string& name, const ez::LinearShape& s) {
+  const std::size_t rows = s.rows;
+  add_layer(ops, name, s, rows * s.in, rows * s.out, static_cast<std::size_t>(s.out) * s.in, s.out,
+            2.0 * rows * s.in * s.out, &KernelTable::linear_fwd_f32, &KernelTable::linear_bwd_data_f32,
+            &KernelTable::linear_bwd_weight_f32);
+}
+
+std::vector<Op> lenet_ops(int batch) {
+  std::vector<Op> ops;
+  add_conv(ops, "conv1 1->6 28x28", {batch, 1, 28, 28, 6, 5, 2});
+  add_conv(ops, "conv2 6->16 14x14", {batch, 6, 14, 14, 16, 5, 2});
+  add_linear(ops, "fc1 784->120", {batch, 784, 120});
+  add_linear(ops, "fc2 120->84", {batch, 120, 84});
+  add_linear(ops, "fc3 84->10", {batch, 84, 10});
+  return ops;
+}
+
+std::vector<Op> pointnet_ops(int batch) {
+  std::vector<Op> ops;
+  const int rows = batch * 1024;
+  const int widths[] = {3, 64, 64, 64, 128, 1024};
+  for (int l = 0; l + 1 < 6; ++l) {
+    add_linear(ops, "pt" + std::to_string(l + 1) + " " + std::to_string(widths[l]) + "->" +
+                        std::to_string(widths[l + 1]),
+               {rows, widths[l], widths[l + 1]});
+  }
+  add_linear(ops, "head1 1024->512", {batch, 1024, 512});
+  add_linear(ops, "head2 512->256", {batch, 512, 256});
+  add_linear(ops, "head3 256->40", {batch, 256, 40});
+  return ops;
+}
+
+struct Column {
+  std::string isa;
+  int threads;
+  KernelTable table;
+};
+
+// Prints one table of GFLOP/s (rows: ops, columns: ISA/threads); returns the figures by (op, column).
+std::map<std::pair<std::string, int>, double> print_table(const std::string& title, const std::vector<Op>& ops,
+                                                          const std::vector<Column>& cols, bool with_ref) {
+  std::printf("\n%s (GFLOP/s)\n%-28s", title.c_str(), "");
+  for (const auto& c : cols) {
+    if (with_ref || c.isa != "ref") std::printf(" %12s", (c.isa + "/" + std::to_string(c.threads)).c_str());
+  }
+  std::printf("\n");
+  std::map<std::pair<std::string, int>, double> out;
+  for (const auto& op : ops) {
+    std::printf("%-28s", op.name.c_str());
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      const Column& c = cols[i];
+      if (!with_ref && c.isa == "ref") continue;
+      if (c.isa == "ref" && op.flops > 1e8) {
+        std::printf(" %12s", "-");
+        continue;
+      }
+      ez::set_num_threads(c.threads);
+      const double t = best_time([&] { op.call(c.table); }, c.isa == "ref" ? 0.0 : 0.03);
+      out[{op.name, static_cast<int>(i)}] = op.flops / t / 1e9;
+      std::printf(" %12.1f", op.flops / t / 1e9);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+  return out;
+}
+
+// The LeNet-5 forward (conv, ReLU, max-pool, linear layers) at one batch, in microseconds per call.
+double lenet_forward_us(const KernelTable& t, int batch) {
+  const ez::Conv2dShape c1{batch, 1, 28, 28, 6, 5, 2}, c2{batch, 6, 14, 14, 16, 5, 2};
+  const ez::Pool2dShape p1{batch, 6, 28, 28, 2}, p2{batch, 16, 14, 14, 2};
+  const std::vector<float> x = random_buf(static_cast<std::size_t>(batch) * 784, 7);
+  const std::vector<float> w = random_buf(107786, 8);  // all parameters, layer after layer
+  std::vector<float> a1(batch * 6 * 784), p1o(batch * 6 * 196), a2(batch * 16 * 196), p2o(batch * 784);
+  std::vector<float> f1(batch * 120), f2(batch * 84), f3(batch * 10);
+  const float* wp = w.data();
+  const float *w1 = wp, *b1 = w1 + 150, *w2 = b1 + 6, *b2 = w2 + 2400, *w3 = b2 + 16, *b3 = w3 + 94080;
+  const float *w4 = b3 + 120, *b4 = w4 + 10080, *w5 = b4 + 84, *b5 = w5 + 840;
+  auto forward = [&] {
+    t.conv2d_fwd_f32(c1, x.data(), w1, b1, a1.data());
+    t.relu_fwd_f32(a1.size(), a1.data(), a1.data());
+    t.maxpool2d_fwd_f32(p1, a1.data(), p1o.data());
+    t.conv2d_fwd_f32(c2, p1o.data(), w2, b2, a2.data());
+    t.relu_fwd_f32(a2.size(), a2.data(), a2.data());
+    t.maxpool2d_fwd_f32(p2, a2.data(), p2o.data());
+    t.linear_fwd_f32(ez::LinearShape{batch, 784, 120}, p2o.data(), w3, b3, f1.data());
+    t.relu_fwd_f32(f1.size(), f1.data(), f1.data());
+    t.linear_fwd_f32(ez::LinearShape{batch, 120, 84}, f1.data(), w4, b4, f2.data());
+    t.relu_fwd_f32(f2.size(), f2.data(), f2.data());
+    t.linear_fwd_f32(ez::LinearShape{batch, 84, 10}, f2.data(), w5, b5, f3.data());
+  };
+  return best_time(forward, 0.2) * 1e6;
+}
+
+}  // namespace
+
+int main() {
+  std::vector<Column> cols;
+  for (const auto& isa : ez::available_isas()) {
+    for (int threads : {1, 2}) cols.push_back({isa, threads, ez::make_kernel_table(isa)});
+  }
+  const int saved_threads = ez::num_threads();
+
+  // Peak (a): FMA loop; peak (b): our GEMM on a 1024^3 square problem, best of a few runs.
+  std::printf("FP32 peak (GFLOP/s)          %12s %12s\n", "FMA loop", "GEMM 1024^3");
+  const int big = 1024;
+  const std::vector<float> ga = random_buf(static_cast<std::size_t>(big) * big, 9);
+  const std::vector<float> gb = random_buf(static_cast<std::size_t>(big) * big, 10);
+  std::vector<float> gc(static_cast<std::size_t>(big) * big);
+  std::vector<double> fma(cols.size()), gemm(cols.size());
+  for (std::size_t i = 0; i < cols.size(); ++i) {
+    if (cols[i].isa == "ref") continue;
+    fma[i] = fma_peak(cols[i].isa, cols[i].threads);
+    ez::set_num_threads(cols[i].threads);
+    const double t = best_time(
+        [&] { cols[i].table.gemm_f32(false, false, big, big, big, ga.data(), big, gb.data(), big, false, gc.data(), big); },
+        0.3);
+    gemm[i] = 2.0 * big * big * big / t / 1e9;
+    std::printf("%-28s %12.1f %12.1f\n", (cols[i].isa + "/" + std::to_string(cols[i].threads)).c_str(), fma[i],
+                gemm[i]);
+  }
+
+  std::map<std::pair<std::string, int>, double> lenet64;
+  for (int batch : {32, 64, 256}) {
+    auto figures = print_table("LeNet-5 layers, batch " + std::to_string(batch), lenet_ops(batch), cols, batch == 32);
+    if (batch == 64) lenet64 = figures;
+  }
+  for (int batch : {8, 32}) {
+    print_table("PointNet layers, batch " + std::to_string(batch), pointnet_ops(batch), cols, batch == 8);
+  }
+
+  std::printf("\nconv2 6->16 14x14 forward, batch 64         GFLOP/s  %% FMA peak  %% GEMM peak\n");
+  for (std::size_t i = 0; i < cols.size(); ++i) {
+    if (cols[i].isa == "ref") continue;
+    const double g = lenet64[{"conv2 6->16 14x14 fwd", static_cast<int>(i)}];
+    std::printf("%-40s %10.1f %11.1f %12.1f\n", (cols[i].isa + "/" + std::to_string(cols[i].threads)).c_str(), g,
+                100.0 * g / fma[i], 100.0 * g / gemm[i]);
+  }
+
+  std::printf("\nLeNet-5 forward (conv, ReLU, max-pool, fc), batch 64, microseconds\n");
+  for (const auto& c : cols) {
+    ez::set_num_threads(c.threads);
+    std::printf("%-28s %12.1f\n", (c.isa + "/" + std::to_string(c.threads)).c_str(), lenet_forward_us(c.table, 64));
+  }
+  ez::set_num_threads(saved_threads);
+  return 0;
+}
