@@ -1,0 +1,193 @@
+# Type stubs for elasticzo._core, the pybind11 module (bindings/*.cpp). tests/python/test_stubs.py fails when a
+# public name of the module or of one of its classes is missing here.
+# Arrays: inputs must be C-contiguous, aligned, non-empty float32 (labels int32) with finite values; anything else
+# raises TypeError (wrong type or dtype) or ValueError (layout, size, values), never a silent copy.
+from collections.abc import Sequence
+from typing import Literal, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+_F32Array = npt.NDArray[np.float32]
+
+__version__: str
+
+# ---- runtime (bind_runtime.cpp) ----------------------------------------------------------------------------------
+
+class _MemoryStats(TypedDict):
+    current: dict[str, int]
+    peak: dict[str, int]
+    total_current: int
+    total_peak: int
+
+def available_isas() -> list[str]:
+    """ISA levels this CPU can run, best last ('ref' always first)."""
+
+def active_isa() -> str:
+    """The ISA level of the kernels in use."""
+
+def set_isa(isa: str) -> None:
+    """Choose the kernels: 'ref', 'avx2', 'avx512', 'neon', 'neon_dotprod' or 'auto' (the best); ValueError if
+    this CPU cannot run it."""
+
+def kernel_info() -> dict[str, str]:
+    """Kernel name -> implementation in use."""
+
+def cpu_features() -> list[str]: ...
+def num_threads() -> int: ...
+def set_num_threads(n: int) -> None:
+    """n >= 1, else ValueError. Results are bit-identical for any n."""
+
+def openmp_enabled() -> bool: ...
+def memory_stats() -> _MemoryStats:
+    """Current and peak bytes per category (parameters, activations, gradients, errors, optimizer, scratch)."""
+
+def reset_peak_memory() -> None: ...
+
+# ---- layers and models (bind_model.cpp) --------------------------------------------------------------------------
+
+class Layer:
+    """A layer: forward, backward_data and backward_weight are separate so the zeroth-order path needs no backward.
+    Not constructible itself: use Conv2d, Linear, PointLinear, ReLU, MaxPool2d, Flatten or PointMaxPool."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def num_params(self) -> int: ...
+    def output_shape(self, input_shape: Sequence[int]) -> list[int]: ...
+    def forward(self, x: _F32Array) -> _F32Array:
+        """Output for input x (a new array; x is never modified, even by an in-place ReLU)."""
+
+    def backward_data(self, x: _F32Array, y: _F32Array, dy: _F32Array) -> _F32Array:
+        """dL/dx from this layer's input x, output y and the output error dy."""
+
+    def backward_weight(self, x: _F32Array, dy: _F32Array) -> dict[str, _F32Array]:
+        """dL/dparam for each parameter ('weight', 'bias'), as new arrays; empty for parameter-free layers."""
+
+    def parameters(self) -> dict[str, _F32Array]:
+        """Copies of the parameters."""
+
+    def set_parameter(self, name: str, value: _F32Array) -> None:
+        """KeyError for an unknown name, ValueError for another shape."""
+
+class Conv2d(Layer):
+    """Stride-1 convolution with zero padding; NCHW input, weight (out, in, k, k)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
+                 bias: bool = True) -> None: ...
+
+class Linear(Layer):
+    """y = x W^T + b with W (out, in); PointLinear makes the per-point variant."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None: ...
+
+def PointLinear(in_features: int, out_features: int, bias: bool = True) -> Linear:
+    """Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP)."""
+
+class ReLU(Layer):
+    def __init__(self, inplace: bool = False) -> None: ...
+
+class MaxPool2d(Layer):
+    """k x k window, stride k; rows and columns that do not fill a window are dropped."""
+
+    def __init__(self, kernel_size: int) -> None: ...
+
+class Flatten(Layer):
+    def __init__(self) -> None: ...
+
+class PointMaxPool(Layer):
+    """Max over the points of x[N, points, features] (PointNet's global feature)."""
+
+    def __init__(self) -> None: ...
+
+def softmax_cross_entropy(logits: _F32Array, labels: npt.NDArray[np.int32]) -> tuple[float, _F32Array]:
+    """(mean loss, dL/dlogits) of softmax cross-entropy; labels are int32 in [0, classes)."""
+
+class Sequential:
+    """A chain of named modules; elasticzo.nn.Sequential builds one from (name, layer) pairs."""
+
+    def __init__(self) -> None: ...
+    def add(self, name: str, layer: Layer) -> None: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> tuple[str, Layer]:
+        """(name, layer) of module `index` (negative counts from the end); IndexError out of range."""
+
+    @property
+    def num_param_layers(self) -> int: ...
+    @property
+    def num_params(self) -> int: ...
+    def param_layer_names(self) -> list[str]:
+        """Module name of each parameter layer, in order."""
+
+    def init_parameters(self, seed: int) -> None:
+        """PyTorch-style uniform initialization from a seed, identical on every platform."""
+
+    def output_shape(self, input_shape: Sequence[int]) -> list[int]: ...
+    def forward(self, x: _F32Array) -> _F32Array:
+        """Model output for input x (a new array)."""
+
+    def parameter_names(self) -> list[str]: ...
+    def state_dict(self) -> dict[str, _F32Array]:
+        """Copies of all parameters by name ('conv1.weight', ...)."""
+
+    def parameter(self, name: str) -> _F32Array: ...
+    def set_parameter(self, name: str, value: _F32Array) -> None: ...
+
+# ---- training (bind_train.cpp) -----------------------------------------------------------------------------------
+
+class _StepStats(TypedDict):
+    loss: float
+    loss_plus: float
+    loss_minus: float
+    projected_grad: float
+
+class _OptimizerState(TypedDict):
+    steps: int
+    m: list[_F32Array]
+    v: list[_F32Array]
+
+class ElasticZO:
+    """Trains parameter layers [0, zo_layers) of `model` by zeroth-order SPSA and the rest by backprop."""
+
+    def __init__(self, model: Sequential, zo_layers: int, eps: float = 1e-3, lr_zo: float = 1e-3,
+                 lr_bp: float = 1e-2, grad_clip: float = 0.0, clean_bp_pass: bool = False,
+                 optimizer: Literal["sgd", "adam"] = "sgd", seed: int = 0) -> None: ...
+    def step(self, x: _F32Array, labels: npt.NDArray[np.int32]) -> _StepStats:
+        """One ElasticZO step on a minibatch; returns its losses."""
+
+    @property
+    def zo_layers(self) -> int: ...
+    @property
+    def lr_zo(self) -> float: ...
+    @property
+    def lr_bp(self) -> float: ...
+    def set_learning_rates(self, lr_zo: float, lr_bp: float) -> None: ...
+    @property
+    def steps_done(self) -> int:
+        """Steps taken; the step number keys each perturbation, so resuming sets it back."""
+
+    @steps_done.setter
+    def steps_done(self, value: int) -> None: ...
+    def times(self) -> dict[str, float]:
+        """Seconds spent per phase since the last clear_times()."""
+
+    def clear_times(self) -> None: ...
+    def optimizer_state(self) -> _OptimizerState:
+        """Adam's moments (empty for SGD) and its step count, for checkpoints."""
+
+    def load_optimizer_state(self, steps: int, m: Sequence[_F32Array], v: Sequence[_F32Array]) -> None: ...
+
+# ---- counter-based generator (bind_rng.cpp) ----------------------------------------------------------------------
+
+def philox4x32(counters: npt.NDArray[np.uint32], key: tuple[int, int]) -> npt.NDArray[np.uint32]:
+    """Raw Philox4x32-10: one output block of 4 uint32 words per row of the (n, 4) uint32 counters."""
+
+def philox4x64(counters: npt.NDArray[np.uint64], key: tuple[int, int]) -> npt.NDArray[np.uint64]:
+    """Raw Philox4x64-10 (numpy.random.Philox's block function): one block per row of the (n, 4) uint64 counters."""
+
+def step_key(run_seed: int, step: int) -> tuple[int, int]:
+    """The Philox4x32 key (k0, k1) of a training step."""
+
+def gaussian(n: int, key: tuple[int, int], stream: int, offset: int = 0) -> _F32Array:
+    """Standard normals z(key, stream, offset + i), i < n, from the active kernels (bit-identical on every ISA)."""
+
