@@ -1,0 +1,82 @@
+"""Helpers shared by the benchmark scripts: data options, the paper's numbers, JSONL logs, step-capped training."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from elasticzo.data import batches, num_batches
+
+METHODS = ("full-zo", "zo-feat-cls2", "zo-feat-cls1", "full-bp")
+DATASETS = ("mnist", "fashion-mnist")
+
+# SPEC §10, Table 1: the paper's FP32 test accuracy (%) of LeNet-5 after 100 epochs.
+PAPER_FP32 = {
+    "mnist": {"full-zo": 89.80, "zo-feat-cls2": 94.85, "zo-feat-cls1": 97.53, "full-bp": 99.10},
+    "fashion-mnist": {"full-zo": 77.09, "zo-feat-cls2": 82.28, "zo-feat-cls1": 86.60, "full-bp": 91.37},
+}
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def add_runtime_args(parser):
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding the dataset files or <name>/ subfolders (default: the package's "
+                             "search: $ELASTICZO_DATA, ./data/<name>, ~/.cache/elasticzo/<name>)")
+    parser.add_argument("--threads", type=int, default=2, help="OpenMP threads (default 2)")
+
+
+def validation_split(train, n_val, seed=12345):
+    """(train part, validation part): the last n_val samples of a fixed permutation are held out."""
+    order = np.random.default_rng(seed).permutation(len(train))
+    return (train.subset(order[:-n_val], name=train.name + "-train"),
+            train.subset(order[-n_val:], name=train.name + "-val"))
+
+
+def read_jsonl(path):
+    """The records of a JSONL file; a torn last line (the run was killed while writing it) is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def append_jsonl(path, record):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def train_steps(trainer, train, batch_size, steps, *, on_checkpoint=None, checkpoints=()):
+    """Runs `steps` ElasticZO steps from a fresh trainer, epoch after epoch, with the trainer's lr decay.
+
+    After step k for every k in `checkpoints`, calls on_checkpoint(k, mean train loss since the previous one).
+    Returns the stats (loss, projected_grad, ...) of every step. A diverged step raises RuntimeError, as in fit().
+    """
+    per_epoch = num_batches(len(train), batch_size)
+    stats = []
+    marks = sorted(set(checkpoints))
+    since = 0
+    while len(stats) < steps:
+        epoch = len(stats) // per_epoch
+        trainer.core.set_learning_rates(*trainer.learning_rates(epoch))
+        for x, y in batches(train, batch_size, shuffle=True, seed=trainer.seed, epoch=epoch):
+            stats.append(trainer.core.step(x, y))
+            if marks and len(stats) == marks[0]:
+                marks.pop(0)
+                if on_checkpoint is not None:
+                    on_checkpoint(len(stats), float(np.mean([s["loss"] for s in stats[since:]])))
+                since = len(stats)
+            if len(stats) == steps:
+                break
+    return stats
