@@ -177,14 +177,32 @@ def _torch_copy(model, torch_modules):
     return net
 
 
+def _torch_lenet5_modules():
+    tn = torch.nn
+    return [("conv1", tn.Conv2d(1, 6, 5, padding=2)), ("relu1", tn.ReLU()), ("pool1", tn.MaxPool2d(2)),
+            ("conv2", tn.Conv2d(6, 16, 5, padding=2)), ("relu2", tn.ReLU()), ("pool2", tn.MaxPool2d(2)),
+            ("flatten", tn.Flatten()), ("fc1", tn.Linear(784, 120)), ("relu3", tn.ReLU()),
+            ("fc2", tn.Linear(120, 84)), ("relu4", tn.ReLU()), ("fc3", tn.Linear(84, 10))]
+
+
+class _PointMax(torch.nn.Module):
+    def forward(self, x):
+        return x.max(dim=1).values
+
+
+def _torch_pointnet_modules(num_classes=40):
+    tn = torch.nn
+    widths = [3, 64, 64, 64, 128, 1024]
+    mods = []
+    for i in range(5):
+        mods += [(f"mlp{i + 1}", tn.Linear(widths[i], widths[i + 1])), (f"mlp_relu{i + 1}", tn.ReLU())]
+    return mods + [("maxpool", _PointMax()), ("fc1", tn.Linear(1024, 512)), ("relu1", tn.ReLU()),
+                   ("fc2", tn.Linear(512, 256)), ("relu2", tn.ReLU()), ("fc3", tn.Linear(256, num_classes))]
+
+
 def test_lenet5_forward_matches_torch(isa, assert_close):
     model = lenet5(seed=3)
-    tn = torch.nn
-    net = _torch_copy(model, [
-        ("conv1", tn.Conv2d(1, 6, 5, padding=2)), ("relu1", tn.ReLU()), ("pool1", tn.MaxPool2d(2)),
-        ("conv2", tn.Conv2d(6, 16, 5, padding=2)), ("relu2", tn.ReLU()), ("pool2", tn.MaxPool2d(2)),
-        ("flatten", tn.Flatten()), ("fc1", tn.Linear(784, 120)), ("relu3", tn.ReLU()),
-        ("fc2", tn.Linear(120, 84)), ("relu4", tn.ReLU()), ("fc3", tn.Linear(84, 10))])
+    net = _torch_copy(model, _torch_lenet5_modules())
     x = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)
     with torch.no_grad():
         ref = net(_t(x)).numpy()
@@ -193,20 +211,43 @@ def test_lenet5_forward_matches_torch(isa, assert_close):
 
 def test_pointnet_forward_matches_torch(isa, assert_close):
     model = pointnet(num_classes=40, seed=4)
-    tn = torch.nn
-    widths = [3, 64, 64, 64, 128, 1024]
-    mods = []
-    for i in range(5):
-        mods += [(f"mlp{i + 1}", tn.Linear(widths[i], widths[i + 1])), (f"mlp_relu{i + 1}", tn.ReLU())]
-
-    class PointMax(tn.Module):
-        def forward(self, x):
-            return x.max(dim=1).values
-
-    mods += [("maxpool", PointMax()), ("fc1", tn.Linear(1024, 512)), ("relu1", tn.ReLU()),
-             ("fc2", tn.Linear(512, 256)), ("relu2", tn.ReLU()), ("fc3", tn.Linear(256, 40))]
-    net = _torch_copy(model, mods)
+    net = _torch_copy(model, _torch_pointnet_modules())
     x = np.random.default_rng(2).uniform(-1, 1, (2, 33, 3)).astype(np.float32)
     with torch.no_grad():
         ref = net(_t(x)).numpy()
     assert_close(model.forward(x), ref, FWD_TOL, f"PointNet forward batch 2, 33 points, seed 4 isa={isa}")
+
+
+def _torch_sgd_reference(model, net, x, labels, lr):
+    """(loss, {name: parameter after one SGD step}) in float64 torch from our model's current parameters."""
+    net.zero_grad()
+    loss = F.cross_entropy(net(_t(x)), torch.from_numpy(labels).long())
+    loss.backward()
+    return loss.item(), {k: (p - lr * p.grad).detach().numpy() for k, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("name", ["lenet5", "pointnet"])
+def test_full_backprop_step_matches_torch_sgd(name, isa, assert_close):
+    """One Full-BP trainer step: the loss is torch's cross-entropy of the model output, and every parameter moves by
+    -lr * torch's gradient through the whole net (flatten views, in-place ReLUs and point max-pool included)."""
+    rng = np.random.default_rng(9)
+    if name == "lenet5":
+        model = lenet5(seed=9)
+        x = rng.random((3, 1, 28, 28), dtype=np.float32)
+        labels = np.array([1, 7, 3], dtype=np.int32)
+        net = _torch_copy(model, _torch_lenet5_modules())
+    else:
+        model = pointnet(num_classes=40, seed=9)
+        x = rng.uniform(-1, 1, (2, 17, 3)).astype(np.float32)
+        labels = np.array([39, 4], dtype=np.int32)
+        net = _torch_copy(model, _torch_pointnet_modules())
+    lr = 64.0  # a power of two (exact scaling) big enough that float32 rounding of the parameters stays far below it
+    ref_loss, expected = _torch_sgd_reference(model, net, x, labels, lr)
+    before = model.state_dict()
+    trainer = _core.ElasticZO(model, 0, lr_bp=lr, optimizer="sgd")
+    stats = trainer.step(x, labels)
+    assert abs(stats["loss"] - ref_loss) <= FWD_TOL * ref_loss, f"{name} isa={isa}: {stats['loss']} != {ref_loss}"
+    after = model.state_dict()
+    for key, value in expected.items():
+        # Compare the steps, not the parameters: the step is small next to the values it moves.
+        assert_close(after[key] - before[key], value - before[key], GRAD_TOL, f"{name} {key} step isa={isa}")
