@@ -80,7 +80,7 @@ void conv_fwd(const Conv2dShape& s, const float* x, const float* w, const float*
         const int mr = std::min(MR, s.c_out - co);
         const TileOut out{yn + static_cast<long>(co) * ohw, ohw, slot_out.data() + s0, slot_lanes.data() + s0,
                           bias ? Init::bias_row : Init::zero, bias ? bias + co : nullptr};
-        outer_fn<V, TableOff>(mr, nv)(taps, wpack.data() + static_cast<long>(co) * taps, bv, step, out);
+        outer_fn<V, TableOff>(mr, nv)(taps, wpack.data() + static_cast<long>(co) * taps, mr, bv, step, out);
       }
     }
   }

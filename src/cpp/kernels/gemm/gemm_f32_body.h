@@ -65,25 +65,27 @@ inline void pack_b(const GemmArgs& g, int p0, int kc, int j0, int nr, int stride
 
 // Outer-product strategy. Loop nest: column blocks (NC) > reduction blocks (KC) > tasks of (MC rows x a group
 // of NR-column panels). Each block of B is packed once and shared; so is A when it has few rows (the tasks then
-// split the columns), otherwise each task packs its rows. With a few rows of A, B is read in place instead
-// (only its ragged last panel is packed): its panels would serve too few tiles to repay packing.
+// split the columns), otherwise each task packs its rows. An operand whose panels would serve only a few tiles
+// is read in place instead, when its layout allows: B when A has few rows (only B's ragged last panel is
+// packed), a transposed A when B has few columns.
 template <class V>
 void gemm_outer(const GemmArgs& g) {
   constexpr int W = V::width, MR = V::tile_rows, NV = V::tile_vecs, NR = W * NV;
   constexpr int KC = 256, MC = MR * 16, NC = NR * 16;
   const bool direct_b = !g.trans_b && g.m <= 4 * MR;
+  const bool direct_a = g.trans_a && g.n <= 4 * NR;
   const int kc_max = std::min(g.k, KC);
   const int panels_max = ceil_div(std::min(g.n, NC), NR);
   const int row_blocks = ceil_div(g.m, MC), a_panels = ceil_div(g.m, MR);
-  const bool shared_a = row_blocks <= 3;
+  const bool shared_a = !direct_a && row_blocks <= 3;
   // With A shared, split the columns too, into enough tasks to balance two or three threads.
   const int groups = shared_a ? std::min(panels_max, ceil_div(12, row_blocks)) : 1;
   const int team = team_size(2.0 * g.m * g.n * g.k);
   ScratchBuffer<float> bpack(static_cast<std::size_t>(panels_max) * NR * kc_max);
-  ScratchBuffer<float> apack(static_cast<std::size_t>(shared_a ? g.m : team * MC) * kc_max);
+  ScratchBuffer<float> apack(static_cast<std::size_t>(direct_a ? 0 : shared_a ? g.m : team * MC) * kc_max);
 #pragma omp parallel num_threads(team) if (team > 1)
   {
-    float* own_a = apack.data() + (shared_a ? 0 : static_cast<std::size_t>(thread_id()) * MC * kc_max);
+    float* own_a = apack.data() + (direct_a || shared_a ? 0 : static_cast<std::size_t>(thread_id()) * MC * kc_max);
     for (int jc = 0; jc < g.n; jc += NC) {
       const int panels = ceil_div(std::min(NC, g.n - jc), NR);
       const int per_group = ceil_div(panels, groups);
@@ -106,7 +108,7 @@ void gemm_outer(const GemmArgs& g) {
           const int jp_end = std::min(panels, (t % groups + 1) * per_group);
           if ((t % groups) * per_group >= jp_end) continue;
           const float* ap = shared_a ? apack.data() + i0 * kc : own_a;
-          if (!shared_a) pack_a(g, i0, mc, pc, kc, MR, own_a);
+          if (!direct_a && !shared_a) pack_a(g, i0, mc, pc, kc, MR, own_a);
           for (int jp = (t % groups) * per_group; jp < jp_end; ++jp) {
             const int j0 = jc + jp * NR, nr = std::min(NR, g.n - j0), nv = ceil_div(nr, W);
             const bool in_place = direct_b && nr == NR;
@@ -122,7 +124,11 @@ void gemm_outer(const GemmArgs& g) {
             for (int ip = 0; ip < mc; ip += MR) {
               const int mr = std::min(MR, mc - ip);
               const TileOut out{g.c + (i0 + ip) * g.ldc, g.ldc, col, lanes, init, g.bias};
-              outer_fn<V, StrideOff>(mr, nv)(kc, ap + ip * kc, bv, off, out);
+              if (direct_a) {
+                outer_fn<V, StrideOff>(mr, nv)(kc, g.a + pc * g.lda + i0 + ip, g.lda, bv, off, out);
+              } else {
+                outer_fn<V, StrideOff>(mr, nv)(kc, ap + ip * kc, mr, bv, off, out);
+              }
             }
           }
         }
@@ -140,7 +146,8 @@ void gemm_dot(const GemmArgs& g) {
   const int team = team_size(2.0 * g.m * g.n * g.k);
 #pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
   for (int t = 0; t < row_tiles * col_tiles; ++t) {
-    const int i0 = (t / col_tiles) * DR, j0 = (t % col_tiles) * DC;
+    // Rows of A vary fastest: A (few rows) stays in cache while B streams through once.
+    const int i0 = (t % row_tiles) * DR, j0 = (t / row_tiles) * DC;
     const int mr = std::min(DR, g.m - i0), np = std::min(DC, g.n - j0);
     const float* ar[DR];
     const float* br[DC];

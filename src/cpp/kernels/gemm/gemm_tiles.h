@@ -38,9 +38,10 @@ struct TableOff {
   long operator()(int p) const { return table[p]; }
 };
 
-// acc[r][v] (+)= sum_p a[p * MR + r] * b[v][off(p) .. +W): A packed as [k][MR] and broadcast, B loaded as vectors.
+// acc[r][v] (+)= sum_p a[p * lda + r] * b[v][off(p) .. +W): A's MR values of step p are contiguous and broadcast
+// (a packed panel, lda = MR, or a transposed matrix read in place), B is loaded as vectors.
 template <class V, int MR, int NV, class Off>
-void outer_tile(int k, const float* a, const float* const* b, Off off, const TileOut& o) {
+void outer_tile(int k, const float* a, long lda, const float* const* b, Off off, const TileOut& o) {
   using reg = typename V::reg;
   constexpr int W = V::width;
   reg acc[MR][NV];
@@ -86,7 +87,7 @@ void outer_tile(int k, const float* a, const float* const* b, Off off, const Til
         for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
       }
     }
-    a += MR;
+    a += lda;
   }
   EZ_UNROLL
   for (int r = 0; r < MR; ++r) {
@@ -103,7 +104,7 @@ void outer_tile(int k, const float* a, const float* const* b, Off off, const Til
 }
 
 template <class Off>
-using OuterFn = void (*)(int, const float*, const float* const*, Off, const TileOut&);
+using OuterFn = void (*)(int, const float*, long, const float* const*, Off, const TileOut&);
 
 template <class V, class Off, int... I>
 constexpr std::array<OuterFn<Off>, sizeof...(I)> outer_table(std::integer_sequence<int, I...>) {
