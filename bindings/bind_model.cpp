@@ -66,10 +66,9 @@ py::dict layer_backward_weight(Layer& layer, const py::object& x_arr, const py::
     restore.saved.push_back(p.grad);
     grads[py::str(p.name)] = new_f32(p.value.shape(), p.grad);
   }
-  {
-    py::gil_scoped_release release;  // safe: the arrays are held by this frame and by `grads`
-    layer.backward_weight(x, dy, false);
-  }
+  // The GIL stays held: the layer's gradient slots point at this call's arrays until it returns, so another
+  // Python thread's call on the same layer must not interleave.
+  layer.backward_weight(x, dy, false);
   return grads;
 }
 

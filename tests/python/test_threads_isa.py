@@ -168,3 +168,21 @@ def test_exact_layers_match_ref(i, optimized_isa, one_thread):
         x = (np.round(2 * rng.standard_normal(shape)) / 2).astype(np.float32)
         dy = rng.standard_normal(make().output_shape(list(shape))).astype(np.float32)
         _check_against_ref(make, x, dy, None, f"{make()!r} x{shape} seed={i}")
+
+
+def test_python_threads_sharing_a_layer_get_serial_results():
+    """Standalone layer calls from several Python threads at once give the serial results (forward and
+    backward_data run without the GIL; backward_weight keeps it, as it lends the layer its output arrays)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    layer = _randomized(nn.Conv2d(3, 8, 3, padding=1), np.random.default_rng(0))
+    xs = [np.random.default_rng(i).standard_normal((2, 3, 16, 16)).astype(np.float32) for i in range(8)]
+    dys = [np.random.default_rng(100 + i).standard_normal((2, 8, 16, 16)).astype(np.float32) for i in range(8)]
+    serial = [_run_all(layer, x, dy) for x, dy in zip(xs, dys)]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            for want, got in zip(serial, pool.map(lambda a: _run_all(layer, *a), zip(xs, dys))):
+                for method in want:
+                    assert np.array_equal(_bits(got[method]), _bits(want[method])), method
+    serial_after = _run_all(layer, xs[0], dys[0])
+    assert all(np.array_equal(serial_after[m], serial[0][m]) for m in serial_after)
