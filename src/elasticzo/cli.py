@@ -17,6 +17,8 @@ def _add_train_args(p):
     p.add_argument("--method", default="zo-feat-cls1", choices=METHODS)
     p.add_argument("--zo-layers", type=int, default=None, help="partition point C (overrides --method)")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-samples", type=int, default=None,
+                   help="train on the first N training samples only (quick trials)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="learning rate of the ZO part (tuned default)")
     p.add_argument("--lr-bp", type=float, default=None, help="learning rate of the backprop part (tuned default)")

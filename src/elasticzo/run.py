@@ -70,10 +70,6 @@ def _summary(trainer, info, test_acc):
     }
 
 
-def _sigterm_as_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def train_command(args) -> int:
     _configure_runtime(args)
     run_dir = Path(args.out) if args.out else None
@@ -94,6 +90,12 @@ def train_command(args) -> int:
     train = load_dataset(args.dataset, args.data_dir, "train")
     test = load_dataset(args.dataset, args.data_dir, "test")
     if state is not None:
+        args.train_samples = state["info"].get("train_samples")
+    if args.train_samples is not None:
+        if not 1 <= args.train_samples <= len(train):
+            raise ValueError(f"--train-samples must be in [1, {len(train)}], got {args.train_samples}")
+        train = train.subset(range(args.train_samples))
+    if state is not None:
         # The saved config names C directly; the method name follows from it.
         cfg, batch_size = dict(state["config"]), state["info"]["batch_size"]
         cfg.pop("method")
@@ -101,7 +103,8 @@ def train_command(args) -> int:
         cfg, batch_size = _trainer_config(args, train.num_classes)
     model = models.build(args.model, train.num_classes, seed=cfg["seed"])
     trainer = ElasticZO(model, **cfg)
-    info = {"model": args.model, "dataset": args.dataset, "num_classes": train.num_classes, "batch_size": batch_size}
+    info = {"model": args.model, "dataset": args.dataset, "num_classes": train.num_classes, "batch_size": batch_size,
+            "train_samples": args.train_samples}
     if state is not None:
         restore_trainer(trainer, tensors, state, run_dir / CHECKPOINT)
         _write_metrics(run_dir, trainer.history)  # drops lines of epochs the checkpoint does not hold
@@ -110,7 +113,19 @@ def train_command(args) -> int:
         atomic_write(run_dir / "config.json",
                      lambda tmp: tmp.write_text(json.dumps({"info": info, "config": trainer.config}, indent=2)))
 
+    # SIGINT/SIGTERM only set a flag; training stops after the step in flight, when the trainer's position and
+    # weights agree, so the checkpoint written on the way out resumes exactly.
+    stop = []
+
+    def request_stop(signum, frame):
+        stop.append(signum)
+
+    def check_stop():
+        if stop:
+            raise KeyboardInterrupt
+
     def on_step(tr):
+        check_stop()
         if run_dir is not None and args.checkpoint_every > 0 and tr.core.steps_done % args.checkpoint_every == 0:
             save_checkpoint(run_dir / CHECKPOINT, tr, info)
 
@@ -122,8 +137,9 @@ def train_command(args) -> int:
         if run_dir is not None:
             _append_metrics(run_dir, metrics)
             save_checkpoint(run_dir / CHECKPOINT, tr, info)
+        check_stop()
 
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         trainer.fit(train, args.epochs, batch_size, test=test, progress=not args.no_progress,
                     on_epoch_end=on_epoch_end, on_step=on_step)
@@ -134,7 +150,8 @@ def train_command(args) -> int:
                   f"checkpoint saved, continue with --resume --out {run_dir}", file=sys.stderr)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     test_acc = trainer.history[-1].get("test_accuracy") if trainer.history else evaluate(model, test)["accuracy"]
     summary = _summary(trainer, info, test_acc)
     if args.json:

@@ -1,0 +1,113 @@
+"""The `elasticzo` command line: info, train (run directory, JSON summary, resume after SIGTERM), eval, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from conftest import REPO_ROOT
+
+
+def cli(*args, cwd=REPO_ROOT, env=None, check=True):
+    proc = subprocess.run([sys.executable, "-m", "elasticzo", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def train_args(out, *extra):
+    return ["train", "--method", "zo-feat-cls1", "--train-samples", "1280", "--no-progress", "--out", str(out),
+            *extra]
+
+
+def model_weights(run_dir):
+    return {k: v for k, v in load_file(str(run_dir / "checkpoint.safetensors")).items() if k.startswith("model.")}
+
+
+def test_info_reports_isa_kernels_and_threads():
+    info = json.loads(cli("info").stdout)
+    assert info["isa"] in info["available_isas"]
+    assert info["kernels"]["conv2d_fwd_f32"] in info["available_isas"]
+    assert info["threads"] >= 1 and info["version"]
+
+
+@pytest.mark.training
+def test_train_writes_run_directory_and_json_summary(tmp_path):
+    run = tmp_path / "run"
+    proc = cli(*train_args(run, "--epochs", "2", "--json"))
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("test_accuracy", "train_loss", "epochs", "seconds_per_epoch", "peak_memory_bytes",
+                "time_breakdown_seconds"):
+        assert key in summary, key
+    assert summary["epochs"] == 2 and summary["method"] == "zo-feat-cls1"
+    assert set(summary["time_breakdown_seconds"]) == {"forward", "backward", "zo_perturb", "zo_update", "loss",
+                                                     "data", "other"}
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    evaluated = json.loads(cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), "--json").stdout)
+    assert evaluated["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-12)
+
+
+@pytest.mark.training
+def test_resume_after_sigterm_matches_an_uninterrupted_run(tmp_path):
+    straight = tmp_path / "straight"
+    cli(*train_args(straight, "--epochs", "2"))
+
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "elasticzo", *train_args(run, "--epochs", "2",
+                                                                             "--checkpoint-every", "3")],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (run / "checkpoint.safetensors").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode != 0:  # 0 when it finished before the signal landed: the comparison still holds
+        assert proc.returncode == 130, err
+        assert "--resume" in err
+        cli(*train_args(run, "--epochs", "2", "--resume"))
+    a, b = model_weights(straight), model_weights(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.training
+def test_existing_run_needs_resume(tmp_path):
+    run = tmp_path / "run"
+    cli(*train_args(run, "--epochs", "1"))
+    proc = cli(*train_args(run, "--epochs", "1"), check=False)
+    assert proc.returncode == 2 and "--resume" in proc.stderr
+
+
+def test_missing_data_explains_where_it_looked(tmp_path):
+    env = dict(os.environ, ELASTICZO_DATA=str(tmp_path / "nothing"), HOME=str(tmp_path))
+    proc = cli("train", "--dataset", "fashion-mnist", "--no-progress", cwd=tmp_path, env=env, check=False)
+    assert proc.returncode == 2
+    assert "fashion-mnist" in proc.stderr and "ELASTICZO_DATA" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    proc = cli("eval", "--checkpoint", str(bad), check=False)
+    assert proc.returncode == 2 and "not a readable safetensors checkpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    proc = cli("train", "--train-samples", "0", "--no-progress", check=False)
+    assert proc.returncode == 2 and "--train-samples" in proc.stderr
+    proc = cli("train", "--resume", "--no-progress", check=False)
+    assert proc.returncode == 2 and "--out" in proc.stderr
+    proc = cli("train", "--threads", "0", "--no-progress", check=False)
+    assert proc.returncode == 2 and "thread" in proc.stderr
