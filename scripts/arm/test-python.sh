@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prove the Python package on arm64 Debian 12 + Python 3.11 (64-bit Raspberry Pi OS), under qemu-user.
-#   scripts/arm/test-python.sh [--tier 1|2] [PYTEST ARGS...]      (default: tier 1, pytest tests/python)
+#   scripts/arm/test-python.sh [--tier 1|2] [PYTEST ARGS...]
+#   (default: tier 1, pytest tests/python -m "not training": whole-epoch runs are native-only; the emulated run
+#   trains briefly in tests/python/test_cross_platform.py instead)
 # Tier 1 (CI, ~2 min): the wheel is cross-built on the host (scikit-build-core, aarch64 gcc, the rootfs as
 #   sysroot), pip puts it and the aarch64 wheels of its dependencies into the rootfs's /usr/local site dir,
 #   and only Python runs emulated: pytest as cortex-a53 and as cortex-a76.
@@ -16,7 +18,7 @@ cpus=${ELASTICZO_ARM_CPUS:-cortex-a53 cortex-a76}
 
 cd "$EZ_SRC"
 pytest_args=("$@")
-[ ${#pytest_args[@]} -gt 0 ] || pytest_args=(tests/python)
+[ ${#pytest_args[@]} -gt 0 ] || pytest_args=(tests/python -m "not training")
 for f in $(grep -lE '^\s*(import torch|from torch)' tests/python/*.py 2>/dev/null || true); do
   log "leaving out $f (needs torch)"
   pytest_args+=(--ignore "$f")
