@@ -3,10 +3,12 @@
 Stages, each planned from the results of the ones before (all kept in one JSONL, so a stopped sweep continues):
   lr       coarse: every method's learning rate(s) on a grid, eps 1e-3 and clip 100, for --coarse-epochs.
   refine   coarse: at each ZO method's best lr, one axis at a time: eps, clip and (ZO-Feat) lr_bp.
-  confirm  --confirm-epochs with the values chosen so far; Full ZO also with the next smaller lr_zo.
+  confirm  --confirm-epochs with the values chosen so far, then smaller learning rates while those are unstable.
+  long     --long-epochs for the two best stable confirm runs of each ZO method, and the best with TIGHT_CLIP: ZO
+           weights drift and grow, and a rate that is fine for a few epochs can blow up later.
   fmnist   the chosen values on Fashion-MNIST for --confirm-epochs.
 Selection is on a validation set held out of the training set (--val samples); test accuracy is reported for the
-confirm and fmnist runs only. All runs share seed 0 (init, data order, perturbations): differences are paired.
+confirm, long and fmnist runs only. All runs share seed 0 (init, data order, perturbations): differences are paired.
 """
 
 import argparse
@@ -20,7 +22,7 @@ import elasticzo
 from elasticzo.data import load_dataset, num_batches
 from _common import METHODS, RESULTS_DIR, add_runtime_args, append_jsonl, read_jsonl, train_steps, validation_split
 
-LR_ZO = (5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2, 2e-2)
+LR_ZO = (2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2, 2e-2)
 LR_BP = (0.02, 0.05, 0.1, 0.2, 0.5)
 EPS = (1e-4, 1e-3, 1e-2)
 CLIP = (0.1, 1.0, 100.0)
@@ -28,9 +30,16 @@ BASE = dict(lr_bp=0.1, eps=1e-3, grad_clip=100.0)
 # A refine variation replaces the base value only if it beats it by this much validation accuracy (points): with
 # 5,000 validation samples one accuracy has a standard error of up to 0.7 points.
 MARGIN = 1.0
-# A run is unstable when the mean train loss of its last interval exceeds the lowest earlier one by this much.
+# A run is unstable when the mean train loss of its last interval exceeds the lowest earlier one by UNSTABLE_RISE,
+# or its final validation accuracy is UNSTABLE_DROP points below its best earlier one.
 UNSTABLE_RISE = 0.05
-STAGES = ("lr", "refine", "confirm", "fmnist")
+UNSTABLE_DROP = 5.0
+# A run whose mean train loss passes this (chance level is ln 10 = 2.3) has blown up: it stops there as diverged.
+BLOWN_UP_LOSS = 100.0
+# Clip tried in the long stage: above the typical |g| (0.2-1 early on), so it only cuts the growing steps of a
+# network that sharpens as its ZO-trained weights grow, which a loose clip (100) lets run away.
+TIGHT_CLIP = 1.0
+STAGES = ("lr", "refine", "confirm", "long", "fmnist")
 
 
 def config(method, lr_zo=0.0, lr_bp=BASE["lr_bp"], eps=BASE["eps"], grad_clip=BASE["grad_clip"], dataset="mnist"):
@@ -45,8 +54,14 @@ def key(cfg, steps):
     return (cfg["method"], cfg["dataset"], cfg["lr_zo"], cfg["lr_bp"], cfg["eps"], cfg["grad_clip"], steps)
 
 
+def unstable(curve):
+    losses = [c["train_loss"] for c in curve]
+    accs = [c["val_accuracy"] for c in curve]
+    return len(curve) > 1 and (losses[-1] > min(losses[:-1]) + UNSTABLE_RISE or accs[-1] < max(accs[:-1]) - UNSTABLE_DROP)
+
+
 def score(rec):
-    return -math.inf if rec["diverged"] or rec["unstable"] else rec["val_accuracy"]
+    return -math.inf if rec["diverged"] or unstable(rec["curve"]) else rec["val_accuracy"]
 
 
 def best(records, steps, **match):
@@ -56,11 +71,11 @@ def best(records, steps, **match):
     return max(pool, key=score) if pool else None
 
 
-def lr_stage(records, coarse, confirm):
-    plan = [config("full-zo", lr_zo=lr) for lr in LR_ZO]
+def lr_stage(records, budget):
+    plan = [config("full-zo", lr_zo=lr) for lr in LR_ZO[1:]]
     plan += [config("full-bp", lr_bp=lr) for lr in LR_BP]
     for m in ("zo-feat-cls2", "zo-feat-cls1"):
-        plan += [config(m, lr_zo=lr) for lr in LR_ZO]
+        plan += [config(m, lr_zo=lr) for lr in LR_ZO[1:]]
     return plan
 
 
@@ -76,10 +91,10 @@ def _fields(rec):
     return {k: rec[k] for k in ("method", "dataset", "lr_zo", "lr_bp", "eps", "grad_clip")}
 
 
-def refine_stage(records, coarse, confirm):
+def refine_stage(records, budget):
     plan = []
     for m in ("full-zo", "zo-feat-cls2", "zo-feat-cls1"):
-        base = lr_stage_best(records, coarse, m)
+        base = lr_stage_best(records, budget["coarse"], m)
         if base is None:
             continue
         axes = [("eps", EPS), ("grad_clip", CLIP)] + ([("lr_bp", LR_BP)] if m != "full-zo" else [])
@@ -102,26 +117,65 @@ def chosen_coarse(records, coarse, method):
     return out
 
 
-def confirm_stage(records, coarse, confirm):
+def confirm_stage(records, budget):
+    """The coarse choice, then smaller learning rates (lr_zo, or Full BP's lr_bp) while the larger ones are unstable
+    over the longer budget, and one more below the first stable one: short runs favour rates that later blow up."""
     plan = []
     for m in METHODS:
-        cfg = chosen_coarse(records, coarse, m)
+        cfg = chosen_coarse(records, budget["coarse"], m)
         if cfg is None:
             continue
-        plan.append(cfg)
-        if m == "full-zo" and cfg["lr_zo"] > LR_ZO[0]:
-            plan.append(dict(cfg, lr_zo=max(lr for lr in LR_ZO if lr < cfg["lr_zo"])))
+        field, grid = ("lr_bp", LR_BP) if m == "full-bp" else ("lr_zo", LR_ZO)
+        stable_seen = 0
+        for lr in sorted((v for v in grid if v <= cfg[field]), reverse=True):
+            plan.append(dict(cfg, **{field: lr}))
+            rec = next((r for r in records if key(r, r["steps"]) == key(plan[-1], budget["confirm"])), None)
+            if rec is None:
+                break  # plan the rest once this one has run
+            stable_seen += score(rec) > -math.inf
+            if stable_seen == 2:
+                break
     return plan
 
 
-def chosen(records, confirm, method):
-    """The final choice: the best stable confirm run of the method on MNIST."""
-    rec = best(records, confirm, method=method, dataset="mnist")
-    return rec and _fields(rec)
+def long_stage(records, budget):
+    """The two best stable confirm runs of each ZO method, and the best one with the tight clip if it has another.
+    If a tight-clip run then beats every loose-clip one, the lr walk-down (done with the loose clip) is revisited:
+    the next larger lr_zo with the tight clip."""
+    plan = []
+    for m in ("full-zo", "zo-feat-cls2", "zo-feat-cls1"):
+        pool = [r for r in records if r["steps"] == budget["confirm"] and r["method"] == m and r["dataset"] == "mnist"]
+        top = [_fields(r) for r in sorted(pool, key=score, reverse=True)[:2] if score(r) > -math.inf]
+        plan += top
+        if not top or top[0]["grad_clip"] == TIGHT_CLIP:
+            continue
+        plan.append(dict(top[0], grad_clip=TIGHT_CLIP))
+        tight = best(records, budget["long"], method=m, dataset="mnist", grad_clip=TIGHT_CLIP)
+        loose = best(records, budget["long"], method=m, dataset="mnist", grad_clip=top[0]["grad_clip"])
+        larger = [lr for lr in LR_ZO if tight and lr > tight["lr_zo"]]
+        if tight and larger and (loose is None or score(tight) > score(loose)):
+            plan.append(dict(_fields(tight), lr_zo=larger[0]))
+    # A configuration that failed a shorter long run is not run longer (a longer --long-epochs checks the horizon).
+    failed = {key(r, 0) for r in records if r["stage"] == "long" and r["steps"] < budget["long"] and score(r) == -math.inf}
+    return [c for c in plan if key(c, 0) not in failed]
 
 
-def fmnist_stage(records, coarse, confirm):
-    return [dict(c, dataset="fashion-mnist") for c in (chosen(records, confirm, m) for m in METHODS) if c]
+def chosen(records, budget, method):
+    """The final choice: the best stable run among the method's longest confirm or long runs on MNIST."""
+    runs = [r for r in records if r["method"] == method and r["dataset"] == "mnist" and r["stage"] in ("confirm", "long")]
+    for steps in sorted({r["steps"] for r in runs}, reverse=True):
+        rec = best(runs, steps)
+        if rec is not None:
+            return _fields(rec)
+    return None
+
+
+def fmnist_stage(records, budget):
+    return [dict(c, dataset="fashion-mnist") for c in (chosen(records, budget, m) for m in METHODS) if c]
+
+
+class BlownUp(Exception):
+    pass
 
 
 def run(cfg, steps, stage, data, args, with_test):
@@ -134,23 +188,29 @@ def run(cfg, steps, stage, data, args, with_test):
 
     def on_checkpoint(step, train_loss):
         ev = elasticzo.evaluate(model, val, 256)
-        curve.append(dict(step=step, train_loss=train_loss, val_accuracy=100 * ev["accuracy"], val_loss=ev["loss"]))
+        norm = math.sqrt(sum(float(np.square(v, dtype=np.float64).sum()) for v in model.state_dict().values()))
+        curve.append(dict(step=step, train_loss=train_loss, val_accuracy=100 * ev["accuracy"], val_loss=ev["loss"],
+                          weight_norm=norm))
+        if not train_loss < BLOWN_UP_LOSS:
+            raise BlownUp
 
-    marks = [max(1, round(steps * q / 4)) for q in (1, 2, 3, 4)]
+    points = max(4, round(2 * steps / args.steps_per_epoch))  # quarters, or every half epoch for longer runs
+    marks = [max(1, round(steps * q / points)) for q in range(1, points + 1)]
     start = time.perf_counter()
     diverged = False
     stats = []
     try:
         stats = train_steps(tr, train, args.batch_size, steps, on_checkpoint=on_checkpoint, checkpoints=marks)
+    except BlownUp:
+        diverged = True
     except RuntimeError as exc:
         if "not finite" not in str(exc):
             raise
         diverged = True
     seconds = time.perf_counter() - start
-    losses = [c["train_loss"] for c in curve]
     g = np.abs([s["projected_grad"] for s in stats]) if stats and cfg["method"] != "full-bp" else np.zeros(1)
     rec = dict(cfg, stage=stage, steps=steps, batch_size=args.batch_size, epochs=steps / args.steps_per_epoch,
-               diverged=diverged, unstable=bool(len(losses) > 1 and losses[-1] > min(losses[:-1]) + UNSTABLE_RISE),
+               diverged=diverged, unstable=bool(curve) and unstable(curve),
                val_accuracy=curve[-1]["val_accuracy"] if curve and not diverged else 0.0, curve=curve,
                g_abs_median=float(np.median(g)), g_clipped_fraction=float(np.mean(g >= cfg["grad_clip"]))
                if cfg["grad_clip"] > 0 else 0.0, seconds=seconds)
@@ -164,7 +224,7 @@ def markdown_table(records):
              "median abs g | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in r["curve"])
-        flag = " diverged" if r["diverged"] else (" unstable" if r["unstable"] else "")
+        flag = " diverged" if r["diverged"] else (" unstable" if unstable(r["curve"]) else "")
         test = f"{r['test_accuracy']:.2f}" if "test_accuracy" in r else ""
         lines.append(f"| {r['stage']} | {r['method']} | {r['dataset']} | {r['lr_zo']:g} | {r['lr_bp']:g} | "
                      f"{r['eps']:g} | {r['grad_clip']:g} | {r['epochs']:.2f} | {accs}{flag} | {test} | "
@@ -179,8 +239,10 @@ def main(argv=None):
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--coarse-epochs", type=float, default=0.5)
     p.add_argument("--confirm-epochs", type=float, default=3.0)
+    p.add_argument("--long-epochs", type=float, default=10.0)
     p.add_argument("--val", type=int, default=5000, help="training samples held out for validation")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--methods", default=",".join(METHODS), help="run only these methods' configurations")
     p.add_argument("--dry-run", action="store_true", help="print the configurations still to run and stop")
     p.add_argument("--table", action="store_true", help="print the results as a Markdown table and stop")
     args = p.parse_args(argv)
@@ -199,33 +261,35 @@ def main(argv=None):
         train, val = validation_split(load_dataset(name, args.data_dir, "train"), args.val)
         data[name] = (train, val, load_dataset(name, args.data_dir, "test"))
     args.steps_per_epoch = num_batches(len(data["mnist"][0]), args.batch_size)
-    coarse = max(4, round(args.coarse_epochs * args.steps_per_epoch))
-    confirm = max(4, round(args.confirm_epochs * args.steps_per_epoch))
-    planners = {"lr": (lr_stage, coarse), "refine": (refine_stage, coarse), "confirm": (confirm_stage, confirm),
-                "fmnist": (fmnist_stage, confirm)}  # stage -> (planner, steps of its runs)
+    budget = {name: max(4, round(getattr(args, name + "_epochs") * args.steps_per_epoch))
+              for name in ("coarse", "confirm", "long")}
+    planners = {"lr": (lr_stage, "coarse"), "refine": (refine_stage, "coarse"), "confirm": (confirm_stage, "confirm"),
+                "long": (long_stage, "long"), "fmnist": (fmnist_stage, "confirm")}  # stage -> (planner, its budget)
 
     for stage in stages:
         planner, steps = planners[stage]
-        records = read_jsonl(args.out)
-        done = {key(r, r["steps"]) for r in records}
-        todo = [c for c in planner(records, coarse, confirm) if key(c, steps) not in done]
-        print(f"stage {stage}: {len(todo)} configurations of {steps} steps to run", file=sys.stderr)
-        for cfg in todo:
+        steps = budget[steps]
+        print(f"stage {stage}: runs of {steps} steps", file=sys.stderr)
+        while True:  # re-planned after every run: a stage may depend on its own results
+            records = read_jsonl(args.out)
+            done = {key(r, r["steps"]) for r in records}
+            todo = [c for c in planner(records, budget)
+                    if key(c, steps) not in done and c["method"] in args.methods.split(",")]
+            if not todo:
+                break
             if args.dry_run:
-                print(f"  {cfg}", file=sys.stderr)
-                continue
-            rec = run(cfg, steps, stage, data, args, with_test=stage in ("confirm", "fmnist"))
+                print("".join(f"  {c}\n" for c in todo), end="", file=sys.stderr)
+                return 0  # later runs are planned from these ones' results
+            cfg = todo[0]
+            rec = run(cfg, steps, stage, data, args, with_test=stage in ("confirm", "long", "fmnist"))
             append_jsonl(args.out, rec)
-            done.add(key(cfg, steps))
             print(f"  {stage} {cfg['method']} {cfg['dataset']} lr_zo={cfg['lr_zo']:g} lr_bp={cfg['lr_bp']:g} "
                   f"eps={cfg['eps']:g} clip={cfg['grad_clip']:g}: val {rec['val_accuracy']:.2f}%"
                   f"{' diverged' if rec['diverged'] else ''}{' unstable' if rec['unstable'] else ''} "
                   f"({rec['seconds']:.0f} s)", file=sys.stderr, flush=True)
-        if args.dry_run:
-            return 0  # later stages are planned from this one's results
     records = read_jsonl(args.out)
     for m in METHODS:
-        print(f"chosen {m}: {chosen(records, confirm, m) or chosen_coarse(records, coarse, m)}")
+        print(f"chosen {m}: {chosen(records, budget, m) or chosen_coarse(records, budget['coarse'], m)}")
     return 0
 
 
