@@ -54,7 +54,9 @@ std::size_t bytes_now(MemCategory c) {
 // Bytes a block adds to one category while the objects it creates are alive.
 struct CategoryDelta {
   explicit CategoryDelta(MemCategory c) : category(c), before(bytes_now(c)) {}
-  std::int64_t bytes() const { return static_cast<std::int64_t>(bytes_now(category)) - static_cast<std::int64_t>(before); }
+  std::int64_t bytes() const {
+    return static_cast<std::int64_t>(bytes_now(category)) - static_cast<std::int64_t>(before);
+  }
   MemCategory category;
   std::size_t before;
 };
@@ -249,7 +251,8 @@ TEST(SequentialBackward, AccumulateAddsAndPartialBackwardLeavesTheZoPartAlone) {
   auto params = m->named_parameters();
   std::vector<std::vector<float>> once;
   for (auto& np : params)
-    if (np.param->grad.defined()) once.emplace_back(np.param->grad.f32(), np.param->grad.f32() + np.param->grad.numel());
+    if (np.param->grad.defined())
+      once.emplace_back(np.param->grad.f32(), np.param->grad.f32() + np.param->grad.numel());
   m->backward(x, true);
   std::size_t k = 0;
   for (auto& np : params) {

@@ -128,8 +128,9 @@ def one_thread(restore_threads):
 @pytest.mark.parametrize("i", range(len(AWKWARD)))
 def test_conv2d_matches_ref(i, optimized_isa, one_thread):
     a, b, c = AWKWARD[i], AWKWARD[(i + 4) % len(AWKWARD)], AWKWARD[(i + 7) % len(AWKWARD)]
-    for n, cin, cout, h, w, k, p in [(1 + i % 3, a % 9 + 1, b, c, a, 3, 1), (2, b % 7 + 1, a, a % 9 + 4, c % 9 + 4, 5, i % 3),
-                                     (1, c, c % 5 + 1, b, 1, 1, 0)]:
+    cases = [(1 + i % 3, a % 9 + 1, b, c, a, 3, 1), (2, b % 7 + 1, a, a % 9 + 4, c % 9 + 4, 5, i % 3),
+             (1, c, c % 5 + 1, b, 1, 1, 0)]
+    for n, cin, cout, h, w, k, p in cases:
         rng = np.random.default_rng(i)
         x = rng.standard_normal((n, cin, h, w)).astype(np.float32)
         oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
