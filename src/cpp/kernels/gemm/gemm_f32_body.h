@@ -76,16 +76,17 @@ void gemm_outer(const GemmArgs& g) {
   const bool direct_a = g.trans_a && g.n <= 4 * NR;
   const int kc_max = std::min(g.k, KC);
   const int panels_max = ceil_div(std::min(g.n, NC), NR);
-  const int row_blocks = ceil_div(g.m, MC), a_panels = ceil_div(g.m, MR);
-  const bool shared_a = !direct_a && row_blocks <= 3;
-  // With A shared, split the columns too, into enough tasks to balance two or three threads.
-  const int groups = shared_a ? std::min(panels_max, ceil_div(12, row_blocks)) : 1;
+  const bool shared_a = !direct_a && g.m <= 3 * MC, own_a = !direct_a && !shared_a;
+  // Tasks: blocks of rows x groups of column panels. A task that packs its rows of A takes MC of them; else
+  // tasks are smaller and split the columns too, enough of them to balance two or three threads.
+  const int mc_task = own_a ? MC : 4 * MR, row_blocks = ceil_div(g.m, mc_task), a_panels = ceil_div(g.m, MR);
+  const int groups = own_a ? 1 : std::min(panels_max, ceil_div(12, row_blocks));
   const int team = team_size(2.0 * g.m * g.n * g.k);
   ScratchBuffer<float> bpack(static_cast<std::size_t>(panels_max) * NR * kc_max);
   ScratchBuffer<float> apack(static_cast<std::size_t>(direct_a ? 0 : shared_a ? g.m : team * MC) * kc_max);
 #pragma omp parallel num_threads(team) if (team > 1)
   {
-    float* own_a = apack.data() + (direct_a || shared_a ? 0 : static_cast<std::size_t>(thread_id()) * MC * kc_max);
+    float* task_a = apack.data() + (own_a ? static_cast<std::size_t>(thread_id()) * MC * kc_max : 0);
     for (int jc = 0; jc < g.n; jc += NC) {
       const int panels = ceil_div(std::min(NC, g.n - jc), NR);
       const int per_group = ceil_div(panels, groups);
@@ -104,11 +105,11 @@ void gemm_outer(const GemmArgs& g) {
         const Init init = pc == 0 ? g.init : Init::load;
 #pragma omp for schedule(static)
         for (int t = 0; t < row_blocks * groups; ++t) {
-          const int i0 = (t / groups) * MC, mc = std::min(MC, g.m - i0);
+          const int i0 = (t / groups) * mc_task, mc = std::min(mc_task, g.m - i0);
           const int jp_end = std::min(panels, (t % groups + 1) * per_group);
           if ((t % groups) * per_group >= jp_end) continue;
-          const float* ap = shared_a ? apack.data() + i0 * kc : own_a;
-          if (!direct_a && !shared_a) pack_a(g, i0, mc, pc, kc, MR, own_a);
+          const float* ap = shared_a ? apack.data() + i0 * kc : task_a;
+          if (own_a) pack_a(g, i0, mc, pc, kc, MR, task_a);
           for (int jp = (t % groups) * per_group; jp < jp_end; ++jp) {
             const int j0 = jc + jp * NR, nr = std::min(NR, g.n - j0), nv = ceil_div(nr, W);
             const bool in_place = direct_b && nr == NR;
