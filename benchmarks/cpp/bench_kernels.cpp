@@ -278,12 +278,18 @@ int main() {
     print_table("PointNet layers, batch " + std::to_string(batch), pointnet_ops(batch), cols, batch == 8);
   }
 
-  std::printf("\nconv2 6->16 14x14 forward, batch 64         GFLOP/s  %% FMA peak  %% GEMM peak\n");
+  std::printf("\nconv2 6->16 14x14, batch 64: GFLOP/s (%% of the FMA-loop peak, %% of the GEMM peak)\n%-12s", "");
+  const char* conv2_ops[] = {"fwd", "bwd_data", "bwd_weight"};
+  for (const char* op : conv2_ops) std::printf(" %24s", op);
+  std::printf("\n");
   for (std::size_t i = 0; i < cols.size(); ++i) {
     if (cols[i].isa == "ref") continue;
-    const double g = lenet64[{"conv2 6->16 14x14 fwd", static_cast<int>(i)}];
-    std::printf("%-40s %10.1f %11.1f %12.1f\n", (cols[i].isa + "/" + std::to_string(cols[i].threads)).c_str(), g,
-                100.0 * g / fma[i], 100.0 * g / gemm[i]);
+    std::printf("%-12s", (cols[i].isa + "/" + std::to_string(cols[i].threads)).c_str());
+    for (const char* op : conv2_ops) {
+      const double g = lenet64[{std::string("conv2 6->16 14x14 ") + op, static_cast<int>(i)}];
+      std::printf(" %8.1f (%5.1f%%, %5.1f%%)", g, 100.0 * g / fma[i], 100.0 * g / gemm[i]);
+    }
+    std::printf("\n");
   }
 
   std::printf("\nLeNet-5 forward (conv, ReLU, max-pool, fc), batch 64, microseconds\n");

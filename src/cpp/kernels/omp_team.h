@@ -28,7 +28,5 @@ inline int thread_id() {
 #endif
 }
 
-inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
 }  // namespace
 }  // namespace ez

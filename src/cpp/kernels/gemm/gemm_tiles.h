@@ -14,6 +14,8 @@
 namespace ez {
 namespace {
 
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
 enum class Init { zero, load, bias_row, bias_col };
 
 // Where an outer tile's accumulators start and end: row r at c + r * ldc; vector v covers lanes[v] columns
