@@ -130,7 +130,7 @@ void conv_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, bool
   ScratchBuffer<float> xpad(chunk * img), dypad(chunk * grad), partial(chunks * outs);
   const int row_tiles = ceil_div(s.c_out, DR), col_tiles = ceil_div(taps, DC);
   const int tiles = row_tiles * col_tiles, tasks = tiles + (dbias ? row_tiles : 0);
-  const int team = team_size(2.0 * s.n * s.c_out * oh * ow * taps);
+  [[maybe_unused]] const int team = team_size(2.0 * s.n * s.c_out * oh * ow * taps);
 #pragma omp parallel num_threads(team) if (team > 1)
   {
     for (int c = 0; c < chunks; ++c) {

@@ -144,7 +144,7 @@ void gemm_dot(const GemmArgs& g) {
   constexpr int DR = V::dot_rows, DC = V::dot_cols;
   const int row_tiles = ceil_div(g.m, DR), col_tiles = ceil_div(g.n, DC);
   const DotSegs segs{1, 1, g.k, 0, 0, 0, 0};
-  const int team = team_size(2.0 * g.m * g.n * g.k);
+  [[maybe_unused]] const int team = team_size(2.0 * g.m * g.n * g.k);
 #pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
   for (int t = 0; t < row_tiles * col_tiles; ++t) {
     // Rows of A vary fastest: A (few rows) stays in cache while B streams through once.

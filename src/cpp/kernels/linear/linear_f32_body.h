@@ -22,7 +22,7 @@ void linear_bwd_data(const LinearShape& s, const float* dy, const float* w, floa
 template <class V>
 void column_sums(int rows, int cols, const float* x, bool accumulate, float* sums) {
   constexpr int W = V::width;
-  const int team = team_size(static_cast<double>(rows) * cols);
+  [[maybe_unused]] const int team = team_size(static_cast<double>(rows) * cols);
 #pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
   for (int j0 = 0; j0 < cols; j0 += W) {
     const int lanes = std::min(W, cols - j0);
