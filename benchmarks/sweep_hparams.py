@@ -220,15 +220,18 @@ def run(cfg, steps, stage, data, args, with_test):
 
 
 def markdown_table(records):
-    lines = ["| stage | method | data | lr_zo | lr_bp | eps | clip | epochs | val % (quarters) | test % | "
-             "median abs g | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| stage | method | data | lr_zo | lr_bp | eps | clip | epochs | val % over the run | final val % | "
+             "test % | weight norm | median abs g | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
-        accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in r["curve"])
-        flag = " diverged" if r["diverged"] else (" unstable" if unstable(r["curve"]) else "")
+        curve = r["curve"]
+        shown = curve if len(curve) <= 6 else [curve[round(i * (len(curve) - 1) / 5)] for i in range(6)]
+        accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in shown)
+        flag = " **diverged**" if r["diverged"] else (" **unstable**" if unstable(curve) else "")
         test = f"{r['test_accuracy']:.2f}" if "test_accuracy" in r else ""
+        norm = f"{curve[-1]['weight_norm']:.3g}" if curve and "weight_norm" in curve[-1] else ""
         lines.append(f"| {r['stage']} | {r['method']} | {r['dataset']} | {r['lr_zo']:g} | {r['lr_bp']:g} | "
-                     f"{r['eps']:g} | {r['grad_clip']:g} | {r['epochs']:.2f} | {accs}{flag} | {test} | "
-                     f"{r['g_abs_median']:.3g} | {r['seconds']:.0f} |")
+                     f"{r['eps']:g} | {r['grad_clip']:g} | {r['epochs']:.1f} | {accs} | {r['val_accuracy']:.2f}{flag} | "
+                     f"{test} | {norm} | {r['g_abs_median']:.3g} | {r['seconds']:.0f} |")
     return "\n".join(lines)
 
 
