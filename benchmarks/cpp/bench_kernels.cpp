@@ -2,7 +2,8 @@
 // and 2 threads, against this machine's FP32 peak measured two ways: an FMA-throughput register loop per ISA,
 // and our own GEMM on a large square problem. Runs in well under a minute.
 // The reference kernels are timed once per op, only at each network's smallest batch and only for ops of at most
-// 1e8 flops (they run at 0.1-2 GFLOP/s); larger ones print "-".
+// 1e8 flops (they run at 0.1-2 GFLOP/s); larger ones print "-". On a machine busy elsewhere, a 2-thread team waits
+// for its descheduled thread at every parallel region: trust the 1-thread columns there.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
