@@ -94,6 +94,7 @@ def plot(results, epochs, datasets, methods, path):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
@@ -105,6 +106,7 @@ def plot(results, epochs, datasets, methods, path):
                         else None, label=NAMES[m])
         ax.set_title(f"LeNet-5 / {DATA_NAMES[d]} ({epochs} epochs)")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("train loss")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -151,7 +153,9 @@ def main(argv=None):
         return 130
     text = table(results, args.epochs, datasets, methods)
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.table).write_text(f"# Table 1 (FP32), reproduced: {args.epochs} epochs\n\n" + text)
+    command = " ".join(["python benchmarks/paper_table1.py"] + (sys.argv[1:] if argv is None else list(argv)))
+    Path(args.table).write_text(f"# Table 1 (FP32), reproduced: {args.epochs} epochs\n\n" + text +
+                                f"\nProduced by `{command}`; train loss per epoch: {Path(args.plot).name}.\n")
     print(text)
     if plot(results, args.epochs, datasets, methods, args.plot):
         print(f"loss curves: {args.plot}")
