@@ -63,11 +63,13 @@ def test_full_zo_loss_falls(mnist_train, mnist_test):
 
 def test_full_zo_keeps_bp_buffers_away(small_train):
     """Full ZO allocates no gradients or errors: its memory is that of inference (SPEC §4)."""
+    before = _core.memory_stats()["current"]  # other tests' models may still be alive: compare differences
     tr = make_trainer("full-zo")
     tr.fit(small_train, epochs=1, batch_size=32, progress=False)
-    stats = _core.memory_stats()
-    assert stats["current"]["gradients"] == 0 and stats["current"]["errors"] == 0
-    assert stats["current"]["activations"] == 18058 * 32 * 4
+    after = _core.memory_stats()["current"]
+    assert after["gradients"] == before["gradients"] and after["errors"] == before["errors"]
+    assert after["activations"] - before["activations"] == 18058 * 32 * 4
+    assert after["parameters"] - before["parameters"] == 107786 * 4
 
 
 def test_zo_restore_is_exact_when_learning_rate_is_zero(small_train):
@@ -173,3 +175,29 @@ def test_divergence_is_reported_not_silent(small_train):
     tr = make_trainer("full-bp", lr_bp=1e6)
     with pytest.raises(RuntimeError, match="not finite"):
         tr.fit(small_train, epochs=1, batch_size=64, progress=False)
+
+
+def test_clean_third_pass_trains_the_bp_part_differently(small_train, mnist_test):
+    settings = dict(lr_zo=2e-3, lr_bp=0.1, grad_clip=1.0)
+    mean_of_passes = make_trainer("zo-feat-cls1", **settings)
+    clean = make_trainer("zo-feat-cls1", clean_bp_pass=True, **settings)
+    x, y = small_train.x[:64], small_train.y[:64]
+    for tr in (mean_of_passes, clean):
+        tr.core.step(x, y)
+    a, b = weights(mean_of_passes), weights(clean)
+    assert np.array_equal(a["conv1.weight"], b["conv1.weight"])  # first step: same z and g for the ZO part
+    assert not np.array_equal(a["fc3.weight"], b["fc3.weight"])
+    before = clean.evaluate(mnist_test)["loss"]
+    clean.fit(small_train, epochs=6, batch_size=64, progress=False)
+    assert clean.evaluate(mnist_test)["loss"] < before - 0.02
+
+
+def test_custom_sequential_model_trains(small_train, mnist_test):
+    nn = elasticzo.nn
+    model = nn.Sequential([("flat", nn.Flatten()), ("hidden", nn.Linear(784, 32)), ("act", nn.ReLU(inplace=True)),
+                           ("out", nn.Linear(32, 10))], seed=3)
+    tr = elasticzo.ElasticZO(model, zo_layers=1, lr_zo=1e-3, lr_bp=0.1, eps=1e-3, grad_clip=1.0)
+    assert tr.method == "zo-feat-cls2"  # C = L - 1
+    before = tr.evaluate(mnist_test)["loss"]
+    tr.fit(small_train, epochs=3, batch_size=32, progress=False)
+    assert tr.evaluate(mnist_test)["loss"] < before - 0.2

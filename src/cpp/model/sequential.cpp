@@ -6,6 +6,7 @@
 namespace ez {
 
 void Sequential::add(const std::string& name, std::shared_ptr<Layer> layer) {
+  const auto guard = lock();
   if (!layer) throw std::invalid_argument("Sequential.add: layer is null");
   for (const auto& n : names_)
     if (n == name) throw std::invalid_argument("Sequential: duplicate module name '" + name + "'");
@@ -55,6 +56,7 @@ Shape Sequential::output_shape(const Shape& input) const {
 }
 
 const Tensor& Sequential::forward(const Tensor& x) {
+  const auto guard = lock();
   if (x.shape() != input_shape_ || acts_.size() != layers_.size()) {
     output_shape(x.shape());  // validate before freeing anything
     const std::size_t first = bwd_first_;
@@ -85,6 +87,7 @@ const Tensor& Sequential::output() const {
 }
 
 void Sequential::prepare_backward(std::size_t first) {
+  const auto guard = lock();
   if (first > layers_.size()) throw std::invalid_argument("prepare_backward: module index out of range");
   if (acts_.size() != layers_.size()) throw std::logic_error("prepare_backward needs a forward pass first");
   release_backward();
@@ -108,6 +111,7 @@ Tensor& Sequential::output_error() {
 }
 
 void Sequential::backward(const Tensor& x, bool accumulate) {
+  const auto guard = lock();
   if (errs_.empty() || bwd_first_ >= layers_.size())
     throw std::logic_error("backward: no backward part prepared (prepare_backward)");
   if (x.shape() != input_shape_) throw std::invalid_argument("backward: input differs from the forward pass's");
@@ -119,6 +123,7 @@ void Sequential::backward(const Tensor& x, bool accumulate) {
 }
 
 void Sequential::release_backward() {
+  const auto guard = lock();
   errs_.clear();
   for (auto& l : layers_)
     for (auto& prm : l->params()) prm.grad = Tensor();

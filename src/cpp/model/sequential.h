@@ -6,6 +6,7 @@
 // part trained by backprop.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,7 +56,12 @@ class Sequential {
   // Frees errors and gradients (e.g. between training and evaluation).
   void release_backward();
 
+  // Held by every call that touches the buffers, and by a trainer for a whole step: two Python threads sharing
+  // a model (the GIL is released during compute) then take turns instead of freeing each other's buffers.
+  std::unique_lock<std::recursive_mutex> lock() { return std::unique_lock<std::recursive_mutex>(mutex_); }
+
  private:
+  std::recursive_mutex mutex_;
   std::vector<std::string> names_;
   std::vector<std::shared_ptr<Layer>> layers_;
   std::vector<std::size_t> param_modules_;

@@ -65,6 +65,7 @@ float ElasticZO::loss(const Tensor& labels, float grad_scale) {
 }
 
 StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
+  const auto guard = model_->lock();
   const Shape out_shape = model_->output_shape(x.shape());
   if (out_shape.size() != 2)
     throw std::invalid_argument("ElasticZO needs a model whose output is (N, classes), got " + shape_str(out_shape));
