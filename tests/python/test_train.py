@@ -52,13 +52,16 @@ def test_full_bp_one_epoch_reaches_95_percent(mnist_train, mnist_test):
 
 
 def test_full_zo_loss_falls(mnist_train, mnist_test):
-    subset = mnist_train.subset(np.arange(19200))  # 300 steps
-    tr = make_trainer("full-zo")
-    before = tr.evaluate(mnist_test)["loss"]
+    # A larger learning rate than the 100-epoch default (which starts slowly, see benchmarks/results/
+    # sweep_hparams.md) so that 600 steps show the fall: the loss 2.31 -> 2.10, accuracy 13% -> 46%.
+    subset = mnist_train.subset(np.arange(38400))
+    tr = make_trainer("full-zo", lr_zo=3e-3, grad_clip=1.0)
+    before = tr.evaluate(mnist_test)
     tr.fit(subset, epochs=1, batch_size=64, progress=False)
-    after = tr.evaluate(mnist_test)["loss"]
-    assert after < before - 0.15, (before, after)
-    assert tr.core.steps_done == 300
+    after = tr.evaluate(mnist_test)
+    assert after["loss"] < before["loss"] - 0.1, (before, after)
+    assert after["accuracy"] > before["accuracy"] + 0.2, (before, after)
+    assert tr.core.steps_done == 600
 
 
 def test_full_zo_keeps_bp_buffers_away(small_train):
