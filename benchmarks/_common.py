@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from elasticzo.data import batches, num_batches
+from elasticzo.data import batches, load_dataset, num_batches
 
 METHODS = ("full-zo", "zo-feat-cls2", "zo-feat-cls1", "full-bp")
 DATASETS = ("mnist", "fashion-mnist")
@@ -25,6 +25,14 @@ def add_runtime_args(parser):
                         help="folder holding the dataset files or <name>/ subfolders (default: the package's "
                              "search: $ELASTICZO_DATA, ./data/<name>, ~/.cache/elasticzo/<name>)")
     parser.add_argument("--threads", type=int, default=2, help="OpenMP threads (default 2)")
+
+
+def load_split(parser, name, data_dir, split):
+    """A dataset split; when its files are missing, the script exits with the loader's list of places searched."""
+    try:
+        return load_dataset(name, data_dir, split)
+    except FileNotFoundError as exc:
+        parser.exit(2, f"{parser.prog}: {exc}\n")
 
 
 def validation_split(train, n_val, seed=12345):

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import DATASETS, METHODS, PAPER_FP32, RESULTS_DIR, read_jsonl
+from _common import DATASETS, METHODS, PAPER_FP32, RESULTS_DIR, add_runtime_args, read_jsonl
 
 NAMES = {"full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1", "full-bp": "Full BP"}
 DATA_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
@@ -131,8 +131,7 @@ def main(argv=None):
     p.add_argument("--out", default="runs/paper_table1", help="run directories: OUT/<dataset>/<method>")
     p.add_argument("--table", default=str(RESULTS_DIR / "table1_fp32.md"))
     p.add_argument("--plot", default=str(RESULTS_DIR / "table1_loss.png"))
-    p.add_argument("--data-dir", default=None, help="passed to elasticzo train (default: its search path)")
-    p.add_argument("--threads", type=int, default=2)
+    add_runtime_args(p)
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error("--epochs must be >= 1")

@@ -19,8 +19,9 @@ import time
 import numpy as np
 
 import elasticzo
-from elasticzo.data import load_dataset, num_batches
-from _common import METHODS, RESULTS_DIR, add_runtime_args, append_jsonl, read_jsonl, train_steps, validation_split
+from elasticzo.data import num_batches
+from _common import (METHODS, RESULTS_DIR, add_runtime_args, append_jsonl, load_split, read_jsonl, train_steps,
+                     validation_split)
 
 LR_ZO = (2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2, 2e-2)
 LR_BP = (0.02, 0.05, 0.1, 0.2, 0.5)
@@ -160,7 +161,7 @@ def long_stage(records, budget):
     return [c for c in plan if key(c, 0) not in failed]
 
 
-def chosen(records, budget, method):
+def chosen(records, method):
     """The final choice: the best stable run among the method's longest confirm or long runs on MNIST."""
     runs = [r for r in records if r["method"] == method and r["dataset"] == "mnist" and r["stage"] in ("confirm", "long")]
     for steps in sorted({r["steps"] for r in runs}, reverse=True):
@@ -171,7 +172,7 @@ def chosen(records, budget, method):
 
 
 def fmnist_stage(records, budget):
-    return [dict(c, dataset="fashion-mnist") for c in (chosen(records, budget, m) for m in METHODS) if c]
+    return [dict(c, dataset="fashion-mnist") for c in (chosen(records, m) for m in METHODS) if c]
 
 
 class BlownUp(Exception):
@@ -261,8 +262,8 @@ def main(argv=None):
     for name in ("mnist", "fashion-mnist"):
         if name == "fashion-mnist" and "fmnist" not in stages:
             continue
-        train, val = validation_split(load_dataset(name, args.data_dir, "train"), args.val)
-        data[name] = (train, val, load_dataset(name, args.data_dir, "test"))
+        train, val = validation_split(load_split(p, name, args.data_dir, "train"), args.val)
+        data[name] = (train, val, load_split(p, name, args.data_dir, "test"))
     args.steps_per_epoch = num_batches(len(data["mnist"][0]), args.batch_size)
     budget = {name: max(4, round(getattr(args, name + "_epochs") * args.steps_per_epoch))
               for name in ("coarse", "confirm", "long")}
@@ -292,7 +293,7 @@ def main(argv=None):
                   f"({rec['seconds']:.0f} s)", file=sys.stderr, flush=True)
     records = read_jsonl(args.out)
     for m in METHODS:
-        print(f"chosen {m}: {chosen(records, budget, m) or chosen_coarse(records, budget['coarse'], m)}")
+        print(f"chosen {m}: {chosen(records, m) or chosen_coarse(records, budget['coarse'], m)}")
     return 0
 
 

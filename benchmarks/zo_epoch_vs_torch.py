@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 import elasticzo
 from elasticzo import hparams
-from elasticzo.data import batches, load_dataset, num_batches
-from _common import add_runtime_args, train_steps
+from elasticzo.data import batches, num_batches
+from _common import add_runtime_args, load_split, train_steps
 
 METHODS = ("full-zo", "zo-feat-cls1", "full-bp")
 ZO_LAYERS = {"full-zo": 5, "zo-feat-cls1": 3, "full-bp": 0}
@@ -192,8 +192,8 @@ def main(argv=None):
         p.error(f"--methods takes names from {', '.join(METHODS)}")
     elasticzo.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    train = load_dataset("mnist", args.data_dir, "train")
-    test = load_dataset("mnist", args.data_dir, "test")
+    train = load_split(p, "mnist", args.data_dir, "train")
+    test = load_split(p, "mnist", args.data_dir, "test")
 
     # Timings on a shared machine mean little without its load and the OpenMP wait policy (spinning threads
     # collapse when the cores are oversubscribed).
