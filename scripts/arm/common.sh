@@ -9,7 +9,7 @@ SUDO=
 
 log() { printf '[%s %4ds] %s\n' "$EZ_TAG" "$SECONDS" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-# timed "what" CMD ARGS...: runs CMD, then logs how long it took (the figures in docs/raspberry-pi.md come from here).
+# timed "what" CMD ARGS...: runs CMD, then logs how long it took (the figures in the README's Raspberry Pi section come from here).
 timed() {
   local what=$1 t0=$SECONDS
   shift

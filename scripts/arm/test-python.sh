@@ -81,7 +81,7 @@ tier1_cpu() {  # tier1_cpu ROOTFS CPU: the checks as one CPU model
 }
 
 tier2() {
-  # The apt packages docs/raspberry-pi.md tells a Pi user to install, nothing more.
+  # The apt packages the README tells a Pi user to install, nothing more.
   local root=$EZ_ARM_CACHE/rootfs-dev in=("$EZ_SRC/scripts/arm/in-rootfs.sh")
   "$EZ_SRC/scripts/arm/make-rootfs.sh" "$root" python3-venv,python3-dev,g++,cmake
   # A copy of the files a clone has (tracked and new, not ignored), as a user's checkout on the Pi.
