@@ -25,8 +25,17 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
   set_learning_rates(cfg_.lr_zo, cfg_.lr_bp);
   bp_first_ = model_->first_module(cfg_.zo_layers);
   std::vector<Param*> bp_params;
-  for (const NamedParam& np : model_->named_parameters())
-    if (np.param_layer >= cfg_.zo_layers) bp_params.push_back(np.param);
+  std::uint64_t offset = 0;
+  for (const NamedParam& np : model_->named_parameters()) {
+    if (np.param_layer >= cfg_.zo_layers) {
+      bp_params.push_back(np.param);
+      continue;
+    }
+    // One stream per parameter layer; its weight and bias share the index space.
+    if (!zo_slices_.empty() && zo_slices_.back().stream != static_cast<std::uint32_t>(np.param_layer)) offset = 0;
+    zo_slices_.push_back({np.param, static_cast<std::uint32_t>(np.param_layer), offset});
+    offset += static_cast<std::uint64_t>(np.param->value.numel());
+  }
   opt_.attach(bp_params);
 }
 
@@ -37,21 +46,11 @@ void ElasticZO::set_learning_rates(float lr_zo, float lr_bp) {
   cfg_.lr_bp = lr_bp;
 }
 
-void ElasticZO::perturb(float scale, std::uint64_t step, Phase phase) {
+void ElasticZO::perturb(float scale, PhiloxKey key, Phase phase) {
   ScopedPhase timer(times_, phase);
-  const PhiloxKey key = step_key(cfg_.seed, step);
-  int layer = -1;
-  std::uint64_t offset = 0;
-  for (const NamedParam& np : model_->named_parameters()) {
-    if (np.param_layer >= cfg_.zo_layers) break;
-    if (np.param_layer != layer) {  // one stream per parameter layer; its weight and bias share the index space
-      layer = np.param_layer;
-      offset = 0;
-    }
-    Tensor& t = np.param->value;
-    kernels().zo_axpy_gaussian_f32(static_cast<std::size_t>(t.numel()), scale, key,
-                                   static_cast<std::uint32_t>(layer), offset, t.f32());
-    offset += static_cast<std::uint64_t>(t.numel());
+  for (const ZoSlice& z : zo_slices_) {
+    Tensor& t = z.param->value;
+    kernels().zo_axpy_gaussian_f32(static_cast<std::size_t>(t.numel()), scale, key, z.stream, z.offset, t.f32());
   }
 }
 
@@ -100,11 +99,12 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
   } else {
     const std::uint64_t step = steps_;
     const bool bp_from_passes = has_bp && !cfg_.clean_bp_pass;
-    perturb(cfg_.eps, step, Phase::zo_perturb);
+    const PhiloxKey key = step_key(cfg_.seed, step);
+    perturb(cfg_.eps, key, Phase::zo_perturb);
     forward();
     st.loss_plus = loss(labels, bp_from_passes ? 0.5f : 0.0f);
     if (bp_from_passes) backward(false);
-    perturb(-2.0f * cfg_.eps, step, Phase::zo_perturb);
+    perturb(-2.0f * cfg_.eps, key, Phase::zo_perturb);
     forward();
     st.loss_minus = loss(labels, bp_from_passes ? 0.5f : 0.0f);
     if (bp_from_passes) backward(true);
@@ -116,7 +116,7 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
     st.projected_grad = g;
     st.loss = 0.5f * (st.loss_plus + st.loss_minus);
     // Restore (+eps) and update (-lr g) in one pass over the same regenerated z.
-    perturb(cfg_.eps - cfg_.lr_zo * g, step, Phase::zo_update);
+    perturb(cfg_.eps - cfg_.lr_zo * g, key, Phase::zo_update);
     if (has_bp && cfg_.clean_bp_pass) {
       forward();
       loss(labels, 1.0f);

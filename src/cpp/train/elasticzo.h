@@ -44,11 +44,19 @@ class ElasticZO {
   void clear_times() { times_.clear(); }
 
  private:
-  void perturb(float scale, std::uint64_t step, Phase phase);
+  // Where each ZO tensor draws its z: the stream of its parameter layer, at an offset past the layer's earlier
+  // tensors (weight, then bias). Fixed at construction, so a step walks it without allocating.
+  struct ZoSlice {
+    Param* param;
+    std::uint32_t stream;
+    std::uint64_t offset;
+  };
+  void perturb(float scale, PhiloxKey key, Phase phase);
   float loss(const Tensor& labels, float grad_scale);
   std::shared_ptr<Sequential> model_;
   ElasticZOConfig cfg_;
   Optimizer opt_;
+  std::vector<ZoSlice> zo_slices_;
   std::size_t bp_first_;  // first module of the backprop part (size() when C = L)
   std::uint64_t steps_ = 0;
   PhaseTimes times_;
