@@ -132,10 +132,15 @@ def run_torch(method, hp, train, test, steps, evaluate_after):
     return out
 
 
-def run_elasticzo(method, hp, train, test, steps, evaluate_after):
+def lenet5_trainer(method, hp):
+    """A fresh LeNet-5 (seed 0) and its elasticzo trainer with the hyperparameters hp."""
     model = elasticzo.models.lenet5(seed=0)
-    tr = elasticzo.ElasticZO(model, method=method, lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps,
-                             grad_clip=hp.grad_clip, seed=0)
+    return model, elasticzo.ElasticZO(model, method=method, lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps,
+                                      grad_clip=hp.grad_clip, seed=0)
+
+
+def run_elasticzo(method, hp, train, test, steps, evaluate_after):
+    model, tr = lenet5_trainer(method, hp)
     start, cpu = time.perf_counter(), time.process_time()
     stats = train_steps(tr, train, hp.batch_size, steps)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -154,9 +159,7 @@ def step_vs_forward(method, hp, train, repeats):
     and the ratio of their total CPU seconds. On a shared machine the fastest repeat is the least disturbed one,
     and CPU time leaves out the time spent waiting for a core (threads wait passively, or it would count spinning).
     """
-    model = elasticzo.models.lenet5(seed=0)
-    tr = elasticzo.ElasticZO(model, method=method, lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps,
-                             grad_clip=hp.grad_clip, seed=0)
+    model, tr = lenet5_trainer(method, hp)
     x, y = next(batches(train, hp.batch_size, shuffle=True, seed=0, epoch=0))
     for _ in range(3):
         tr.core.step(x, y)
