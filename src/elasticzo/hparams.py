@@ -6,8 +6,10 @@ benchmarks/results/sweep_hparams.md): the ZO rates are the best that stayed stab
 best after half an epoch, and the tight clip c = 1 is what keeps ZO-trained weights from running away (Full ZO
 with c = 100 blew up after 6.5 epochs). The 100-epoch runs of benchmarks/paper_table1.py then halved both rates
 of the ZO-Feat methods (smoother, and better or equal on both datasets after 100 epochs) and loosened Cls1's clip
-to 3 (+1.2 points on Fashion-MNIST); see "100 epochs" in sweep_hparams.md. Fashion-MNIST uses the same values.
-The PointNet values are unswept guesses. Learning rates decay by 0.8 every 10 epochs.
+to 3 (+1.2 points on Fashion-MNIST); see "100 epochs" in sweep_hparams.md. The paper tuned the learning rate per
+model and dataset, and so do we where Fashion-MNIST needed it: Full ZO there takes lr_zo 1e-3 with eps 1e-2 (the
+larger eps smooths the loss enough for the doubled rate to stay stable) and Full BP lr 0.05 (0.2 fits the training
+set within 60 epochs and ends 1.2 points lower). The PointNet values are unswept guesses. Learning rates decay by 0.8 every 10 epochs.
 """
 
 from dataclasses import asdict, dataclass
@@ -33,6 +35,8 @@ _TABLE = {
     ("lenet5", "*", "zo-feat-cls2"): HParams(lr_zo=5e-4, lr_bp=0.05, eps=1e-2, grad_clip=1.0),
     ("lenet5", "*", "zo-feat-cls1"): HParams(lr_zo=5e-4, lr_bp=0.05, eps=1e-3, grad_clip=3.0),
     ("lenet5", "*", "full-bp"): HParams(lr_zo=0.0, lr_bp=0.2, eps=1e-3, grad_clip=0.0),
+    ("lenet5", "fashion-mnist", "full-zo"): HParams(lr_zo=1e-3, lr_bp=0.0, eps=1e-2, grad_clip=1.0),
+    ("lenet5", "fashion-mnist", "full-bp"): HParams(lr_zo=0.0, lr_bp=0.05, eps=1e-3, grad_clip=0.0),
     ("pointnet", "*", "full-zo"): HParams(lr_zo=2e-4, lr_bp=0.0, eps=1e-3, grad_clip=100.0, batch_size=32),
     ("pointnet", "*", "zo-feat-cls2"): HParams(lr_zo=2e-4, lr_bp=0.01, eps=1e-3, grad_clip=100.0, batch_size=32),
     ("pointnet", "*", "zo-feat-cls1"): HParams(lr_zo=2e-4, lr_bp=0.01, eps=1e-3, grad_clip=100.0, batch_size=32),

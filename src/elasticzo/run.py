@@ -29,11 +29,11 @@ def _trainer_config(args, num_classes):
     cfg = dict(lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps, grad_clip=hp.grad_clip, lr_decay=hp.lr_decay,
                lr_decay_every=hp.lr_decay_every, optimizer=args.optimizer, clean_bp_pass=args.clean_bp_pass,
                seed=args.seed)
-    for flag, key in (("lr", "lr_zo"), ("lr_bp", "lr_bp"), ("eps", "eps"), ("clip", "grad_clip")):
+    # Full BP has no ZO part: there --lr means its only learning rate, and lr_zo stays the default's 0.
+    lr_key = "lr_bp" if args.method == "full-bp" and args.zo_layers is None and args.lr_bp is None else "lr_zo"
+    for flag, key in (("lr", lr_key), ("lr_bp", "lr_bp"), ("eps", "eps"), ("clip", "grad_clip")):
         if getattr(args, flag) is not None:
             cfg[key] = getattr(args, flag)
-    if args.method == "full-bp" and args.lr is not None and args.lr_bp is None:
-        cfg["lr_bp"] = args.lr  # Full BP has no ZO part: --lr means its only learning rate
     if args.zo_layers is not None:
         cfg["zo_layers"] = args.zo_layers
     else:

@@ -1,0 +1,47 @@
+"""The tuned defaults: a dataset's own entry wins over the model's general one, and lookups fail clearly."""
+
+import pytest
+
+from elasticzo.hparams import defaults
+
+
+def test_fashion_mnist_has_its_own_full_zo_and_full_bp_rates():
+    # The paper tuned the learning rate per dataset; these two Fashion-MNIST cells needed their own (hparams.py).
+    assert defaults("lenet5", "fashion-mnist", "full-zo") != defaults("lenet5", "mnist", "full-zo")
+    assert defaults("lenet5", "fashion-mnist", "full-zo").eps == 1e-2
+    assert defaults("lenet5", "fashion-mnist", "full-bp").lr_bp == 0.05
+    assert defaults("lenet5", "mnist", "full-bp").lr_bp == 0.2
+
+
+@pytest.mark.parametrize("method", ["zo-feat-cls2", "zo-feat-cls1"])
+def test_datasets_without_their_own_entry_share_the_model_defaults(method):
+    assert defaults("lenet5", "fashion-mnist", method) == defaults("lenet5", "mnist", method)
+
+
+def test_other_partition_points_use_cls1_defaults():
+    assert defaults("lenet5", "mnist", "zo-layers-2") == defaults("lenet5", "mnist", "zo-feat-cls1")
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="no default hyperparameters for model 'resnet'"):
+        defaults("resnet", "mnist", "full-zo")
+
+
+def _config(*argv):
+    from elasticzo.cli import _parser
+    from elasticzo.run import _trainer_config
+    return _trainer_config(_parser().parse_args(["train", *argv]), 10)
+
+
+def test_cli_uses_the_dataset_defaults_and_flags_override_them():
+    cfg, batch = _config("--dataset", "fashion-mnist", "--method", "full-zo")
+    assert (cfg["lr_zo"], cfg["eps"], cfg["grad_clip"], batch) == (1e-3, 1e-2, 1.0, 64)
+    cfg, batch = _config("--dataset", "fashion-mnist", "--method", "full-zo", "--lr", "2e-4", "--batch-size", "32")
+    assert (cfg["lr_zo"], cfg["eps"], batch) == (2e-4, 1e-2, 32)
+
+
+def test_cli_lr_of_full_bp_is_its_backprop_rate():
+    cfg, _ = _config("--method", "full-bp", "--lr", "0.05")
+    assert (cfg["lr_bp"], cfg["lr_zo"]) == (0.05, 0.0)
+    cfg, _ = _config("--method", "full-bp", "--lr", "0.05", "--lr-bp", "0.1")
+    assert (cfg["lr_bp"], cfg["lr_zo"]) == (0.1, 0.05)
