@@ -12,7 +12,7 @@ from elasticzo._core import (
     reset_peak_memory,
 )
 from elasticzo.info import build_info
-from elasticzo import data, models, nn
+from elasticzo import data, hparams, models, nn
 from elasticzo.trainer import ElasticZO, evaluate
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "reset_peak_memory",
     "build_info",
     "data",
+    "hparams",
     "models",
     "nn",
     "ElasticZO",

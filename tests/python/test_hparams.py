@@ -45,3 +45,8 @@ def test_cli_lr_of_full_bp_is_its_backprop_rate():
     assert (cfg["lr_bp"], cfg["lr_zo"]) == (0.05, 0.0)
     cfg, _ = _config("--method", "full-bp", "--lr", "0.05", "--lr-bp", "0.1")
     assert (cfg["lr_bp"], cfg["lr_zo"]) == (0.1, 0.05)
+
+
+def test_defaults_are_reachable_from_the_package():
+    import elasticzo
+    assert elasticzo.hparams.defaults("lenet5", "mnist", "full-zo").grad_clip == 1.0
