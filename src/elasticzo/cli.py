@@ -20,7 +20,8 @@ def _add_train_args(p):
     p.add_argument("--train-samples", type=int, default=None,
                    help="train on the first N training samples only (quick trials)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="learning rate of the ZO part (tuned default)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of the ZO part; for Full BP, its only rate (tuned default)")
     p.add_argument("--lr-bp", type=float, default=None, help="learning rate of the backprop part (tuned default)")
     p.add_argument("--eps", type=float, default=None, help="perturbation scale epsilon (tuned default)")
     p.add_argument("--clip", type=float, default=None, help="clip of the projected gradient, 0 = none")

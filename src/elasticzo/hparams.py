@@ -9,7 +9,8 @@ of the ZO-Feat methods (smoother, and better or equal on both datasets after 100
 to 3 (+1.2 points on Fashion-MNIST); see "100 epochs" in sweep_hparams.md. The paper tuned the learning rate per
 model and dataset, and so do we where Fashion-MNIST needed it: Full ZO there takes lr_zo 1e-3 with eps 1e-2 (the
 larger eps smooths the loss enough for the doubled rate to stay stable) and Full BP lr 0.05 (0.2 fits the training
-set within 60 epochs and ends 1.2 points lower). The PointNet values are unswept guesses. Learning rates decay by 0.8 every 10 epochs.
+set within 60 epochs and ends 1.2 points lower). The PointNet values are unswept guesses. Learning rates decay by
+0.8 every 10 epochs.
 """
 
 from dataclasses import asdict, dataclass

@@ -29,8 +29,9 @@ def _trainer_config(args, num_classes):
     cfg = dict(lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps, grad_clip=hp.grad_clip, lr_decay=hp.lr_decay,
                lr_decay_every=hp.lr_decay_every, optimizer=args.optimizer, clean_bp_pass=args.clean_bp_pass,
                seed=args.seed)
-    # Full BP has no ZO part: there --lr means its only learning rate, and lr_zo stays the default's 0.
-    lr_key = "lr_bp" if args.method == "full-bp" and args.zo_layers is None and args.lr_bp is None else "lr_zo"
+    # Full BP (or C = 0) has no ZO part: there --lr means its only learning rate, and lr_zo keeps its default.
+    no_zo = args.zo_layers == 0 if args.zo_layers is not None else args.method == "full-bp"
+    lr_key = "lr_bp" if no_zo and args.lr_bp is None else "lr_zo"
     for flag, key in (("lr", lr_key), ("lr_bp", "lr_bp"), ("eps", "eps"), ("clip", "grad_clip")):
         if getattr(args, flag) is not None:
             cfg[key] = getattr(args, flag)

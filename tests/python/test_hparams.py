@@ -45,6 +45,10 @@ def test_cli_lr_of_full_bp_is_its_backprop_rate():
     assert (cfg["lr_bp"], cfg["lr_zo"]) == (0.05, 0.0)
     cfg, _ = _config("--method", "full-bp", "--lr", "0.05", "--lr-bp", "0.1")
     assert (cfg["lr_bp"], cfg["lr_zo"]) == (0.1, 0.05)
+    cfg, _ = _config("--zo-layers", "0", "--lr", "0.05")  # C = 0 is Full BP whatever --method says
+    assert cfg["lr_bp"] == 0.05 and cfg["zo_layers"] == 0
+    cfg, _ = _config("--zo-layers", "2", "--lr", "0.002")
+    assert cfg["lr_zo"] == 0.002
 
 
 def test_defaults_are_reachable_from_the_package():
