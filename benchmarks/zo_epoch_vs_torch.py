@@ -133,14 +133,13 @@ def run_torch(method, hp, train, test, steps, evaluate_after):
 
 
 def lenet5_trainer(method, hp):
-    """A fresh LeNet-5 (seed 0) and its elasticzo trainer with the hyperparameters hp."""
-    model = elasticzo.models.lenet5(seed=0)
-    return model, elasticzo.ElasticZO(model, method=method, lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps,
-                                      grad_clip=hp.grad_clip, seed=0)
+    """An elasticzo trainer of a fresh LeNet-5 (seed 0, its model is trainer.model) with the hyperparameters hp."""
+    return elasticzo.ElasticZO(elasticzo.models.lenet5(seed=0), method=method, lr_zo=hp.lr_zo, lr_bp=hp.lr_bp,
+                               eps=hp.eps, grad_clip=hp.grad_clip, seed=0)
 
 
 def run_elasticzo(method, hp, train, test, steps, evaluate_after):
-    model, tr = lenet5_trainer(method, hp)
+    tr = lenet5_trainer(method, hp)
     start, cpu = time.perf_counter(), time.process_time()
     stats = train_steps(tr, train, hp.batch_size, steps)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -150,7 +149,7 @@ def run_elasticzo(method, hp, train, test, steps, evaluate_after):
     out = dict(seconds=seconds, cpu_seconds=cpu, steps=len(stats),
                train_loss=float(np.mean([s["loss"] for s in stats])), phases=phases)
     if evaluate_after:
-        out["test_accuracy"] = elasticzo.evaluate(model, test)["accuracy"]
+        out["test_accuracy"] = tr.evaluate(test)["accuracy"]
     return out
 
 
@@ -159,7 +158,8 @@ def step_vs_forward(method, hp, train, repeats):
     and the ratio of their total CPU seconds. On a shared machine the fastest repeat is the least disturbed one,
     and CPU time leaves out the time spent waiting for a core (threads wait passively, or it would count spinning).
     """
-    model, tr = lenet5_trainer(method, hp)
+    tr = lenet5_trainer(method, hp)
+    model = tr.model
     x, y = next(batches(train, hp.batch_size, shuffle=True, seed=0, epoch=0))
     for _ in range(3):
         tr.core.step(x, y)
