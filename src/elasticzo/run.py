@@ -10,6 +10,7 @@ from elasticzo import _core, hparams, models
 from elasticzo.checkpoint import (atomic_write, load_model_parameters, read_checkpoint, restore_trainer,
                                   save_checkpoint)
 from elasticzo.data import load_dataset
+from elasticzo.methods import method_name
 from elasticzo.trainer import PHASES, ElasticZO, evaluate
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -23,15 +24,18 @@ def _configure_runtime(args):
         _core.set_isa(args.isa)
 
 
-def _trainer_config(args, num_classes):
-    """Trainer keyword arguments: the tuned defaults for (model, dataset, method), overridden by the flags."""
-    hp = hparams.defaults(args.model, args.dataset, args.method)
+def _trainer_config(args, num_param_layers):
+    """Trainer keyword arguments: the tuned defaults for (model, dataset, method), overridden by the flags.
+
+    --zo-layers C overrides --method, so the method whose defaults apply is the one C names (C = 0 is Full BP).
+    """
+    method = args.method if args.zo_layers is None else method_name(args.zo_layers, num_param_layers)
+    hp = hparams.defaults(args.model, args.dataset, method)
     cfg = dict(lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps, grad_clip=hp.grad_clip, lr_decay=hp.lr_decay,
                lr_decay_every=hp.lr_decay_every, optimizer=args.optimizer, clean_bp_pass=args.clean_bp_pass,
                seed=args.seed)
-    # Full BP (or C = 0) has no ZO part: there --lr means its only learning rate, and lr_zo keeps its default.
-    no_zo = args.zo_layers == 0 if args.zo_layers is not None else args.method == "full-bp"
-    lr_key = "lr_bp" if no_zo and args.lr_bp is None else "lr_zo"
+    # Full BP has no ZO part: there --lr means its only learning rate, and lr_zo keeps its default.
+    lr_key = "lr_bp" if method == "full-bp" and args.lr_bp is None else "lr_zo"
     for flag, key in (("lr", lr_key), ("lr_bp", "lr_bp"), ("eps", "eps"), ("clip", "grad_clip")):
         if getattr(args, flag) is not None:
             cfg[key] = getattr(args, flag)
@@ -96,13 +100,13 @@ def train_command(args) -> int:
         if not 1 <= args.train_samples <= len(train):
             raise ValueError(f"--train-samples must be in [1, {len(train)}], got {args.train_samples}")
         train = train.subset(range(args.train_samples))
+    model = models.build(args.model, train.num_classes, seed=state["config"]["seed"] if state else args.seed)
     if state is not None:
         # The saved config names C directly; the method name follows from it.
         cfg, batch_size = dict(state["config"]), state["info"]["batch_size"]
         cfg.pop("method")
     else:
-        cfg, batch_size = _trainer_config(args, train.num_classes)
-    model = models.build(args.model, train.num_classes, seed=cfg["seed"])
+        cfg, batch_size = _trainer_config(args, model.num_param_layers)
     trainer = ElasticZO(model, **cfg)
     info = {"model": args.model, "dataset": args.dataset, "num_classes": train.num_classes, "batch_size": batch_size,
             "train_samples": args.train_samples}

@@ -19,7 +19,7 @@ def test_datasets_without_their_own_entry_share_the_model_defaults(method):
 
 
 def test_other_partition_points_use_cls1_defaults():
-    assert defaults("lenet5", "mnist", "zo-layers-2") == defaults("lenet5", "mnist", "zo-feat-cls1")
+    assert defaults("lenet5", "mnist", "zo-c2") == defaults("lenet5", "mnist", "zo-feat-cls1")
 
 
 def test_unknown_model_is_a_clear_error():
@@ -30,7 +30,7 @@ def test_unknown_model_is_a_clear_error():
 def _config(*argv):
     from elasticzo.cli import _parser
     from elasticzo.run import _trainer_config
-    return _trainer_config(_parser().parse_args(["train", *argv]), 10)
+    return _trainer_config(_parser().parse_args(["train", *argv]), 5)  # LeNet-5 has 5 parameter layers
 
 
 def test_cli_uses_the_dataset_defaults_and_flags_override_them():
@@ -49,6 +49,15 @@ def test_cli_lr_of_full_bp_is_its_backprop_rate():
     assert cfg["lr_bp"] == 0.05 and cfg["zo_layers"] == 0
     cfg, _ = _config("--zo-layers", "2", "--lr", "0.002")
     assert cfg["lr_zo"] == 0.002
+
+
+def test_cli_zo_layers_take_the_defaults_of_the_method_they_name():
+    # --zo-layers overrides --method (zo-feat-cls1 by default), and so does its choice of defaults.
+    for c, method in ((5, "full-zo"), (4, "zo-feat-cls2"), (0, "full-bp")):
+        cfg, _ = _config("--dataset", "fashion-mnist", "--zo-layers", str(c))
+        hp = defaults("lenet5", "fashion-mnist", method)
+        assert (cfg["lr_zo"], cfg["lr_bp"], cfg["eps"], cfg["grad_clip"]) == (hp.lr_zo, hp.lr_bp, hp.eps,
+                                                                             hp.grad_clip), c
 
 
 def test_defaults_are_reachable_from_the_package():
