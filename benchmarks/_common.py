@@ -24,7 +24,7 @@ def add_runtime_args(parser):
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the dataset files or <name>/ subfolders (default: the package's "
                              "search: $ELASTICZO_DATA, ./data/<name>, ~/.cache/elasticzo/<name>)")
-    parser.add_argument("--threads", type=int, default=2, help="OpenMP threads (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="threads (default 2)")
 
 
 def load_split(parser, name, data_dir, split):

@@ -6,8 +6,8 @@ target is >= 1.5 at batch 64; this script reports, it does not judge).
 
     python benchmarks/lenet_forward_vs_torch.py [--batches 32 64 256] [--repeats 15] [--threads 2 [1 ...]] [--json]
 
-On a machine that is busy elsewhere a 2-thread team waits for its descheduled thread at every parallel region
-(both engines alike), so compare with --threads 1 before trusting a 2-thread figure.
+On a machine that is busy elsewhere PyTorch's OpenMP team waits for its descheduled thread at every parallel region
+(elasticzo's pool does not: benchmarks/busy_board.py), so compare with --threads 1 before trusting a 2-thread figure.
 """
 
 import argparse

@@ -8,7 +8,6 @@ train loss per epoch (needs matplotlib; without it the plot alone is skipped).
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,14 +17,6 @@ from _common import DATASETS, METHODS, PAPER_FP32, RESULTS_DIR, add_runtime_args
 
 NAMES = {"full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1", "full-bp": "Full BP"}
 DATA_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
-
-
-def _child_env():
-    # Spinning OpenMP threads collapse on a shared, oversubscribed machine (10x slower steps measured with 2 threads
-    # under load); passive waiting costs nothing measurable when the cores are free.
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "passive")
-    return env
 
 
 def train(run_dir: Path, dataset, method, args):
@@ -42,7 +33,7 @@ def train(run_dir: Path, dataset, method, args):
     print(f"{DATA_NAMES[dataset]} {NAMES[method]}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     # Own session: Ctrl-C and group signals reach only this script, which passes exactly one SIGINT on (a second
     # one would interrupt the trainer while it writes its checkpoint).
-    proc = subprocess.Popen(cmd, start_new_session=True, env=_child_env())
+    proc = subprocess.Popen(cmd, start_new_session=True)
     try:
         code = proc.wait()
     except KeyboardInterrupt:

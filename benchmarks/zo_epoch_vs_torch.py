@@ -156,7 +156,7 @@ def run_elasticzo(method, hp, train, test, steps, evaluate_after):
 def step_vs_forward(method, hp, train, repeats):
     """One elasticzo step and one forward pass on the same batch, after a warm-up: the fastest wall seconds of each
     and the ratio of their total CPU seconds. On a shared machine the fastest repeat is the least disturbed one,
-    and CPU time leaves out the time spent waiting for a core (threads wait passively, or it would count spinning).
+    and CPU time leaves out the time spent waiting for a core (the pool's threads spin at most 50 us, then sleep).
     """
     tr = lenet5_trainer(method, hp)
     model = tr.model
@@ -198,11 +198,10 @@ def main(argv=None):
     train = load_split(p, "mnist", args.data_dir, "train")
     test = load_split(p, "mnist", args.data_dir, "test")
 
-    # Timings on a shared machine mean little without its load and the OpenMP wait policy (spinning threads
-    # collapse when the cores are oversubscribed).
+    # Timings on a shared machine mean little without its load. No environment variable is set: both libraries
+    # run as a user gets them.
     results = {"threads": args.threads, "isa": elasticzo.active_isa(), "torch": torch.__version__,
-               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"), "load_before": os.getloadavg()[0],
-               "methods": {}}
+               "load_before": os.getloadavg()[0], "methods": {}}
     for m in methods:
         hp = hparams.defaults("lenet5", "mnist", m)
         overrides = {"lr_zo": args.lr_zo if m != "full-bp" else None, "lr_bp": args.lr_bp if m != "full-zo" else None,
@@ -228,14 +227,14 @@ def main(argv=None):
                 acc = f", test accuracy {100 * res['test_accuracy']:.2f}%" if "test_accuracy" in res else ""
                 print(f"  {side:9s}: train loss {res['train_loss']:.4f}{acc}; phases (s): {phases}")
             if "step_over_forward" in r:
-                print(f"  elasticzo step / forward (target <= 2.3x): fastest {1e3 * r['step_seconds']:.2f} ms / "
+                print(f"  elasticzo step / forward (target <= 2.1x): fastest {1e3 * r['step_seconds']:.2f} ms / "
                       f"{1e3 * r['forward_seconds']:.2f} ms = {r['step_over_forward']:.2f}x, CPU time "
                       f"{r['step_over_forward_cpu']:.2f}x")
     results["load_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(results))
     else:
-        print(f"isa {results['isa']}, torch {results['torch']}, OMP_WAIT_POLICY {results['omp_wait_policy']}, "
+        print(f"isa {results['isa']}, torch {results['torch']}, "
               f"1-minute load {results['load_before']:.1f} before, {results['load_after']:.1f} after")
     return 0
 

@@ -44,7 +44,7 @@ void register_runtime(py::module_& m) {
   m.def("cpu_features", &cpu_features);
   m.def("num_threads", &num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
-  m.def("openmp_enabled", &openmp_enabled);
+  m.def("thread_pool_enabled", &thread_pool_enabled, "False in a build without threads (ELASTICZO_THREADS=OFF).");
   m.def("memory_stats", &memory_stats, "Current and peak bytes per category (parameters, activations, ...).");
   m.def("reset_peak_memory", [] { MemoryTracker::instance().reset_peak(); });
 }

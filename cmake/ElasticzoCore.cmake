@@ -47,13 +47,14 @@ target_compile_definitions(elasticzo_core PUBLIC ELASTICZO_VERSION="${PROJECT_VE
 # optimized kernels use FMA explicitly through intrinsics.
 target_compile_options(elasticzo_core PRIVATE -Wall -Wextra -ffp-contract=off)
 
-if(ELASTICZO_OPENMP)
-  find_package(OpenMP COMPONENTS CXX)
-  if(OpenMP_CXX_FOUND)
-    target_link_libraries(elasticzo_core PUBLIC OpenMP::OpenMP_CXX)
-  else()
-    message(WARNING "OpenMP not found: elasticzo kernels will run on one thread")
-  endif()
+# Threads come from the library's own pool (core/parallel.*), not OpenMP: its workers sleep instead of spinning
+# when the CPU is wanted elsewhere, and no OMP_* variable changes how it behaves.
+if(ELASTICZO_THREADS)
+  find_package(Threads REQUIRED)
+  target_link_libraries(elasticzo_core PUBLIC Threads::Threads)
+  target_compile_definitions(elasticzo_core PRIVATE ELASTICZO_THREADS=1)
+else()
+  target_compile_definitions(elasticzo_core PRIVATE ELASTICZO_THREADS=0)
 endif()
 
 if(ELASTICZO_SANITIZE_ADDRESS)

@@ -1,5 +1,5 @@
 # Build options, all with the ELASTICZO_ prefix.
-option(ELASTICZO_OPENMP "Thread kernels with OpenMP (serial fallback when off or not found)" ON)
+option(ELASTICZO_THREADS "Run kernels on the library's own thread pool (std::thread); all serial when off" ON)
 option(ELASTICZO_BUILD_PYTHON "Build the pybind11 module outside scikit-build-core" OFF)
 option(ELASTICZO_SANITIZE_ADDRESS "Build with AddressSanitizer and UBSan" OFF)
 if(SKBUILD)

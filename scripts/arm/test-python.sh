@@ -26,7 +26,7 @@ done
 # Printed by every run, and checked: the machine and the kernel level chosen at run time.
 check_info='import json, os, elasticzo
 info = elasticzo.build_info()
-print(json.dumps({k: info[k] for k in ("machine", "isa", "available_isas", "openmp", "threads")}))
+print(json.dumps({k: info[k] for k in ("machine", "isa", "available_isas", "thread_pool", "threads")}))
 want = os.environ["ELASTICZO_EXPECT_DOTPROD"] == "1"
 assert info["machine"] == "aarch64", info
 assert ("neon_dotprod" in info["available_isas"]) == want and info["isa"] == info["available_isas"][-1], info'

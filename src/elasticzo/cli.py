@@ -29,7 +29,7 @@ def _add_train_args(p):
     p.add_argument("--clean-bp-pass", action="store_true",
                    help="backprop from a third clean forward pass instead of the mean of the +/- passes")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--isa", default=None, help="force kernels: ref, avx2, avx512, neon, neon_dotprod")
     p.add_argument("--out", default=None, help="run directory: metrics.jsonl and checkpoint.safetensors")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/parallel.h"
 #include "rng/gaussian.h"
 
 namespace ez {
@@ -48,8 +49,7 @@ void zo_axpy_gaussian_lanes(std::size_t n, float scale, PhiloxKey key, std::uint
   const std::uint64_t first = offset / kGroup, end = offset + n;
   const auto groups = static_cast<std::int64_t>((end + kGroup - 1) / kGroup - first);
   const std::int64_t chunks = (groups + kChunkGroups - 1) / kChunkGroups;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+  parallel_for(chunks, [&](std::int64_t chunk) {
     const std::int64_t g_end = chunk + 1 == chunks ? groups : (chunk + 1) * kChunkGroups;
     const F s = Ops::splat_f(scale);
     for (std::int64_t g = chunk * kChunkGroups; g < g_end; ++g) {
@@ -67,7 +67,7 @@ void zo_axpy_gaussian_lanes(std::size_t n, float scale, PhiloxKey key, std::uint
         for (std::uint64_t e = lo; e < hi; ++e) theta[e - offset] += scale * zs[e - base];
       }
     }
-  }
+  });
 }
 
 }  // namespace

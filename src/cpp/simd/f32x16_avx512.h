@@ -1,6 +1,10 @@
 // f32x16: thin AVX-512 helpers over 16 floats, for *_avx512.cpp files only (the header sits in their anonymous
 // namespace, so these inline functions never reach baseline code).
 #pragma once
+// GCC 12 reports the _mm512_undefined_* inside its own intrinsics as uninitialized once the loop that inlines them
+// becomes a thread pool task (a false positive): silence it for this AVX-512 file, before the intrinsics are read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 namespace ez {

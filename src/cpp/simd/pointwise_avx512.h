@@ -2,8 +2,8 @@
 // the reference's rules bit for bit (ties, signed zeros, NaN), and the even/odd split of 2-wide pooling windows.
 // For *_avx512.cpp files only (anonymous namespace: nothing leaks into baseline code).
 #pragma once
-// GCC 12 reports the _mm512_undefined_* inside its own intrinsics as uninitialized once OpenMP outlines the loop
-// that inlines them (a false positive): silence it for this AVX-512 file, before the intrinsics are first read.
+// GCC 12 reports the _mm512_undefined_* inside its own intrinsics as uninitialized once the loop that inlines them
+// becomes a thread pool task (a false positive): silence it for this AVX-512 file, before the intrinsics are read.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>

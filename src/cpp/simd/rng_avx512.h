@@ -1,8 +1,8 @@
 // AVX-512 lanes (16 x u32, 16 x f32) for the Philox and Box-Muller of rng/gaussian.h. Include only from
 // *_avx512.cpp.
 #pragma once
-// GCC 12 reports the _mm512_undefined_* inside its own intrinsics as uninitialized once OpenMP outlines the loop
-// that inlines them (a false positive): silence it for this AVX-512 file, before the intrinsics are first read.
+// GCC 12 reports the _mm512_undefined_* inside its own intrinsics as uninitialized once the loop that inlines them
+// becomes a thread pool task (a false positive): silence it for this AVX-512 file, before the intrinsics are read.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>

@@ -65,11 +65,10 @@ void conv_fwd(const Conv2dShape& s, const float* x, const float* w, const float*
   const GemmArgs weights{false, false, s.c_out, 0, taps, w, taps, nullptr, 0, nullptr, 0, Init::zero, nullptr};
   pack_a(weights, 0, s.c_out, 0, taps, MR, wpack.data());
   const TableOff step{off.data()};
-  const int team = team_size(2.0 * s.n * s.c_out * ohw * taps);
+  const int team = team_for(2.0 * s.n * s.c_out * ohw * taps);
   ScratchBuffer<float> xpad(static_cast<std::size_t>(team) * img);
-#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
-  for (int n = 0; n < s.n; ++n) {
-    float* xp = xpad.data() + thread_id() * img;
+  parallel_for(team, s.n, [&](std::int64_t n, int slot) {
+    float* xp = xpad.data() + slot * img;
     pad_image(x + static_cast<long>(n) * s.c_in * s.h * s.w, s.c_in, s.h, s.w, s.pad, hp, wp, xp);
     float* yn = y + static_cast<long>(n) * s.c_out * ohw;
     for (int s0 = 0; s0 < slots; s0 += NV) {
@@ -83,7 +82,7 @@ void conv_fwd(const Conv2dShape& s, const float* x, const float* w, const float*
         outer_fn<V, TableOff>(mr, nv)(taps, wpack.data() + static_cast<long>(co) * taps, mr, bv, step, out);
       }
     }
-  }
+  });
 }
 
 // dx is the stride-1 convolution of dy, padded by k - 1 - pad, with w flipped in space and transposed in channels.
@@ -130,49 +129,48 @@ void conv_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, bool
   ScratchBuffer<float> xpad(chunk * img), dypad(chunk * grad), partial(chunks * outs);
   const int row_tiles = ceil_div(s.c_out, DR), col_tiles = ceil_div(taps, DC);
   const int tiles = row_tiles * col_tiles, tasks = tiles + (dbias ? row_tiles : 0);
-  [[maybe_unused]] const int team = team_size(2.0 * s.n * s.c_out * oh * ow * taps);
-#pragma omp parallel num_threads(team) if (team > 1)
-  {
-    for (int c = 0; c < chunks; ++c) {
-      const int n0 = c * chunk, cn = std::min(chunk, s.n - n0);
-#pragma omp for schedule(static)
-      for (int i = 0; i < cn; ++i) {
-        const long n = n0 + i;
-        pad_image(x + n * s.c_in * s.h * s.w, s.c_in, s.h, s.w, s.pad, hp, wr, xpad.data() + i * img);
-        pad_image(dy + n * s.c_out * oh * ow, s.c_out, oh, ow, 0, oh, wr, dypad.data() + i * grad);
+  const int team = team_for(2.0 * s.n * s.c_out * oh * ow * taps);
+  for (int c = 0; c < chunks; ++c) {
+    const int n0 = c * chunk, cn = std::min(chunk, s.n - n0);
+    parallel_for(team, cn, [&](std::int64_t i) {
+      const long n = n0 + i;
+      pad_image(x + n * s.c_in * s.h * s.w, s.c_in, s.h, s.w, s.pad, hp, wr, xpad.data() + i * img);
+      pad_image(dy + n * s.c_out * oh * ow, s.c_out, oh, ow, 0, oh, wr, dypad.data() + i * grad);
+    });
+    float* part = partial.data() + c * outs;
+    const DotSegs segs{cn, 1, len, grad, 0, img, 0};
+    parallel_for(team, tasks, [&](std::int64_t task) {
+      const int t = static_cast<int>(task);
+      const int co = (t < tiles ? t / col_tiles : t - tiles) * DR, mr = std::min(DR, s.c_out - co);
+      if (t < tiles) {
+        const int p0 = (t % col_tiles) * DC, np = std::min(DC, taps - p0);
+        const float* ar[DR];
+        const float* br[DC];
+        for (int r = 0; r < mr; ++r) ar[r] = dypad.data() + static_cast<long>(co + r) * len;
+        for (int j = 0; j < np; ++j) br[j] = xpad.data() + off[p0 + j];
+        dot_fn<V>(mr, np)(ar, br, segs, {part + co * taps + p0, taps, Init::zero, nullptr});
+        return;
       }
-      float* part = partial.data() + c * outs;
-      const DotSegs segs{cn, 1, len, grad, 0, img, 0};
-#pragma omp for schedule(static)
-      for (int t = 0; t < tasks; ++t) {
-        const int co = (t < tiles ? t / col_tiles : t - tiles) * DR, mr = std::min(DR, s.c_out - co);
-        if (t < tiles) {
-          const int p0 = (t % col_tiles) * DC, np = std::min(DC, taps - p0);
-          const float* ar[DR];
-          const float* br[DC];
-          for (int r = 0; r < mr; ++r) ar[r] = dypad.data() + static_cast<long>(co + r) * len;
-          for (int j = 0; j < np; ++j) br[j] = xpad.data() + off[p0 + j];
-          dot_fn<V>(mr, np)(ar, br, segs, {part + co * taps + p0, taps, Init::zero, nullptr});
-          continue;
+      for (int r = 0; r < mr; ++r) {
+        typename V::reg acc = V::zero();
+        for (int i = 0; i < cn; ++i) {
+          const float* g = dypad.data() + i * grad + static_cast<long>(co + r) * len;
+          for (int q = 0; q < len; q += W) acc = V::add(acc, len - q >= W ? V::load(g + q) : V::load_n(g + q, len - q));
         }
-        for (int r = 0; r < mr; ++r) {
-          typename V::reg acc = V::zero();
-          for (int i = 0; i < cn; ++i) {
-            const float* g = dypad.data() + i * grad + static_cast<long>(co + r) * len;
-            for (int q = 0; q < len; q += W) acc = V::add(acc, len - q >= W ? V::load(g + q) : V::load_n(g + q, len - q));
-          }
-          part[wsize + co + r] = V::reduce_add(acc);
-        }
+        part[wsize + co + r] = V::reduce_add(acc);
       }
-    }
-#pragma omp for schedule(static)
-    for (long e = 0; e < outs; ++e) {
+    });
+  }
+  // The chunks' partial sums, added in chunk order, in blocks of outputs.
+  constexpr long kSumBlock = 1024;
+  parallel_for(team, (outs + kSumBlock - 1) / kSumBlock, [&](std::int64_t block) {
+    for (long e = block * kSumBlock; e < std::min(outs, (block + 1) * kSumBlock); ++e) {
       float total = partial[e];
       for (int c = 1; c < chunks; ++c) total += partial[c * outs + e];
       float& dst = e < wsize ? dw[e] : dbias[e - wsize];
       dst = accumulate ? dst + total : total;
     }
-  }
+  });
 }
 
 }  // namespace

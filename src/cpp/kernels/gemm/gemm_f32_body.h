@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "kernels/gemm/gemm_tiles.h"
-#include "kernels/omp_team.h"
+#include "core/parallel.h"
 #include "memory/tracker.h"
 
 namespace ez {
@@ -81,59 +81,55 @@ void gemm_outer(const GemmArgs& g) {
   // tasks are smaller and split the columns too, enough of them to balance two or three threads.
   const int mc_task = own_a ? MC : 4 * MR, row_blocks = ceil_div(g.m, mc_task), a_panels = ceil_div(g.m, MR);
   const int groups = own_a ? 1 : std::min(panels_max, ceil_div(12, row_blocks));
-  const int team = team_size(2.0 * g.m * g.n * g.k);
+  const int team = team_for(2.0 * g.m * g.n * g.k);
   ScratchBuffer<float> bpack(static_cast<std::size_t>(panels_max) * NR * kc_max);
   ScratchBuffer<float> apack(static_cast<std::size_t>(direct_a ? 0 : shared_a ? g.m : team * MC) * kc_max);
-#pragma omp parallel num_threads(team) if (team > 1)
-  {
-    float* task_a = apack.data() + (own_a ? static_cast<std::size_t>(thread_id()) * MC * kc_max : 0);
-    for (int jc = 0; jc < g.n; jc += NC) {
-      const int panels = ceil_div(std::min(NC, g.n - jc), NR);
-      const int per_group = ceil_div(panels, groups);
-      for (int pc = 0; pc < g.k; pc += KC) {
-        const int kc = std::min(KC, g.k - pc);
-#pragma omp for schedule(static)
-        for (int t = 0; t < panels + (shared_a ? a_panels : 0); ++t) {
-          if (t >= panels) {
-            const int i0 = (t - panels) * MR;
-            pack_a(g, i0, std::min(MR, g.m - i0), pc, kc, MR, apack.data() + i0 * kc);
-            continue;
-          }
-          const int j0 = jc + t * NR, nr = std::min(NR, g.n - j0);
-          if (!direct_b || nr < NR) pack_b(g, pc, kc, j0, nr, ceil_div(nr, W) * W, bpack.data() + t * NR * kc);
+  for (int jc = 0; jc < g.n; jc += NC) {
+    const int panels = ceil_div(std::min(NC, g.n - jc), NR);
+    const int per_group = ceil_div(panels, groups);
+    for (int pc = 0; pc < g.k; pc += KC) {
+      const int kc = std::min(KC, g.k - pc);
+      parallel_for(team, panels + (shared_a ? a_panels : 0), [&](std::int64_t t) {
+        if (t >= panels) {
+          const int i0 = static_cast<int>(t - panels) * MR;
+          pack_a(g, i0, std::min(MR, g.m - i0), pc, kc, MR, apack.data() + i0 * kc);
+          return;
         }
-        const Init init = pc == 0 ? g.init : Init::load;
-#pragma omp for schedule(static)
-        for (int t = 0; t < row_blocks * groups; ++t) {
-          const int i0 = (t / groups) * mc_task, mc = std::min(mc_task, g.m - i0);
-          const int jp_end = std::min(panels, (t % groups + 1) * per_group);
-          if ((t % groups) * per_group >= jp_end) continue;
-          const float* ap = shared_a ? apack.data() + i0 * kc : task_a;
-          if (own_a) pack_a(g, i0, mc, pc, kc, MR, task_a);
-          for (int jp = (t % groups) * per_group; jp < jp_end; ++jp) {
-            const int j0 = jc + jp * NR, nr = std::min(NR, g.n - j0), nv = ceil_div(nr, W);
-            const bool in_place = direct_b && nr == NR;
-            const float* base = in_place ? g.b + pc * g.ldb + j0 : bpack.data() + jp * NR * kc;
-            const StrideOff off{in_place ? g.ldb : nv * W};
-            const float* bv[NV];
-            int col[NV], lanes[NV];
-            for (int v = 0; v < nv; ++v) {
-              bv[v] = base + v * W;
-              col[v] = j0 + v * W;
-              lanes[v] = std::min(W, g.n - col[v]);
-            }
-            for (int ip = 0; ip < mc; ip += MR) {
-              const int mr = std::min(MR, mc - ip);
-              const TileOut out{g.c + (i0 + ip) * g.ldc, g.ldc, col, lanes, init, g.bias};
-              if (direct_a) {
-                outer_fn<V, StrideOff>(mr, nv)(kc, g.a + pc * g.lda + i0 + ip, g.lda, bv, off, out);
-              } else {
-                outer_fn<V, StrideOff>(mr, nv)(kc, ap + ip * kc, mr, bv, off, out);
-              }
+        const int j0 = jc + static_cast<int>(t) * NR, nr = std::min(NR, g.n - j0);
+        if (!direct_b || nr < NR) pack_b(g, pc, kc, j0, nr, ceil_div(nr, W) * W, bpack.data() + t * NR * kc);
+      });
+      const Init init = pc == 0 ? g.init : Init::load;
+      parallel_for(team, row_blocks * groups, [&](std::int64_t task, int slot) {
+        const int t = static_cast<int>(task);
+        const int i0 = (t / groups) * mc_task, mc = std::min(mc_task, g.m - i0);
+        const int jp_end = std::min(panels, (t % groups + 1) * per_group);
+        if ((t % groups) * per_group >= jp_end) return;
+        float* task_a = apack.data() + (own_a ? static_cast<std::size_t>(slot) * MC * kc_max : 0);
+        const float* ap = shared_a ? apack.data() + i0 * kc : task_a;
+        if (own_a) pack_a(g, i0, mc, pc, kc, MR, task_a);
+        for (int jp = (t % groups) * per_group; jp < jp_end; ++jp) {
+          const int j0 = jc + jp * NR, nr = std::min(NR, g.n - j0), nv = ceil_div(nr, W);
+          const bool in_place = direct_b && nr == NR;
+          const float* base = in_place ? g.b + pc * g.ldb + j0 : bpack.data() + jp * NR * kc;
+          const StrideOff off{in_place ? g.ldb : nv * W};
+          const float* bv[NV];
+          int col[NV], lanes[NV];
+          for (int v = 0; v < nv; ++v) {
+            bv[v] = base + v * W;
+            col[v] = j0 + v * W;
+            lanes[v] = std::min(W, g.n - col[v]);
+          }
+          for (int ip = 0; ip < mc; ip += MR) {
+            const int mr = std::min(MR, mc - ip);
+            const TileOut out{g.c + (i0 + ip) * g.ldc, g.ldc, col, lanes, init, g.bias};
+            if (direct_a) {
+              outer_fn<V, StrideOff>(mr, nv)(kc, g.a + pc * g.lda + i0 + ip, g.lda, bv, off, out);
+            } else {
+              outer_fn<V, StrideOff>(mr, nv)(kc, ap + ip * kc, mr, bv, off, out);
             }
           }
         }
-      }
+      });
     }
   }
 }
@@ -144,9 +140,8 @@ void gemm_dot(const GemmArgs& g) {
   constexpr int DR = V::dot_rows, DC = V::dot_cols;
   const int row_tiles = ceil_div(g.m, DR), col_tiles = ceil_div(g.n, DC);
   const DotSegs segs{1, 1, g.k, 0, 0, 0, 0};
-  [[maybe_unused]] const int team = team_size(2.0 * g.m * g.n * g.k);
-#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
-  for (int t = 0; t < row_tiles * col_tiles; ++t) {
+  parallel_for(team_for(2.0 * g.m * g.n * g.k), row_tiles * col_tiles, [&](std::int64_t task) {
+    const int t = static_cast<int>(task);
     // Rows of A vary fastest: A (few rows) stays in cache while B streams through once.
     const int i0 = (t % row_tiles) * DR, j0 = (t / row_tiles) * DC;
     const int mr = std::min(DR, g.m - i0), np = std::min(DC, g.n - j0);
@@ -156,7 +151,7 @@ void gemm_dot(const GemmArgs& g) {
     for (int j = 0; j < np; ++j) br[j] = g.b + (j0 + j) * g.ldb;
     const DotOut out{g.c + i0 * g.ldc + j0, g.ldc, g.init, g.bias ? g.bias + j0 : nullptr};
     dot_fn<V>(mr, np)(ar, br, segs, out);
-  }
+  });
 }
 
 template <class V>

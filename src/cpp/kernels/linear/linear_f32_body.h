@@ -22,9 +22,8 @@ void linear_bwd_data(const LinearShape& s, const float* dy, const float* w, floa
 template <class V>
 void column_sums(int rows, int cols, const float* x, bool accumulate, float* sums) {
   constexpr int W = V::width;
-  [[maybe_unused]] const int team = team_size(static_cast<double>(rows) * cols);
-#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
-  for (int j0 = 0; j0 < cols; j0 += W) {
+  parallel_for(team_for(static_cast<double>(rows) * cols), ceil_div(cols, W), [&](std::int64_t task) {
+    const int j0 = static_cast<int>(task) * W;
     const int lanes = std::min(W, cols - j0);
     typename V::reg acc = V::zero();
     for (int r = 0; r < rows; ++r) {
@@ -33,7 +32,7 @@ void column_sums(int rows, int cols, const float* x, bool accumulate, float* sum
     }
     if (accumulate) acc = V::add(acc, V::load_n(sums + j0, lanes));
     V::store_n(sums + j0, acc, lanes);
-  }
+  });
 }
 
 template <class V>

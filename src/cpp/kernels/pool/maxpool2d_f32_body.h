@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/parallel.h"
 #include "kernels/kernels.h"
 
 namespace ez {
@@ -14,12 +15,11 @@ constexpr std::int64_t kPoolParallelElements = std::int64_t{1} << 15;
 
 inline float take_greater_scalar(float v, float m) { return v > m ? v : m; }
 
-// fn(plane) for each of the n x c planes, on OpenMP threads when the tensor is large.
+// fn(plane) for each of the n x c planes, on the pool's threads when the tensor is large.
 template <class Fn>
 void for_each_plane(const Pool2dShape& s, Fn fn) {
   const std::int64_t planes = static_cast<std::int64_t>(s.n) * s.c;
-#pragma omp parallel for schedule(static) if (planes * s.h * s.w >= kPoolParallelElements)
-  for (std::int64_t plane = 0; plane < planes; ++plane) fn(plane);
+  parallel_for(planes * s.h * s.w >= kPoolParallelElements ? num_threads() : 1, planes, fn);
 }
 
 template <class V>

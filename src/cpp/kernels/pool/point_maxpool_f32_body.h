@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/parallel.h"
 #include "kernels/kernels.h"
 
 namespace ez {
@@ -13,16 +14,16 @@ namespace {
 constexpr int kPointBlock = 256;  // channels per task: a multiple of every vector width
 constexpr std::int64_t kPointParallelElements = std::int64_t{1} << 15;
 
-// fn(sample, first channel, end channel) for every task, on OpenMP threads when the shape is large.
+// fn(sample, first channel, end channel) for every task, on the pool's threads when the shape is large.
 template <class Fn>
 void for_each_point_task(const PointPoolShape& s, Fn fn) {
   const int blocks = (s.c + kPointBlock - 1) / kPointBlock;
   const std::int64_t tasks = static_cast<std::int64_t>(s.n) * blocks;
-#pragma omp parallel for schedule(static) if (tasks > 1 && tasks * kPointBlock * s.points >= kPointParallelElements)
-  for (std::int64_t task = 0; task < tasks; ++task) {
+  const bool large = tasks * kPointBlock * s.points >= kPointParallelElements;
+  parallel_for(large ? num_threads() : 1, tasks, [&](std::int64_t task) {
     const int c0 = static_cast<int>(task % blocks) * kPointBlock;
     fn(task / blocks, c0, c0 + kPointBlock < s.c ? c0 + kPointBlock : s.c);
-  }
+  });
 }
 
 template <class V>
