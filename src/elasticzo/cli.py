@@ -1,54 +1,90 @@
-"""The `elasticzo` command: `info`, `train` and `eval`."""
+"""The `elasticzo` command: `info`, `train`, `eval` and `plot`."""
 
 import argparse
 import json
+import os
 import sys
 
+from elasticzo import _core
 from elasticzo.info import build_info
 from elasticzo.methods import METHODS
 
+# Defaults of the train options that define a run. They are filled in after parsing (see run.py), so that with
+# --resume a flag the user typed can be told apart from one left at its default.
+RUN_DEFAULTS = {"model": "lenet5", "dataset": "mnist", "method": "zo-feat-cls1", "optimizer": "sgd", "seed": 0}
+
+RESUME_POLICY = """\
+--resume continues the run in --out with its own settings. These flags may be given again only with the run's
+values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
+--dataset, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples. These are
+applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr, --lr-bp,
+--eps, --clip. --epochs is the new target; --threads, --isa, --data-dir, --checkpoint-every and the output flags
+apply as usual (results do not depend on them)."""
+
 
 def _add_train_args(p):
-    p.add_argument("--model", default="lenet5", choices=["lenet5", "pointnet"])
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "modelnet40"])
+    d = RUN_DEFAULTS
+    p.add_argument("--model", choices=["lenet5", "pointnet"], help=f"network (default: {d['model']})")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "modelnet40"],
+                   help=f"dataset (default: {d['dataset']})")
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset files (default: $ELASTICZO_DATA, ./data/<name>, the clone's "
-                        "data/<name>, ~/.cache/elasticzo/<name>)")
-    p.add_argument("--method", default="zo-feat-cls1", choices=METHODS)
-    p.add_argument("--zo-layers", type=int, default=None, help="partition point C (overrides --method)")
-    p.add_argument("--epochs", type=int, default=1)
+                        "data/<name>, the MNIST copy installed with the package, ~/.cache/elasticzo/<name>)")
+    p.add_argument("--method", choices=METHODS,
+                   help=f"which layers ZO trains, the paper's names (default: {d['method']})")
+    p.add_argument("--zo-layers", type=int, default=None,
+                   help="partition point C: ZO trains the first C parameter layers (overrides --method; "
+                        "default: given by --method)")
+    p.add_argument("--epochs", type=int, default=1, help="train until this many epochs are done (default: 1)")
     p.add_argument("--train-samples", type=int, default=None,
-                   help="train on the first N training samples only (quick trials)")
-    p.add_argument("--batch-size", type=int, default=None)
+                   help="train on the first N training samples only, for quick trials (default: all)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="minibatch size (default: the tuned one, 64 for LeNet-5, 32 for PointNet)")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate of the ZO part; for Full BP, its only rate (tuned default)")
-    p.add_argument("--lr-bp", type=float, default=None, help="learning rate of the backprop part (tuned default)")
-    p.add_argument("--eps", type=float, default=None, help="perturbation scale epsilon (tuned default)")
-    p.add_argument("--clip", type=float, default=None, help="clip of the projected gradient, 0 = none")
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="optimizer of the backprop part")
-    p.add_argument("--clean-bp-pass", action="store_true",
-                   help="backprop from a third clean forward pass instead of the mean of the +/- passes")
-    p.add_argument("--seed", type=int, default=0)
+                   help="learning rate of the ZO part; for Full BP, its only rate (default: tuned per model, "
+                        "dataset and method, see elasticzo.hparams)")
+    p.add_argument("--lr-bp", type=float, default=None,
+                   help="learning rate of the backprop part (default: tuned)")
+    p.add_argument("--eps", type=float, default=None, help="perturbation scale epsilon (default: tuned)")
+    p.add_argument("--clip", type=float, default=None,
+                   help="clip of the projected gradient, 0 = none (default: tuned)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"],
+                   help=f"optimizer of the backprop part (default: {d['optimizer']})")
+    p.add_argument("--clean-bp-pass", action="store_true", default=None,
+                   help="backprop from a third clean forward pass instead of the mean of the +/- passes "
+                        "(default: off)")
+    p.add_argument("--seed", type=int, help=f"seed of the initial weights, z and batch order (default: {d['seed']})")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-    p.add_argument("--isa", default=None, help="force kernels: ref, avx2, avx512, neon, neon_dotprod")
-    p.add_argument("--out", default=None, help="run directory: metrics.jsonl and checkpoint.safetensors")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="also checkpoint every N steps (0 = epochs only)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--isa", default=None,
+                   help="force kernels: ref, avx2, avx512, neon, neon_dotprod (default: the best this CPU runs)")
+    p.add_argument("--out", default=None,
+                   help="run directory: metrics.jsonl, config.json and checkpoint.safetensors; locked while the "
+                        "run uses it (default: none, nothing is saved)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (default: off; see below for flags)")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="also checkpoint every N steps, 0 = at epoch ends only (default: 500)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line (default: off)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: show it)")
 
 
 def _parser():
     parser = argparse.ArgumentParser(prog="elasticzo", description="ElasticZO: on-device training with ZO + backprop")
+    parser.add_argument("--version", action="version", version=f"elasticzo {_core.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, ISA, kernels and threads in use")
-    _add_train_args(sub.add_parser("train", help="train a model (ElasticZO, Algorithm 1)"))
+    _add_train_args(sub.add_parser("train", help="train a model (ElasticZO, Algorithm 1)", epilog=RESUME_POLICY,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter))
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a test set")
-    ev.add_argument("--checkpoint", required=True)
-    ev.add_argument("--data-dir", default=None)
-    ev.add_argument("--dataset", default=None, help="default: the checkpoint's dataset")
-    ev.add_argument("--batch-size", type=int, default=256)
-    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--checkpoint", required=True, help="a checkpoint.safetensors (from train or ElasticZO.save)")
+    ev.add_argument("--data-dir", default=None, help="folder with the dataset files (default: searched as in train)")
+    ev.add_argument("--dataset", default=None,
+                    help="test set (default: the checkpoint's dataset; needed when it names none)")
+    ev.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default: 256)")
+    ev.add_argument("--json", action="store_true", help="print the result as JSON (default: off)")
+    pl = sub.add_parser("plot", help="loss and accuracy curves and the time breakdown of a run (needs matplotlib)")
+    pl.add_argument("run_dir", help="a run directory written by train --out")
+    pl.add_argument("--output", default=None, help="image file to write (default: RUN_DIR/plot.png)")
     return parser
 
 
@@ -57,23 +93,37 @@ def _fail(message: str, code: int = 2):
     return code
 
 
+def _run(args) -> int:
+    if args.command == "info":
+        print(json.dumps(build_info(), indent=2))
+        return 0
+    if args.command == "plot":
+        from elasticzo.plot import plot_command
+
+        return plot_command(args)
+    from elasticzo.run import eval_command, train_command
+
+    return train_command(args) if args.command == "train" else eval_command(args)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "info":
-            print(json.dumps(build_info(), indent=2))
-            return 0
-        if args.command == "train":
-            from elasticzo.run import train_command
-
-            return train_command(args)
-        from elasticzo.run import eval_command
-
-        return eval_command(args)
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe (`elasticzo info | head`) shows here, inside the handler below
+        return code
+    except BrokenPipeError:
+        # The reader went away: stop quietly as other Unix tools do. Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by SIGPIPE
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError) as exc:
         return _fail(str(exc))
+    except OSError as exc:  # --out unwritable, disk full, missing files: the file and the reason, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}")
 
 
 if __name__ == "__main__":

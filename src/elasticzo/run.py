@@ -1,5 +1,7 @@
 """What `elasticzo train` and `elasticzo eval` do: data, hyperparameters, run directory, checkpoints, summary."""
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -7,14 +9,17 @@ import sys
 from pathlib import Path
 
 from elasticzo import _core, hparams, models
-from elasticzo.checkpoint import (atomic_write, load_model_parameters, read_checkpoint, restore_trainer,
-                                  save_checkpoint)
+from elasticzo.checkpoint import (CheckpointError, atomic_write, build_model, load_model_parameters, read_checkpoint,
+                                  remove_stale_temps, restore_trainer, save_checkpoint)
+from elasticzo.cli import RUN_DEFAULTS
 from elasticzo.data import load_dataset
 from elasticzo.methods import method_name
 from elasticzo.trainer import PHASES, ElasticZO, evaluate
 
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
+CONFIG = "config.json"
+LOCK = ".lock"
 
 
 def _configure_runtime(args):
@@ -24,27 +29,93 @@ def _configure_runtime(args):
         _core.set_isa(args.isa)
 
 
+def _fill_run_defaults(args):
+    for key, value in RUN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.clean_bp_pass is None:
+        args.clean_bp_pass = False
+
+
+def _rate_overrides(args, method):
+    """Trainer config values the user set with --lr, --lr-bp, --eps and --clip.
+
+    Full BP has no ZO part: there --lr means its only learning rate, and lr_zo keeps its default."""
+    lr_key = "lr_bp" if method == "full-bp" and args.lr_bp is None else "lr_zo"
+    return {key: getattr(args, flag) for flag, key in (("lr", lr_key), ("lr_bp", "lr_bp"), ("eps", "eps"),
+                                                      ("clip", "grad_clip")) if getattr(args, flag) is not None}
+
+
 def _trainer_config(args, num_param_layers):
     """Trainer keyword arguments: the tuned defaults for (model, dataset, method), overridden by the flags.
 
     --zo-layers C overrides --method, so the method whose defaults apply is the one C names (C = 0 is Full BP).
     """
+    _fill_run_defaults(args)
     method = args.method if args.zo_layers is None else method_name(args.zo_layers, num_param_layers)
     hp = hparams.defaults(args.model, args.dataset, method)
     cfg = dict(lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps, grad_clip=hp.grad_clip, lr_decay=hp.lr_decay,
                lr_decay_every=hp.lr_decay_every, optimizer=args.optimizer, clean_bp_pass=args.clean_bp_pass,
                seed=args.seed)
-    # Full BP has no ZO part: there --lr means its only learning rate, and lr_zo keeps its default.
-    lr_key = "lr_bp" if method == "full-bp" and args.lr_bp is None else "lr_zo"
-    for flag, key in (("lr", lr_key), ("lr_bp", "lr_bp"), ("eps", "eps"), ("clip", "grad_clip")):
-        if getattr(args, flag) is not None:
-            cfg[key] = getattr(args, flag)
+    cfg.update(_rate_overrides(args, method))
     if args.zo_layers is not None:
         cfg["zo_layers"] = args.zo_layers
     else:
         cfg["method"] = args.method
     batch_size = args.batch_size if args.batch_size is not None else hp.batch_size
     return cfg, batch_size
+
+
+def _resume_settings(args, state, path):
+    """Takes the run's settings into `args` (see RESUME_POLICY in cli.py): a flag that names a different value of
+    what defines the run is refused; --lr, --lr-bp, --eps and --clip are applied. Returns the applied changes as
+    {config key: [old, new]}."""
+    info, config = state["info"], state["config"]
+    missing = [k for k in ("model", "dataset", "num_classes", "batch_size") if k not in info]
+    if missing:
+        raise CheckpointError(f"{path} was not written by `elasticzo train` (no {', '.join(missing)}); continue it "
+                              "from Python with elasticzo.ElasticZO.load")
+    saved = {"model": info["model"], "dataset": info["dataset"], "method": config["method"],
+             "zo_layers": config["zo_layers"], "seed": config["seed"], "optimizer": config["optimizer"],
+             "clean_bp_pass": config["clean_bp_pass"], "batch_size": info["batch_size"],
+             "train_samples": info.get("train_samples")}
+    conflicts = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {v})" for k, v in saved.items()
+                 if getattr(args, k) is not None and getattr(args, k) != v]
+    if conflicts:
+        raise ValueError(f"--resume continues the run in {path.parent} with its own settings, and these flags "
+                         f"differ from them: {'; '.join(conflicts)}. Drop them, or start a new run with another "
+                         "--out (elasticzo train --help says which flags a resumed run may change)")
+    for key, value in saved.items():
+        setattr(args, key, value)
+    return {k: [config[k], v] for k, v in _rate_overrides(args, config["method"]).items() if config[k] != v}
+
+
+@contextlib.contextmanager
+def _locked_run_dir(run_dir):
+    """Creates `run_dir` and holds an exclusive lock on RUN_DIR/.lock while the block runs, so that two runs never
+    share a directory; the lock goes with the process, however it ends."""
+    if run_dir is None:
+        yield
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file, not a directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ValueError(f"--out {run_dir} cannot be used as a run directory: {exc.strerror or exc}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            raise ValueError(f"--out {run_dir} is in use by another run (pid {holder}); wait for it to end or choose "
+                             "another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_metrics(run_dir: Path, history):
@@ -78,44 +149,56 @@ def _summary(trainer, info, test_acc):
 def train_command(args) -> int:
     _configure_runtime(args)
     run_dir = Path(args.out) if args.out else None
+    if args.resume and run_dir is None:
+        raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
+    with _locked_run_dir(run_dir):
+        return _train(args, run_dir)
+
+
+def _train(args, run_dir) -> int:
     state = tensors = None
+    if run_dir is not None:
+        for name in (CHECKPOINT, METRICS, CONFIG):
+            remove_stale_temps(run_dir / name)
     if args.resume:
-        if run_dir is None:
-            raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
         tensors, state = read_checkpoint(run_dir / CHECKPOINT)
-        saved = state["info"]
-        for key in ("model", "dataset"):
-            if getattr(args, key) != saved[key]:
-                print(f"elasticzo: resuming the run's --{key} {saved[key]} (not {getattr(args, key)})",
-                      file=sys.stderr)
-                setattr(args, key, saved[key])
+        changes = _resume_settings(args, state, run_dir / CHECKPOINT)
     elif run_dir is not None and (run_dir / CHECKPOINT).exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume or choose another --out")
+    else:
+        _fill_run_defaults(args)
 
     train = load_dataset(args.dataset, args.data_dir, "train")
     test = load_dataset(args.dataset, args.data_dir, "test")
-    if state is not None:
-        args.train_samples = state["info"].get("train_samples")
     if args.train_samples is not None:
         if not 1 <= args.train_samples <= len(train):
             raise ValueError(f"--train-samples must be in [1, {len(train)}], got {args.train_samples}")
         train = train.subset(range(args.train_samples))
-    model = models.build(args.model, train.num_classes, seed=state["config"]["seed"] if state else args.seed)
+    model = models.build(args.model, train.num_classes, seed=args.seed)
+    info = {"model": args.model, "dataset": args.dataset, "num_classes": train.num_classes,
+            "train_samples": args.train_samples}
     if state is not None:
         # The saved config names C directly; the method name follows from it.
         cfg, batch_size = dict(state["config"]), state["info"]["batch_size"]
         cfg.pop("method")
+        cfg.update({key: new for key, (_, new) in changes.items()})
+        info["resumes"] = list(state["info"].get("resumes", []))
     else:
         cfg, batch_size = _trainer_config(args, model.num_param_layers)
+    info["batch_size"] = batch_size
     trainer = ElasticZO(model, **cfg)
-    info = {"model": args.model, "dataset": args.dataset, "num_classes": train.num_classes, "batch_size": batch_size,
-            "train_samples": args.train_samples}
     if state is not None:
         restore_trainer(trainer, tensors, state, run_dir / CHECKPOINT)
-        _write_metrics(run_dir, trainer.history)  # drops lines of epochs the checkpoint does not hold
+        if changes:
+            info["resumes"].append({"steps_done": trainer.core.steps_done, "epoch": trainer.epoch,
+                                    "batch_in_epoch": trainer.batch_in_epoch, "changed": changes})
+            print("elasticzo: resuming with " + ", ".join(f"{k} {new} (was {old})" for k, (old, new) in changes.items())
+                  + f" from step {trainer.core.steps_done}; recorded in {run_dir / CONFIG}", file=sys.stderr)
     if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "config.json",
+        # metrics.jsonl restarts from what the checkpoint holds (nothing for a new run): lines of a failed earlier
+        # run or of epochs the checkpoint does not hold are dropped, never appended to.
+        _write_metrics(run_dir, trainer.history)
+        atomic_write(run_dir / CONFIG,
                      lambda tmp: tmp.write_text(json.dumps({"info": info, "config": trainer.config}, indent=2)))
 
     # SIGINT/SIGTERM only set a flag; training stops after the step in flight, when the trainer's position and
@@ -169,14 +252,25 @@ def train_command(args) -> int:
 def eval_command(args) -> int:
     tensors, state = read_checkpoint(args.checkpoint)
     info = state["info"]
-    dataset = args.dataset or info["dataset"]
+    dataset = args.dataset or info.get("dataset")
+    if dataset is None:
+        raise ValueError(f"{args.checkpoint} does not name its dataset (saved without dataset=...); pass --dataset")
     test = load_dataset(dataset, args.data_dir, "test")
-    model = models.build(info["model"], info["num_classes"])
+    if state["layers"]:
+        model = build_model(state["layers"])
+    elif "model" in info and "num_classes" in info:  # checkpoints of format 1
+        model = models.build(info["model"], info["num_classes"])
+    else:
+        raise CheckpointError(f"{args.checkpoint} describes neither its layers nor its model")
     load_model_parameters(model, tensors, args.checkpoint)
+    classes = model.output_shape([1, *test.x.shape[1:]])[-1]
+    if classes != test.num_classes:
+        raise ValueError(f"the checkpoint's model has {classes} outputs, {dataset} has {test.num_classes} classes")
+    name = info.get("model", "model")
     result = evaluate(model, test, args.batch_size)
-    result.update(model=info["model"], dataset=dataset, epochs=state["epoch"])
+    result.update(model=name, dataset=dataset, epochs=state["epoch"])
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{info['model']} on {dataset} test: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}")
+        print(f"{name} on {dataset} test: accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}")
     return 0

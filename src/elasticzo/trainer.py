@@ -1,6 +1,9 @@
 """ElasticZO training driver: epochs, learning-rate decay, metrics and the time breakdown. Every step runs in C++."""
 
+import contextlib
 import math
+import signal
+import threading
 import time
 
 import numpy as np
@@ -11,6 +14,39 @@ from elasticzo.methods import method_name, zo_layers_for
 
 # Phases of the paper's Fig. 7 plus the Python side's data and the rest.
 PHASES = ("forward", "backward", "zo_perturb", "zo_update", "loss", "data", "other")
+
+
+# Ctrl-C (SIGINT) while training is held until the step in flight is accounted for (weights, step count, batch
+# index and loss sum agree), then raised as KeyboardInterrupt, so a checkpoint saved after catching it resumes
+# exactly. Without this Python raises it right after the C++ step returns and before the batch is counted, and the
+# batch is trained twice on resume. Only the main thread receives signals; a handler installed by the caller (the
+# CLI's) is left alone.
+_pending_interrupts = []
+_deferring = []
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+    if (_deferring or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    _deferring.append(True)
+    _pending_interrupts.clear()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: _pending_interrupts.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _deferring.pop()
+    _interrupt_point()
+
+
+def _interrupt_point():
+    """Raises the KeyboardInterrupt held back by _deferred_interrupts, at a point where resuming is exact."""
+    if _pending_interrupts:
+        _pending_interrupts.clear()
+        raise KeyboardInterrupt
 
 
 def _positive(value, name):
@@ -37,6 +73,7 @@ class ElasticZO:
         if isinstance(zo_layers, bool) or not isinstance(zo_layers, (int, np.integer)):
             raise ValueError(f"zo_layers must be an int, got {zo_layers!r}")
         self.model = model
+        self._modules = len(model)  # a layer added later would never be trained: steps refuse it (_check_model)
         self.zo_layers = int(zo_layers)
         self.method = method_name(self.zo_layers, layers)
         self.base_lr_zo = float(lr_zo)
@@ -65,7 +102,19 @@ class ElasticZO:
         return self.base_lr_zo * factor, self.base_lr_bp * factor
 
     def train_epoch(self, train, batch_size: int, *, progress=None, on_step=None) -> dict:
-        """Runs (the rest of) epoch `self.epoch`; returns its metrics. on_step(trainer) runs after every step."""
+        """Runs (the rest of) epoch `self.epoch`; returns its metrics. on_step(trainer) runs after every step.
+
+        Ctrl-C stops it after the step in flight, with the trainer's position matching its weights."""
+        with _deferred_interrupts():
+            return self._train_epoch(train, batch_size, progress, on_step)
+
+    def _check_model(self):
+        if len(self.model) != self._modules:
+            raise RuntimeError(f"the model has {len(self.model)} modules, {self._modules} when this trainer was built; "
+                               "a layer added since would not be trained: build a new ElasticZO for the new model")
+
+    def _train_epoch(self, train, batch_size, progress, on_step):
+        self._check_model()
         lr_zo, lr_bp = self.learning_rates(self.epoch)
         self.core.set_learning_rates(lr_zo, lr_bp)
         self.core.clear_times()
@@ -81,6 +130,7 @@ class ElasticZO:
             data_time += time.perf_counter() - t0
             if batch is None:
                 break
+            self._check_model()
             stats = self.core.step(*batch)
             self.epoch_loss_sum += stats["loss"]
             self.batch_in_epoch += 1
@@ -89,6 +139,7 @@ class ElasticZO:
                 progress.set_postfix(loss=f"{stats['loss']:.4f}", refresh=False)
             if on_step is not None:
                 on_step(self)
+            _interrupt_point()
         seconds = time.perf_counter() - start
         metrics = {
             "epoch": self.epoch + 1,
@@ -114,11 +165,18 @@ class ElasticZO:
 
     def fit(self, train, epochs: int, batch_size: int = 64, *, test=None, progress=True, on_epoch_end=None,
             on_step=None) -> list:
-        """Trains until `epochs` epochs are done (continuing from self.epoch); returns the per-epoch metrics."""
+        """Trains until `epochs` epochs are done (continuing from self.epoch); returns the per-epoch metrics.
+
+        Ctrl-C raises KeyboardInterrupt after the step in flight (or after the epoch's evaluation and on_epoch_end),
+        so `save(path)` then `ElasticZO.load(path).fit(...)` continues exactly as if never interrupted."""
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        with _deferred_interrupts():
+            return self._fit(train, epochs, batch_size, test, progress, on_epoch_end, on_step)
+
+    def _fit(self, train, epochs, batch_size, test, progress, on_epoch_end, on_step):
         while self.epoch < epochs:
             bar = _progress_bar(progress, num_batches(len(train), batch_size), self.batch_in_epoch,
                                 f"epoch {self.epoch + 1}/{epochs} {self.method}")
@@ -133,7 +191,21 @@ class ElasticZO:
             self.history.append(metrics)
             if on_epoch_end is not None:
                 on_epoch_end(self, metrics)
+            _interrupt_point()
         return self.history
+
+    def save(self, path, **info) -> None:
+        """Writes a checkpoint (model layers and parameters, optimizer state, position, `info`) atomically."""
+        from elasticzo.checkpoint import save_checkpoint
+
+        save_checkpoint(path, self, info)
+
+    @classmethod
+    def load(cls, path, **overrides) -> "ElasticZO":
+        """The trainer saved at `path`, with its model, ready to continue (see checkpoint.load_trainer)."""
+        from elasticzo.checkpoint import load_trainer
+
+        return load_trainer(path, **overrides)
 
     def evaluate(self, dataset, batch_size: int = 256) -> dict:
         """Mean loss and accuracy (fraction) of the model on a dataset."""
