@@ -111,3 +111,20 @@ def test_bad_arguments_are_clear_errors(tmp_path):
     assert proc.returncode == 2 and "--out" in proc.stderr
     proc = cli("train", "--threads", "0", "--no-progress", check=False)
     assert proc.returncode == 2 and "thread" in proc.stderr
+
+
+def test_version():
+    import elasticzo
+    assert cli("--version").stdout.strip() == f"elasticzo {elasticzo.__version__}"
+
+
+def test_closed_stdout_is_no_traceback():
+    """`elasticzo info | head`: the reader leaves early; the command stops quietly with 141 (SIGPIPE)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "elasticzo", "info"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr
