@@ -13,9 +13,10 @@ import pytest
 
 from elasticzo.data import (
     DATASETS, ChecksumError, DatasetFormatError, DatasetNotFoundError, DownloadError, batches, dataset_info,
-    download_dataset, epoch_order, load_dataset, num_batches, read_idx_images, read_idx_labels, rotate_images,
-    rotated_subset, search_dirs,
+    download_dataset, epoch_order, load_dataset, normalize_images, num_batches, read_idx_images, read_idx_labels,
+    rotate_images, rotated_subset, search_dirs,
 )
+from elasticzo.data.dataset import pixel_table
 from elasticzo.data.integrity import sha256_of, verify_file
 from elasticzo.data.locate import find_files, repository_root
 
@@ -45,7 +46,12 @@ def test_mnist_counts_and_label_histogram(split, counts, mnist_train, mnist_test
     ds = mnist_train if split == "train" else mnist_test
     assert len(ds) == sum(counts)
     assert np.bincount(ds.y, minlength=10).tolist() == counts
-    assert ds.x.shape == (len(ds), 1, 28, 28) and ds.x.dtype == np.float32 and ds.x.flags.c_contiguous
+    assert ds.x.shape == (len(ds), 1, 28, 28) and ds.x.dtype == np.uint8  # held as the file stores it
+    # batches convert per batch to exactly what normalizing the whole split up front gave
+    some = np.arange(0, len(ds), 7)
+    x, y = ds.take(some)
+    assert x.dtype == np.float32 and x.flags.c_contiguous and y.dtype == np.int32
+    np.testing.assert_array_equal(x, normalize_images(ds.x[some, 0], ds.mean, ds.std))
     assert ds.y.dtype == np.int32 and ds.classes == tuple("0123456789") and ds.split == split
 
 
@@ -67,7 +73,11 @@ def test_known_files_match_published_checksums(mnist_dir, fashion_dir, modelnet_
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
 def test_normalization_statistics(name, mnist_train, fashion_train):
     ds = mnist_train if name == "mnist" else fashion_train
-    x_mean, x_std = ds.x.mean(dtype=np.float64), ds.x.std(dtype=np.float64)
+    # statistics of the float32 inputs batches deliver, from the pixel histogram (no float copy of the split)
+    weights = np.bincount(ds.x.ravel(), minlength=256) / ds.x.size
+    values = pixel_table(ds.mean, ds.std).astype(np.float64)
+    x_mean = float(weights @ values)
+    x_std = float(np.sqrt(weights @ (values - x_mean) ** 2))
     assert abs(x_mean) < 2e-4 and abs(x_std - 1) < 2e-4, (x_mean, x_std)
     # x is affine in pixel/255, so these are the training-set statistics of pixel/255 (to ~1e-7), which the
     # registry holds rounded to 4 decimals
@@ -79,19 +89,21 @@ def test_unnormalized_images_are_pixels_over_255(mnist_dir):
     raw = read_idx_images(mnist_dir / "t10k-images-idx3-ubyte.gz")
     ds = load_dataset("mnist", mnist_dir, "test", normalize=False)
     assert (ds.mean, ds.std) == (0.0, 1.0)
-    np.testing.assert_array_equal(ds.x[:, 0], (raw / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(ds.inputs()[:, 0], (raw / 255.0).astype(np.float32))
 
 
 def test_modelnet40_both_splits(modelnet_dir):
     expected = {"airplane": (626, 100), "bathtub": (106, 50), "desk": (200, 86), "xbox": (103, 20)}
     for i, (split, n) in enumerate((("train", 9843), ("test", 2468))):
         ds = load_dataset("modelnet40", modelnet_dir.parent, split)
-        assert ds.x.shape == (n, 1024, 3) and ds.x.dtype == np.float32 and ds.y.dtype == np.int32
+        assert ds.x.shape == (n, 1024, 3) and ds.x.dtype == np.float16 and ds.y.dtype == np.int32  # as stored
         assert len(ds.classes) == 40 and ds.classes[0] == "airplane" and ds.classes[-1] == "xbox"
         counts = np.bincount(ds.y, minlength=40)
         assert {c: int(counts[ds.classes.index(c)]) for c in expected} == {c: v[i] for c, v in expected.items()}
-    assert np.abs(ds.x.mean(axis=1)).max() < 1e-3  # centred (test split only, to keep this test fast)
-    radius = np.linalg.norm(ds.x, axis=2).max(axis=1)
+    points = ds.inputs()
+    assert points.dtype == np.float32 and np.array_equal(points, ds.x.astype(np.float32))
+    assert np.abs(points.mean(axis=1)).max() < 1e-3  # centred (test split only, to keep this test fast)
+    radius = np.linalg.norm(points, axis=2).max(axis=1)
     assert np.all(np.abs(radius - 1) < 1e-3)  # unit sphere
 
 
@@ -250,7 +262,7 @@ def test_batches_are_deterministic_per_seed_and_epoch(mnist_test):
     order = epoch_order(len(mnist_test), True, 7, 3)
     np.testing.assert_array_equal(order, np.random.default_rng([7, 3]).permutation(10000))  # the documented draw
     np.testing.assert_array_equal(np.concatenate([y for _, y in a]), mnist_test.y[order])
-    np.testing.assert_array_equal(a[2][0], mnist_test.x[order[2000:3000]])
+    np.testing.assert_array_equal(a[2][0], mnist_test.inputs(order[2000:3000]))
     for x, y in a:
         assert x.dtype == np.float32 and y.dtype == np.int32 and x.flags.c_contiguous and y.flags.c_contiguous
 
@@ -260,7 +272,7 @@ def test_batches_sizes_and_unshuffled_order(mnist_test):
     assert sizes == [3000, 3000, 3000, 1000] and num_batches(10000, 3000) == 4
     assert [len(y) for _, y in batches(mnist_test, 3000, shuffle=False, drop_last=True)] == [3000] * 3
     x, y = next(batches(mnist_test, 5, shuffle=False, start_batch=2))
-    np.testing.assert_array_equal(x, mnist_test.x[10:15])
+    np.testing.assert_array_equal(x, mnist_test.inputs(range(10, 15)))
     np.testing.assert_array_equal(y, mnist_test.y[10:15])
 
 
@@ -290,13 +302,14 @@ def test_batches_reject_bad_arguments_at_call(mnist_test, kwargs, message):
 
 @pytest.mark.parametrize("angle,k", [(90, 1), (180, 2), (270, 3), (-90, -1), (450, 1)])
 def test_quarter_turns_equal_rot90(mnist_test, angle, k):
-    images = mnist_test.x[:50]
+    images = mnist_test.inputs(range(50))
     np.testing.assert_array_equal(rotate_images(images, angle), np.rot90(images, k, axes=(-2, -1)))
 
 
 @pytest.mark.parametrize("angle", [0, 360, -720])
 def test_full_turns_are_identity(mnist_test, angle):
-    np.testing.assert_array_equal(rotate_images(mnist_test.x[:50], angle), mnist_test.x[:50])
+    images = mnist_test.inputs(range(50))
+    np.testing.assert_array_equal(rotate_images(images, angle), images)
 
 
 @pytest.mark.parametrize("angle", [30, 60, -17.5, 135])
@@ -334,11 +347,11 @@ def test_rotated_subset_of_normalized_data(mnist_test, mnist_dir):
     chosen = np.sort(np.random.default_rng(5).choice(10000, 100, replace=False))
     assert len(sub) == 100 and sub.name == "mnist-rot90" and (sub.mean, sub.std) == (mnist_test.mean, mnist_test.std)
     np.testing.assert_array_equal(sub.y, mnist_test.y[chosen])
-    np.testing.assert_array_equal(sub.x, np.rot90(mnist_test.x[chosen], 1, axes=(-2, -1)))
+    np.testing.assert_array_equal(sub.x, np.rot90(mnist_test.inputs(chosen), 1, axes=(-2, -1)))
     # The fill is the normalized background, so rotating normalized data equals normalizing rotated pixels.
     raw = load_dataset("mnist", mnist_dir, "test", normalize=False)
     turned = rotated_subset(mnist_test, 30, count=100, seed=5)
-    expected = (rotate_images(raw.x[chosen], 30) - mnist_test.mean) / mnist_test.std
+    expected = (rotate_images(raw.inputs(chosen), 30) - mnist_test.mean) / mnist_test.std
     np.testing.assert_allclose(turned.x, expected, rtol=0, atol=1e-5)
     corner = np.float32(-mnist_test.mean / mnist_test.std)
     assert np.all(turned.x[:, 0, 0, 0] == corner)

@@ -184,7 +184,7 @@ def test_clean_third_pass_trains_the_bp_part_differently(small_train, mnist_test
     settings = dict(lr_zo=2e-3, lr_bp=0.1, grad_clip=1.0)
     mean_of_passes = make_trainer("zo-feat-cls1", **settings)
     clean = make_trainer("zo-feat-cls1", clean_bp_pass=True, **settings)
-    x, y = small_train.x[:64], small_train.y[:64]
+    x, y = small_train.take(range(64))
     for tr in (mean_of_passes, clean):
         tr.core.step(x, y)
     a, b = weights(mean_of_passes), weights(clean)

@@ -30,8 +30,8 @@ def epoch_order(n: int, shuffle: bool, seed: int = 0, epoch: int = 0) -> np.ndar
 def _gather(dataset, order, batch_size, first, last):
     for b in range(first, last):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        # np.take on axis 0 writes fresh C-contiguous arrays: the trainer may keep or modify them freely
-        yield np.take(dataset.x, idx, axis=0), np.take(dataset.y, idx)
+        # fresh C-contiguous arrays, converted from the stored dtype: the trainer may keep or modify them freely
+        yield dataset.take(idx)
 
 
 def batches(dataset, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,

@@ -1,11 +1,8 @@
 """download_dataset(): fetch the original MNIST / Fashion-MNIST files from public mirrors, verified, atomically."""
 
 import hashlib
-import http.client
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from elasticzo.data.errors import DownloadError
@@ -22,6 +19,7 @@ class _Mismatch(Exception):
 
 def _fetch(url: str, target: Path, known, timeout: float) -> None:
     """Stream url into a temporary file beside target; move it into place only once size and SHA-256 match."""
+    import urllib.request  # here, not at import: urllib loads ssl, 4 MB resident that training never needs
     fd, tmp = tempfile.mkstemp(prefix=f".{known.name}.", suffix=".part", dir=target.parent)
     try:
         digest, size = hashlib.sha256(), 0
@@ -46,6 +44,9 @@ def download_dataset(name: str, dest=None, *, mirrors=None, timeout: float = 30.
     turn (`mirrors`: base URLs, default the well-known public ones) and written under its own name only after
     its checksum matched, so an interrupted download never leaves a partial file behind.
     """
+    import http.client  # imported here for the reason given in _fetch
+    import urllib.error
+
     info = dataset_info(name)
     mirrors = info.mirrors if mirrors is None else tuple(mirrors)
     if not mirrors:

@@ -1,4 +1,4 @@
-"""Reader for modelnet40_1024.npz: float16 points (N, 1024, 3) -> float32, uint8 labels -> int32, class names."""
+"""Reader for modelnet40_1024.npz: points (N, 1024, 3) as stored (float16), uint8 labels -> int32, class names."""
 
 import zipfile
 import zlib
@@ -12,7 +12,7 @@ POINTS_PER_SHAPE = 1024
 
 
 def read_modelnet40(path: Path, split: str):
-    """(points float32 (N, 1024, 3), labels int32 (N,), class names tuple) of one split."""
+    """(points (N, 1024, 3) in the file's dtype, labels int32 (N,), class names tuple) of one split."""
     keys = (f"{split}_points", f"{split}_labels", "class_names")
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -30,4 +30,4 @@ def read_modelnet40(path: Path, split: str):
         raise corrupt(path, f"{split}_labels has shape {labels.shape} for {len(points)} shapes")
     if len(labels) and int(labels.max()) >= len(names):
         raise corrupt(path, f"label {int(labels.max())} outside 0..{len(names) - 1}")
-    return points.astype(np.float32), labels.astype(np.int32), tuple(str(n) for n in names)
+    return points, labels.astype(np.int32), tuple(str(n) for n in names)

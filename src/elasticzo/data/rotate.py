@@ -83,4 +83,4 @@ def rotated_subset(dataset, angle: float, count=None, seed: int = 0):
         chosen = np.sort(np.random.default_rng(seed).choice(n, size=int(count), replace=False))
     sub = dataset.subset(chosen, name=f"{dataset.name}-rot{angle:g}")
     background = float(np.float32((0.0 - dataset.mean) / dataset.std))  # the value normalize gives pixel 0
-    return replace(sub, x=rotate_images(sub.x, angle, fill=background))
+    return replace(sub, x=rotate_images(sub.inputs(), angle, fill=background))
