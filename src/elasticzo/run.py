@@ -14,6 +14,7 @@ from elasticzo.checkpoint import (CheckpointError, atomic_write, build_model, lo
 from elasticzo.cli import RUN_DEFAULTS
 from elasticzo.data import load_dataset
 from elasticzo.methods import method_name
+from elasticzo.peak_rss import peak_rss_bytes
 from elasticzo.trainer import PHASES, ElasticZO, evaluate
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -139,7 +140,8 @@ def _summary(trainer, info, test_acc):
         "zo_layers": trainer.zo_layers, "epochs": trainer.epoch,
         "test_accuracy": test_acc, "train_loss": h[-1]["train_loss"] if h else None,
         "seconds_per_epoch": sum(m["seconds"] for m in h) / len(h) if h else None,
-        "peak_memory_bytes": max(m["peak_memory_bytes"] for m in h) if h else None,
+        "peak_memory_bytes": max(m["peak_memory_bytes"] for m in h) if h else None,  # the tracker's buffers
+        "peak_rss_bytes": peak_rss_bytes(),  # the whole process: Python, libraries, data and buffers
         "time_breakdown_seconds": breakdown,
         "time_breakdown_fraction": {p: v / total for p, v in breakdown.items()},
         "threads": _core.num_threads(), "isa": _core.active_isa(),
@@ -245,7 +247,8 @@ def _train(args, run_dir) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"done: {summary['epochs']} epochs, test accuracy {100 * test_acc:.2f}%")
+        print(f"done: {summary['epochs']} epochs, test accuracy {100 * test_acc:.2f}%, peak resident memory "
+              f"{summary['peak_rss_bytes'] / 2**20:.1f} MiB")
     return 0
 
 
