@@ -23,12 +23,18 @@ def repository_root():
     return None
 
 
+def installed_dir(name: str) -> Path:
+    """<package>/datasets/<name>: where the wheel puts the datasets it carries (MNIST only; see
+    cmake/ElasticzoPython.cmake), so an installed package trains from any folder without a download."""
+    return Path(__file__).resolve().parents[1] / "datasets" / name
+
+
 def search_dirs(name: str, data_dir=None) -> list:
     """The folders searched for dataset `name`, in order, without repeats.
 
     With data_dir: data_dir itself, then data_dir/<name>. Without: every root listed in $ELASTICZO_DATA
     (os.pathsep-separated) + /<name>, ./data/<name>, <repository>/data/<name> when running from a clone,
-    ~/.cache/elasticzo/<name>.
+    <package>/datasets/<name> when installed with it, ~/.cache/elasticzo/<name>.
     """
     if data_dir is not None:
         dirs = [Path(data_dir), Path(data_dir) / name]
@@ -38,6 +44,8 @@ def search_dirs(name: str, data_dir=None) -> list:
         repo = repository_root()
         if repo is not None:
             dirs.append(repo / "data" / name)
+        if installed_dir(name).is_dir():
+            dirs.append(installed_dir(name))
         dirs.append(cache_dir(name))
     unique = {}
     for d in dirs:
