@@ -2,8 +2,8 @@
 # public name of the module or of one of its classes is missing here.
 # Arrays: inputs must be C-contiguous, aligned, non-empty float32 (labels int32) with finite values; anything else
 # raises TypeError (wrong type or dtype) or ValueError (layout, size, values), never a silent copy.
-from collections.abc import Sequence
-from typing import Literal, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -132,6 +132,8 @@ class Sequential:
 
     def parameter(self, name: str) -> _F32Array: ...
     def set_parameter(self, name: str, value: _F32Array) -> None: ...
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
+        """Parameters by PyTorch's names from numpy arrays or torch tensors; defined in elasticzo.nn."""
 
 # ---- training (bind_train.cpp) -----------------------------------------------------------------------------------
 

@@ -97,7 +97,7 @@ def build_model(layers):
         try:
             call = ast.parse(text, mode="eval").body
             if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-                    and call.func.id in nn.__all__ and call.func.id not in ("Layer", "Sequential")):
+                    and call.func.id in nn.LAYER_TYPES):
                 raise ValueError("not a layer constructor")
             args = [ast.literal_eval(a) for a in call.args]
             kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}

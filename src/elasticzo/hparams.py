@@ -45,10 +45,16 @@ _TABLE = {
 }
 
 
-def defaults(model: str, dataset: str, method: str) -> HParams:
-    """The tuned defaults; methods that are not one of the paper's four use Cls1's."""
+def defaults(model, dataset: str, method: str) -> HParams:
+    """The tuned defaults of a model named 'lenet5' or 'pointnet'; methods that are not one of the paper's four use
+    Cls1's. `model` may also be a model of your own (any object, e.g. an elasticzo.nn.Sequential): it gets LeNet-5's
+    values for the method, a sound starting point for small networks that was not tuned for yours."""
+    if not isinstance(model, str):
+        model = "lenet5"
     key_method = method if method in ("full-zo", "zo-feat-cls2", "zo-feat-cls1", "full-bp") else "zo-feat-cls1"
     for ds in (dataset, "*"):
         if (model, ds, key_method) in _TABLE:
             return _TABLE[(model, ds, key_method)]
-    raise ValueError(f"no default hyperparameters for model {model!r}; pass them explicitly")
+    known = sorted({m for m, _, _ in _TABLE})
+    raise ValueError(f"no default hyperparameters for a model named {model!r} (tuned: {', '.join(known)}); pass "
+                     "your model itself for untuned starting values, or give the hyperparameters explicitly")

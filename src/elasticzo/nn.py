@@ -1,5 +1,10 @@
 """Layers and the Sequential container (implemented in C++, elasticzo._core)."""
 
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+
 from elasticzo._core import (
     Conv2d,
     Flatten,
@@ -28,6 +33,63 @@ def Sequential(modules=(), *, seed=None):
     return model
 
 
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list
+    unexpected_keys: list
+
+
+def _as_array(value, name):
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch.Tensor; torch itself is never imported
+        try:
+            value = value.detach().cpu().numpy()
+        except (TypeError, RuntimeError) as exc:
+            raise TypeError(f"{name}: cannot convert {type(value).__name__} to numpy: {exc}") from None
+    return np.asarray(value)
+
+
+def load_state_dict(model, state_dict, strict=True):
+    """Copies parameters into `model` by name, PyTorch's names ('conv1.weight', 'fc3.bias', ...) and shapes, from
+    a mapping of numpy arrays or torch tensors (of any floating dtype, converted as torch's copy_ would).
+
+    Everything is checked before anything is copied: a missing key, an unexpected key (both only when strict), a
+    shape or dtype that does not fit and a non-finite value are all listed in one ValueError, and the model is
+    left as it was. Returns (missing_keys, unexpected_keys), as torch.nn.Module.load_state_dict does.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
+    names = model.parameter_names()
+    missing = [n for n in names if n not in state_dict]
+    unexpected = [k for k in state_dict if k not in names]
+    problems = []
+    if strict and missing:
+        problems.append(f"missing key(s): {', '.join(missing)}")
+    if strict and unexpected:
+        problems.append(f"unexpected key(s): {', '.join(map(str, unexpected))}")
+    values = {}
+    for name in (n for n in names if n in state_dict):
+        value, want = _as_array(state_dict[name], name), model.parameter(name)
+        if value.shape != want.shape:
+            problems.append(f"size mismatch for {name}: got {tuple(value.shape)}, the model's is {want.shape}")
+        elif value.dtype.kind != "f":
+            problems.append(f"{name} has dtype {value.dtype}, not a floating-point type")
+        elif not np.isfinite(value).all():
+            problems.append(f"{name} holds non-finite values")
+        else:
+            values[name] = np.ascontiguousarray(value, dtype=want.dtype)
+    if problems:
+        raise ValueError("load_state_dict: " + "; ".join(problems) + " (nothing was copied)")
+    for name, value in values.items():
+        model.set_parameter(name, value)
+    return IncompatibleKeys(missing, unexpected)
+
+
+# Layer types a checkpoint may name (elasticzo.checkpoint.build_model rebuilds models from them).
+LAYER_TYPES = ("Conv2d", "Flatten", "Linear", "MaxPool2d", "PointLinear", "PointMaxPool", "ReLU")
+
+# A method of every model, as on torch.nn.Module: model.load_state_dict(mapping, strict=True).
+_CoreSequential.load_state_dict = load_state_dict
+
+
 __all__ = [
     "Conv2d",
     "Flatten",
@@ -38,4 +100,5 @@ __all__ = [
     "PointMaxPool",
     "ReLU",
     "Sequential",
+    "load_state_dict",
 ]

@@ -22,9 +22,16 @@ def test_other_partition_points_use_cls1_defaults():
     assert defaults("lenet5", "mnist", "zo-c2") == defaults("lenet5", "mnist", "zo-feat-cls1")
 
 
-def test_unknown_model_is_a_clear_error():
-    with pytest.raises(ValueError, match="no default hyperparameters for model 'resnet'"):
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="no default hyperparameters for a model named 'resnet'"):
         defaults("resnet", "mnist", "full-zo")
+
+
+def test_a_model_of_your_own_gets_lenet5s_values():
+    from elasticzo import nn
+    mine = nn.Sequential([("flatten", nn.Flatten()), ("fc", nn.Linear(784, 10))], seed=0)
+    for method in ("full-zo", "zo-feat-cls1", "zo-c2", "full-bp"):
+        assert defaults(mine, "fashion-mnist", method) == defaults("lenet5", "fashion-mnist", method)
 
 
 def _config(*argv):
