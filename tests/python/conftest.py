@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from skip_policy import pytest_addoption, pytest_sessionfinish  # noqa: F401 (hooks: --no-skips)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

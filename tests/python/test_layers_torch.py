@@ -6,8 +6,11 @@ Errors are measured relative to the largest reference value: forward <= 1e-5, gr
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
+
+# PyTorch is only the oracle: without it (a Raspberry Pi) these tests are reported as skipped, not errors. CI
+# installs it and runs pytest with --no-skips (conftest.py), so there a skip fails the run.
+torch = pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed: pip install torch==2.13.0")
+F = torch.nn.functional
 
 from elasticzo import _core, nn
 from elasticzo.models import lenet5, pointnet
