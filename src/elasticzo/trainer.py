@@ -17,36 +17,40 @@ PHASES = ("forward", "backward", "zo_perturb", "zo_update", "loss", "data", "oth
 
 
 # Ctrl-C (SIGINT) while training is held until the step in flight is accounted for (weights, step count, batch
-# index and loss sum agree), then raised as KeyboardInterrupt, so a checkpoint saved after catching it resumes
+# index and loss sum agree), then handed to the handler that was installed before (Python's raises
+# KeyboardInterrupt; IPython's or the CLI's do what they do), so a checkpoint saved after catching it resumes
 # exactly. Without this Python raises it right after the C++ step returns and before the batch is counted, and the
-# batch is trained twice on resume. Only the main thread receives signals; a handler installed by the caller (the
-# CLI's) is left alone.
+# batch is trained twice on resume. Only the main thread receives signals.
 _pending_interrupts = []
-_deferring = []
+_held_handlers = []  # the SIGINT handler in place before the outermost _deferred_interrupts
 
 
 @contextlib.contextmanager
 def _deferred_interrupts():
-    if (_deferring or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    previous = signal.getsignal(signal.SIGINT)
+    if _held_handlers or threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN,
+                                                                                                     None):
         yield
         return
-    _deferring.append(True)
     _pending_interrupts.clear()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: _pending_interrupts.append(signum))
+    _held_handlers.append(previous)
+    signal.signal(signal.SIGINT, lambda signum, frame: _pending_interrupts.append(signum))
     try:
         yield
+        _interrupt_point()
     finally:
         signal.signal(signal.SIGINT, previous)
-        _deferring.pop()
-    _interrupt_point()
+        _held_handlers.pop()
 
 
 def _interrupt_point():
-    """Raises the KeyboardInterrupt held back by _deferred_interrupts, at a point where resuming is exact."""
-    if _pending_interrupts:
+    """Delivers a SIGINT held back by _deferred_interrupts, at a point where resuming is exact."""
+    if _pending_interrupts and _held_handlers:
         _pending_interrupts.clear()
-        raise KeyboardInterrupt
+        handler = _held_handlers[-1]
+        if not callable(handler):  # SIG_DFL would end the process: stop the way Python's own handler does
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, None)
 
 
 def _positive(value, name):

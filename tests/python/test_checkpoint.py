@@ -197,6 +197,11 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     straight = trainer()
     straight.fit(train, epochs=2, batch_size=64, progress=False)
 
+    if sys.argv[4] == "own-handler":  # as IPython or an application installs: it is held back the same way
+        def own_handler(signum, frame):
+            raise KeyboardInterrupt("from the application's handler")
+        signal.signal(signal.SIGINT, own_handler)
+
     interrupted = trainer()
     def press_ctrl_c():  # lands while a step runs in C++ (nearly all of the time is spent there)
         while interrupted.core.steps_done < int(sys.argv[3]):
@@ -222,10 +227,10 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.training
-@pytest.mark.parametrize("after_steps", [3, 14])
-def test_ctrl_c_during_fit_then_save_and_load_resumes_exactly(tmp_path, mnist_dir, after_steps):
+@pytest.mark.parametrize("after_steps,handler", [(3, "python"), (14, "python"), (6, "own-handler")])
+def test_ctrl_c_during_fit_then_save_and_load_resumes_exactly(tmp_path, mnist_dir, after_steps, handler):
     proc = subprocess.run([sys.executable, "-c", CTRL_C_SCRIPT, str(mnist_dir), str(tmp_path / "c.safetensors"),
-                           str(after_steps)], capture_output=True, text=True, timeout=600)
+                           str(after_steps), handler], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     stopped = proc.stdout.split("stopped at")[1].split()
     assert int(stopped[0]) >= after_steps and int(stopped[0]) == 10 * int(stopped[1]) + int(stopped[2])
