@@ -16,6 +16,10 @@ from elasticzo import cli as cli_module
 from elasticzo import nn
 
 
+# Tests that train (a few steps, then a 10,000-image evaluation) are marked `training`: they run natively in CI and
+# the emulated arm64 run leaves them out, as in test_cli.py; the checks before training run everywhere.
+
+
 def cli(*args, cwd=REPO_ROOT, check=True):
     proc = subprocess.run([sys.executable, "-m", "elasticzo", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
@@ -42,6 +46,7 @@ def finished_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.training
 def test_second_run_in_the_same_directory_is_refused_while_the_first_runs(tmp_path):
     run = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-m", "elasticzo", "train", "--no-progress", "--out", str(run)],
@@ -81,6 +86,7 @@ def test_read_only_out_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert err.startswith("elasticzo: error: --out") and "Permission denied" in err
 
 
+@pytest.mark.training
 def test_full_disk_is_a_clear_error_and_leaves_no_file(tmp_path, monkeypatch, capsys):
     import elasticzo.checkpoint as ckpt
 
@@ -97,6 +103,7 @@ def test_full_disk_is_a_clear_error_and_leaves_no_file(tmp_path, monkeypatch, ca
     assert sorted(p.name for p in run.iterdir()) == [".lock", "config.json", "metrics.jsonl"]
 
 
+@pytest.mark.training
 def test_new_run_does_not_append_to_a_failed_runs_metrics(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -108,6 +115,7 @@ def test_new_run_does_not_append_to_a_failed_runs_metrics(tmp_path):
     assert not (run / ".checkpoint.safetensors.tmp-999999999").exists()
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("flag,value", [("--method", "zo-feat-cls1"), ("--zo-layers", "2"), ("--seed", "0"),
                                         ("--optimizer", "adam"), ("--batch-size", "32"),
                                         ("--train-samples", "640"), ("--model", "pointnet"),
@@ -120,6 +128,7 @@ def test_resume_refuses_a_flag_that_changes_what_the_run_is(finished_run, flag, 
     assert (finished_run / "checkpoint.safetensors").read_bytes() == before
 
 
+@pytest.mark.training
 def test_resume_accepts_the_runs_own_values(finished_run, tmp_path):
     run = tmp_path / "copy"
     run.mkdir()
@@ -129,6 +138,7 @@ def test_resume_accepts_the_runs_own_values(finished_run, tmp_path):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.training
 def test_resume_applies_and_records_a_new_learning_rate(finished_run, tmp_path):
     run = tmp_path / "copy"
     run.mkdir()
@@ -177,6 +187,7 @@ def test_eval_of_a_checkpoint_saved_from_python(tmp_path, mnist_test):
     assert_clear_error(proc, "was not written by `elasticzo train`", "ElasticZO.load")
 
 
+@pytest.mark.training
 def test_plot_draws_the_runs_curves(finished_run, tmp_path):
     out = tmp_path / "run.png"
     proc = cli("plot", str(finished_run), "--output", str(out))
@@ -185,6 +196,7 @@ def test_plot_draws_the_runs_curves(finished_run, tmp_path):
     assert_clear_error(cli("plot", str(tmp_path), check=False), "holds no metrics.jsonl")
 
 
+@pytest.mark.training
 def test_plot_without_matplotlib_says_how_to_get_it(finished_run, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     assert cli_module.main(["plot", str(finished_run)]) == 2
