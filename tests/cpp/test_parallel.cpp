@@ -1,6 +1,6 @@
 // The thread pool: every task runs once whatever the team, slots are unique among running threads, nested and
-// concurrent jobs work, exceptions reach the caller, the caller finishes a job alone while a worker is stuck, and
-// a forked child gets a working pool.
+// concurrent jobs work, exceptions reach the caller, the caller finishes a job alone while a worker is stuck, a
+// stall makes the pool run jobs serially for a while, and a forked child gets a working pool.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#if defined(__linux__)
+#if defined(__linux__) && !defined(ELASTICZO_TESTS_EMULATED)
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
@@ -19,11 +19,22 @@
 namespace ez {
 namespace {
 
+// Every test of this binary runs its jobs on the whole team: a stall on a loaded test machine must not turn the
+// thread-invariance tests into serial runs. The backoff test turns it on for itself.
+class WholeTeam : public testing::Environment {
+ public:
+  void SetUp() override { set_stall_backoff(false); }
+};
+const testing::Environment* const kWholeTeam = testing::AddGlobalTestEnvironment(new WholeTeam);
+
 // Restores the thread count a test changed.
 class Parallel : public testing::Test {
  protected:
   void SetUp() override { saved_ = num_threads(); }
-  void TearDown() override { set_num_threads(saved_); }
+  void TearDown() override {
+    set_num_threads(saved_);
+    set_stall_backoff(false);
+  }
 
  private:
   int saved_ = 1;
@@ -87,22 +98,71 @@ TEST_F(Parallel, ATaskExceptionReachesTheCallerAndThePoolKeepsWorking) {
   EXPECT_EQ(sum.load(), 4950);
 }
 
-TEST_F(Parallel, TheCallerFinishesAloneWhileAWorkerIsStuck) {
-  // The first task a worker takes blocks until every other task is done: only the calling thread can do them,
-  // as it must when the scheduler has taken the worker's core away.
-  set_num_threads(2);
-  constexpr std::int64_t kTasks = 200;
-  for (int rep = 0; rep < 20; ++rep) {
+void busy_for(std::chrono::microseconds us) {
+  const auto end = std::chrono::steady_clock::now() + us;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+// A job of `tasks` 20-us tasks in which the first task a worker takes stops it, as if the scheduler had taken its
+// core away, until the caller has done all other tasks but `allowed` (or 10 s have passed), then `extra` longer.
+// Returns how many tasks besides the stuck one were not done by then (held back by the worker), or -1 if no
+// worker took a task within 10 s of tries.
+int stuck_worker_job(std::int64_t tasks, std::int64_t allowed, std::chrono::milliseconds extra) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < give_up) {
     std::atomic<std::int64_t> done{0};
-    std::atomic<bool> blocked{false};
-    parallel_for(2, kTasks, [&](std::int64_t, int slot) {
-      if (slot != 0 && !blocked.exchange(true)) {
-        while (done.load() < kTasks - 1) std::this_thread::yield();
+    std::atomic<bool> stuck{false};
+    std::int64_t held_back = -1;
+    parallel_for(2, tasks, [&](std::int64_t, int slot) {
+      busy_for(std::chrono::microseconds(20));
+      if (slot != 0 && !stuck.exchange(true)) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (done.load() < tasks - 1 - allowed && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        held_back = tasks - 1 - done.load();
+        std::this_thread::sleep_for(extra);
       }
       done.fetch_add(1);
     });
-    EXPECT_EQ(done.load(), kTasks);
+    if (stuck.load()) return static_cast<int>(held_back);
   }
+  return -1;
+}
+
+TEST_F(Parallel, TheCallerFinishesAloneWhileAWorkerIsStuck) {
+  // The caller does every task but the few of the run the stuck worker had claimed (1/8 of its share).
+  if (!thread_pool_enabled()) GTEST_SKIP() << "serial build: no workers";
+  set_num_threads(2);
+  for (const std::int64_t tasks : {16, 200, 1000}) {
+    const int held_back = stuck_worker_job(tasks, tasks / 16, std::chrono::milliseconds(0));
+    ASSERT_GE(held_back, 0) << "no worker took a task of " << tasks;
+    EXPECT_LE(held_back, tasks / 16) << "a stuck worker held back " << held_back << " of " << tasks << " tasks";
+  }
+}
+
+// Tasks that each take `us` microseconds; returns how many of them ran on a worker.
+int tasks_on_workers(std::int64_t tasks, int us) {
+  std::atomic<int> on_worker{0};
+  parallel_for(2, tasks, [&](std::int64_t, int slot) {
+    busy_for(std::chrono::microseconds(us));
+    if (slot != 0) on_worker.fetch_add(1);
+  });
+  return on_worker.load();
+}
+
+TEST_F(Parallel, AfterAStallJobsRunOnTheCallerForAWhile) {
+  if (!thread_pool_enabled()) GTEST_SKIP() << "serial build: no workers";
+  set_num_threads(2);
+  set_stall_backoff(true);
+  // The caller waits 300 ms for the stuck worker after its own work, far longer than that work took (even on a
+  // loaded test machine): a stall.
+  ASSERT_GE(stuck_worker_job(64, 64, std::chrono::milliseconds(300)), 0) << "no worker took a task";
+  EXPECT_EQ(tasks_on_workers(64, 20), 0) << "the job right after a stall used a worker";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // past the first backoff (10 ms)
+  int on_worker = 0;
+  for (int rep = 0; rep < 20 && on_worker == 0; ++rep) on_worker += tasks_on_workers(64, 20);
+  EXPECT_GT(on_worker, 0) << "the pool never went back to using its worker";
 }
 
 TEST_F(Parallel, ConcurrentCallersEachGetAllTheirTasks) {
@@ -148,11 +208,12 @@ TEST_F(Parallel, ThreadCountIsCheckedAndChangesTheTeam) {
   EXPECT_EQ(team_for(1e9), num_threads());
 }
 
-#if defined(__linux__)
+#if defined(__linux__) && !defined(ELASTICZO_TESTS_EMULATED)
 TEST_F(Parallel, AForkedChildRunsJobs) {
   set_num_threads(2);
   std::atomic<std::int64_t> sum{0};
   parallel_for(100, [&](std::int64_t t) { sum.fetch_add(t); });  // the parent's workers exist
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));      // and sleep: waiters of a condition variable
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

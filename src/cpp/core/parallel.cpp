@@ -1,8 +1,15 @@
-// The thread pool behind parallel_for. One job at a time: its descriptor sits beside a 64-bit ticket holding
-// (job generation << 32 | next task); a thread claims a task by a compare-and-swap on the ticket, which also proves
-// the descriptor it read belongs to that job. The caller claims tasks like the workers, then waits only for tasks
-// that workers claimed and are still running. Waiting threads spin for kSpin, then sleep on a condition variable;
-// a job wakes sleepers only when there are some, and never waits for them to wake up.
+// The thread pool behind parallel_for. One job at a time. Each of the job's threads owns a contiguous range of
+// its tasks (thread s of T: the s-th T-th), so a thread meets the same part of the batch in consecutive layers and
+// finds it in its own cache; once its range is empty it takes tasks from the others' ranges. Tasks are claimed in
+// runs of about 1/8 of a range through a 64-bit counter per range holding (job generation << 32 | next task): the
+// compare-and-swap that claims a run also proves that the job descriptor the thread read is that job's. A worker
+// the scheduler took away therefore holds back at most the run it is in, the caller can finish all the rest, and
+// who runs a task never changes what it computes. Waiting threads spin for kSpin, then sleep on a condition
+// variable; a job wakes sleepers only when there are some, and never waits for them to wake up.
+// When the CPU is oversubscribed, a worker is sometimes descheduled in the middle of a run, and the caller then
+// waits a whole scheduling period for it. A job whose caller waited longer than its own share of the work took
+// is such a stall: the pool then runs jobs on the calling thread alone for a while (kMinBackoff, doubling while
+// stalls repeat, up to kMaxBackoff), so a busy board costs at most about what one thread costs.
 #include "core/parallel.h"
 
 #include <algorithm>
@@ -14,6 +21,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <exception>
+#include <memory>
+#include <new>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -31,6 +40,10 @@ namespace {
 // Long enough to bridge the gaps between the jobs of a training step (a few microseconds of serial work), short
 // enough that an idle pool leaves the CPU to other programs at once; measured in benchmarks/busy_board.py.
 constexpr auto kSpin = std::chrono::microseconds(50);
+// A healthy worker's last run ends within the caller's own share of the job; this much more is a stall.
+constexpr auto kStallSlack = std::chrono::microseconds(100);
+constexpr auto kMinBackoff = std::chrono::milliseconds(10), kMaxBackoff = std::chrono::milliseconds(1000);
+using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kTaskMask = 0xffffffffu;
 constexpr std::int64_t kMaxTasksPerJob = std::int64_t{1} << 31;
 
@@ -63,6 +76,12 @@ int default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// A thread's range of tasks; a cache line of its own, as every thread claims from it.
+struct alignas(64) Range {
+  std::atomic<std::uint64_t> next{0};  // generation << 32 | next task
+  std::atomic<std::int64_t> end{0};
+};
+
 class Pool {
  public:
   static Pool& get() {
@@ -71,6 +90,13 @@ class Pool {
   }
 
   int threads() const { return threads_.load(std::memory_order_relaxed); }
+
+  void set_backoff(bool on) {
+    std::lock_guard<std::mutex> job(submit_);
+    backoff_on_ = on;
+    serial_until_ = {};
+    backoff_ = kMinBackoff;
+  }
 
   void set_threads(int n) {
     std::lock_guard<std::mutex> job(submit_);
@@ -83,7 +109,7 @@ class Pool {
     team = static_cast<int>(std::min<std::int64_t>({team, threads(), tasks}));
     std::unique_lock<std::mutex> job(submit_, std::defer_lock);
     // Nested jobs and jobs of a second caller thread (the pool is busy) run here, serially.
-    if (team <= 1 || t_in_task || !job.try_lock()) {
+    if (team <= 1 || t_in_task || !job.try_lock() || (backoff_on_ && Clock::now() < serial_until_)) {
       run_serial(tasks, fn, ctx);
       return;
     }
@@ -105,13 +131,17 @@ class Pool {
  private:
   Pool() : threads_(default_threads()) {
 #if defined(__linux__)
-    // A forked child has none of the parent's workers: it forgets them (without joining) and starts its own.
+    // A forked child has none of the parent's workers: it forgets them (without joining) and starts its own. The
+    // condition variables are made anew: the parent's sleeping workers are still counted as waiters in them, and
+    // a notify would wait for those forever.
     pthread_atfork([] { get().submit_.lock(); get().sleep_mutex_.lock(); },
                    [] { get().sleep_mutex_.unlock(); get().submit_.unlock(); },
                    [] {
                      Pool& p = get();
                      p.sleep_mutex_.unlock();
                      p.submit_.unlock();
+                     new (&p.wake_) std::condition_variable;
+                     new (&p.finished_) std::condition_variable;
                      for (auto& w : p.workers_) new std::thread(std::move(w));  // leaked: not joinable here
                      p.workers_.clear();
                      p.sleepers_.store(0);
@@ -133,14 +163,21 @@ class Pool {
   }
 
   void run_job(int team, std::int64_t tasks, detail::TaskFn fn, const void* ctx) {
+    const std::uint32_t gen = gen_.load(std::memory_order_relaxed) + 1;
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
     tasks_.store(tasks, std::memory_order_relaxed);
+    run_.store(std::max<std::int64_t>(1, tasks / (8 * team)), std::memory_order_relaxed);
     team_.store(team, std::memory_order_relaxed);
+    for (int s = 0; s < team; ++s) {
+      ranges_[s].end.store(tasks * (s + 1) / team, std::memory_order_relaxed);
+      ranges_[s].next.store(std::uint64_t{gen} << 32 | static_cast<std::uint64_t>(tasks * s / team),
+                            std::memory_order_relaxed);
+    }
     done_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
-    const auto gen = static_cast<std::uint32_t>((ticket_.load(std::memory_order_relaxed) >> 32) + 1);
-    ticket_.store(std::uint64_t{gen} << 32);  // seq_cst: ordered before the read of sleepers_
+    const auto start = Clock::now();
+    gen_.store(gen);  // seq_cst: publishes the above, and is ordered before the read of sleepers_
     if (sleepers_.load() > 0) {
       { std::lock_guard<std::mutex> lock(sleep_mutex_); }
       wake_.notify_all();
@@ -148,59 +185,83 @@ class Pool {
     t_in_task = true;
     work(gen, 0);
     t_in_task = false;
+    const auto free = Clock::now();
     if (!spin_until([&] { return done_.load(std::memory_order_acquire) == tasks; })) {
       std::unique_lock<std::mutex> lock(sleep_mutex_);
       caller_waiting_.store(true);  // seq_cst: ordered before the predicate's read of done_
       finished_.wait(lock, [&] { return done_.load() == tasks; });
       caller_waiting_.store(false);
     }
+    note_stalls(start, free, Clock::now());
     if (error_) std::rethrow_exception(error_);
   }
 
-  // Claims and runs tasks of job `gen` until none is left (or a newer job has started).
+  // The caller worked from `start` to `free`, then waited for the workers' last runs until `end`.
+  void note_stalls(Clock::time_point start, Clock::time_point free, Clock::time_point end) {
+    if (end - free > (free - start) + kStallSlack) {
+      serial_until_ = end + backoff_;
+      backoff_ = std::min<Clock::duration>(2 * backoff_, kMaxBackoff);
+      last_stall_ = end;
+    } else if (end - last_stall_ > kMaxBackoff) {
+      backoff_ = kMinBackoff;
+    }
+  }
+
+  // Runs tasks of job `gen`: first from the thread's own range, then from the others', until none is left.
   void work(std::uint32_t gen, int slot) {
-    std::uint64_t t = ticket_.load(std::memory_order_acquire);
-    if (static_cast<std::uint32_t>(t >> 32) != gen) return;
+    if (gen_.load(std::memory_order_acquire) != gen) return;
     const detail::TaskFn fn = fn_.load(std::memory_order_relaxed);
     const void* ctx = ctx_.load(std::memory_order_relaxed);
-    const std::int64_t tasks = tasks_.load(std::memory_order_relaxed);
-    for (;;) {
-      if (static_cast<std::uint32_t>(t >> 32) != gen || static_cast<std::int64_t>(t & kTaskMask) >= tasks) return;
-      // Success proves the ticket still belonged to job `gen` with this task unclaimed, so the job is not
-      // finished and the descriptor read above is its own.
-      if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-      try {
-        fn(ctx, static_cast<std::int64_t>(t & kTaskMask), slot);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex_);
-        if (!error_) error_ = std::current_exception();
+    const std::int64_t tasks = tasks_.load(std::memory_order_relaxed), run = run_.load(std::memory_order_relaxed);
+    const int team = team_.load(std::memory_order_relaxed);
+    for (int k = 0; k < team; ++k) {
+      Range& range = ranges_[(slot + k) % team];
+      const std::int64_t end = range.end.load(std::memory_order_relaxed);
+      std::uint64_t t = range.next.load(std::memory_order_acquire);
+      for (;;) {
+        if (static_cast<std::uint32_t>(t >> 32) != gen) return;  // the job is over
+        const auto first = static_cast<std::int64_t>(t & kTaskMask);
+        if (first >= end) break;
+        const std::int64_t count = std::min(run, end - first);
+        // Success proves this range still belonged to job `gen` with these tasks unclaimed, so the job is not
+        // finished and everything read above is its own.
+        if (!range.next.compare_exchange_weak(t, t + static_cast<std::uint64_t>(count), std::memory_order_acq_rel,
+                                              std::memory_order_acquire))
+          continue;
+        try {
+          for (std::int64_t task = first; task < first + count; ++task) fn(ctx, task, slot);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(error_mutex_);
+          if (!error_) error_ = std::current_exception();
+        }
+        if (done_.fetch_add(count) + count == tasks && caller_waiting_.load()) {
+          { std::lock_guard<std::mutex> lock(sleep_mutex_); }
+          finished_.notify_one();
+        }
+        t = range.next.load(std::memory_order_acquire);
       }
-      if (done_.fetch_add(1) + 1 == tasks && caller_waiting_.load()) {
-        { std::lock_guard<std::mutex> lock(sleep_mutex_); }
-        finished_.notify_one();
-      }
-      t = ticket_.load(std::memory_order_acquire);
     }
   }
 
   void worker_main(int slot) {
     t_in_task = true;
-    std::uint32_t seen = static_cast<std::uint32_t>(ticket_.load() >> 32);
+    std::uint32_t seen = gen_.load();
     for (;;) {
-      auto fresh = [&] { return static_cast<std::uint32_t>(ticket_.load(std::memory_order_acquire) >> 32) != seen; };
+      auto fresh = [&] { return gen_.load(std::memory_order_acquire) != seen; };
       if (!spin_until([&] { return fresh() || stop_.load(std::memory_order_relaxed); })) {
         std::unique_lock<std::mutex> lock(sleep_mutex_);
-        sleepers_.fetch_add(1);  // seq_cst: ordered before the predicate's read of the ticket
+        sleepers_.fetch_add(1);  // seq_cst: ordered before the predicate's read of gen_
         wake_.wait(lock, [&] { return fresh() || stop_.load(); });
         sleepers_.fetch_sub(1);
       }
       if (stop_.load()) return;
-      seen = static_cast<std::uint32_t>(ticket_.load(std::memory_order_acquire) >> 32);
+      seen = gen_.load(std::memory_order_acquire);
       if (slot < team_.load(std::memory_order_relaxed)) work(seen, slot);
     }
   }
 
   void start_workers() {
+    ranges_.reset(new Range[static_cast<std::size_t>(threads())]);
     stop_.store(false);
     for (int slot = 1; slot < threads(); ++slot) workers_.emplace_back([this, slot] { worker_main(slot); });
   }
@@ -216,14 +277,20 @@ class Pool {
   }
 
   std::atomic<int> threads_;
-  std::mutex submit_;  // held by the caller for a whole job
+  std::mutex submit_;  // held by the caller for a whole job, and guards the four below
+  bool backoff_on_ = true;
+  Clock::time_point serial_until_{}, last_stall_{};
+  Clock::duration backoff_ = kMinBackoff;
   std::vector<std::thread> workers_;
-  std::atomic<std::uint64_t> ticket_{0};
-  std::atomic<detail::TaskFn> fn_{nullptr};
+  std::unique_ptr<Range[]> ranges_;  // one per thread; replaced only while no worker runs
+  // Changed once per job, read by spinning workers: a cache line of its own, as is the count of finished tasks.
+  alignas(64) std::atomic<std::uint32_t> gen_{0};
+  alignas(64) std::atomic<std::int64_t> done_{0};
+  // The job descriptor: written by the caller between jobs only.
+  alignas(64) std::atomic<detail::TaskFn> fn_{nullptr};
   std::atomic<const void*> ctx_{nullptr};
-  std::atomic<std::int64_t> tasks_{0};
+  std::atomic<std::int64_t> tasks_{0}, run_{1};
   std::atomic<int> team_{0};
-  std::atomic<std::int64_t> done_{0};
   std::mutex error_mutex_;
   std::exception_ptr error_;
   std::mutex sleep_mutex_;
@@ -244,6 +311,8 @@ void set_num_threads(int n) {
 
 bool thread_pool_enabled() { return true; }
 
+void set_stall_backoff(bool on) { Pool::get().set_backoff(on); }
+
 int team_for(double flops) { return flops < 2e5 || t_in_task ? 1 : num_threads(); }
 
 namespace detail {
@@ -261,6 +330,8 @@ void set_num_threads(int n) {
 }
 
 bool thread_pool_enabled() { return false; }
+
+void set_stall_backoff(bool) {}
 
 int team_for(double) { return 1; }
 

@@ -12,6 +12,9 @@ namespace ez {
 int num_threads();            // threads a job may use, the caller included
 void set_num_threads(int n);  // n >= 1; the default is the number of CPUs this process may run on
 bool thread_pool_enabled();
+// After a job in which the caller waited for a descheduled worker, the pool runs jobs on the calling thread alone
+// for a while (see parallel.cpp). On by default; tests that must exercise the whole team turn it off.
+void set_stall_backoff(bool on);
 
 // Threads worth using for about `flops` operations: a job costs around a microsecond to hand out, so small ops
 // run on the calling thread; so does any job started from inside another job's task.
