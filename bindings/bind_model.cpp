@@ -3,6 +3,8 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <optional>
+#include <random>
 
 #include "arrays.h"
 #include "kernels/kernels.h"
@@ -94,6 +96,20 @@ py::tuple softmax_cross_entropy(const py::object& logits_arr, const py::object& 
   return py::make_tuple(loss, dlogits);
 }
 
+// A seed from the operating system's entropy (std::random_device), 63 bits so it fits an int64 in JSON and
+// checkpoints. Layers and models built without a seed draw one and keep it, so the run can be rebuilt.
+std::uint64_t fresh_seed() {
+  std::random_device entropy;
+  return ((static_cast<std::uint64_t>(entropy()) << 32) | entropy()) >> 1;
+}
+
+// A parameter layer built from Python starts initialized, from `seed` or from a fresh one.
+template <class L>
+std::shared_ptr<L> initialized(std::shared_ptr<L> layer, std::optional<std::uint64_t> seed) {
+  layer->initialize(seed ? *seed : fresh_seed());
+  return layer;
+}
+
 Param& find_param(Sequential& m, const std::string& name) {
   for (auto& np : m.named_parameters())
     if (np.name == name) return *np.param;
@@ -113,6 +129,8 @@ void register_model(py::module_& m) {
       .def("backward_weight", &layer_backward_weight, py::arg("x"), py::arg("dy"),
            "dL/dparam for each parameter, as a dict of new arrays.")
       .def_property_readonly("num_params", &Layer::num_params)
+      .def_property_readonly("seed", &Layer::init_seed,
+                             "Seed the parameters were initialized from (None for a layer without parameters).")
       .def("parameters", [](const Layer& l) {
         py::dict d;
         for (const auto& p : l.params()) d[py::str(p.name)] = to_numpy(p.value);
@@ -124,15 +142,28 @@ void register_model(py::module_& m) {
         throw py::key_error(l.repr() + " has no parameter '" + name + "'");
       }, py::arg("name"), py::arg("value"));
 
+  using Seed = std::optional<std::uint64_t>;
   py::class_<Conv2d, Layer, std::shared_ptr<Conv2d>>(m, "Conv2d")
-      .def(py::init<int, int, int, int, bool>(), py::arg("in_channels"), py::arg("out_channels"),
-           py::arg("kernel_size"), py::arg("padding") = 0, py::arg("bias") = true);
+      .def(py::init([](int in, int out, int kernel, int padding, bool bias, Seed seed) {
+             return initialized(std::make_shared<Conv2d>(in, out, kernel, padding, bias), seed);
+           }),
+           py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("padding") = 0,
+           py::arg("bias") = true, py::kw_only(), py::arg("seed") = py::none(),
+           "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None.");
   py::class_<Linear, Layer, std::shared_ptr<Linear>>(m, "Linear")
-      .def(py::init([](int in, int out, bool bias) { return std::make_shared<Linear>(in, out, bias, false); }),
-           py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true);
-  m.def("PointLinear", [](int in, int out, bool bias) { return std::make_shared<Linear>(in, out, bias, true); },
-        py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true,
-        "Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP).");
+      .def(py::init([](int in, int out, bool bias, Seed seed) {
+             return initialized(std::make_shared<Linear>(in, out, bias, false), seed);
+           }),
+           py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true, py::kw_only(),
+           py::arg("seed") = py::none(),
+           "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None.");
+  m.def("PointLinear", [](int in, int out, bool bias, Seed seed) {
+          return initialized(std::make_shared<Linear>(in, out, bias, true), seed);
+        },
+        py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true, py::kw_only(),
+        py::arg("seed") = py::none(),
+        "Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP); parameters as Linear.");
+  m.def("fresh_seed", &fresh_seed, "A 63-bit seed from the operating system's entropy.");
   py::class_<ReLU, Layer, std::shared_ptr<ReLU>>(m, "ReLU").def(py::init<bool>(), py::arg("inplace") = false);
   py::class_<MaxPool2d, Layer, std::shared_ptr<MaxPool2d>>(m, "MaxPool2d").def(py::init<int>(), py::arg("kernel_size"));
   py::class_<Flatten, Layer, std::shared_ptr<Flatten>>(m, "Flatten").def(py::init<>());
@@ -162,6 +193,8 @@ void register_model(py::module_& m) {
       }, "Module name of each parameter layer, in order.")
       .def("init_parameters", &Sequential::init_parameters, py::arg("seed"),
            "PyTorch-style uniform initialization from a seed, identical on every platform.")
+      .def_property_readonly("seed", &Sequential::init_seed,
+                             "Seed of the last init_parameters (None if the layers kept their own).")
       .def("output_shape", &Sequential::output_shape, py::arg("input_shape"))
       .def("forward", [](Sequential& s, const py::object& x_arr) {
         const Tensor x = borrow_f32(x_arr, "x");

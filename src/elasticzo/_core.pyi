@@ -54,6 +54,10 @@ class Layer:
     def kind(self) -> str: ...
     @property
     def num_params(self) -> int: ...
+    @property
+    def seed(self) -> int | None:
+        """Seed the parameters were initialized from (None for a layer without parameters)."""
+
     def output_shape(self, input_shape: Sequence[int]) -> list[int]: ...
     def forward(self, x: _F32Array) -> _F32Array:
         """Output for input x (a new array; x is never modified, even by an in-place ReLU)."""
@@ -74,15 +78,20 @@ class Conv2d(Layer):
     """Stride-1 convolution with zero padding; NCHW input, weight (out, in, k, k)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
-                 bias: bool = True) -> None: ...
+                 bias: bool = True, *, seed: int | None = None) -> None:
+        """Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None."""
 
 class Linear(Layer):
     """y = x W^T + b with W (out, in); PointLinear makes the per-point variant."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None: ...
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: int | None = None) -> None:
+        """Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None."""
 
-def PointLinear(in_features: int, out_features: int, bias: bool = True) -> Linear:
-    """Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP)."""
+def PointLinear(in_features: int, out_features: int, bias: bool = True, *, seed: int | None = None) -> Linear:
+    """Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP); parameters as Linear."""
+
+def fresh_seed() -> int:
+    """A 63-bit seed from the operating system's entropy."""
 
 class ReLU(Layer):
     def __init__(self, inplace: bool = False) -> None: ...
@@ -121,6 +130,10 @@ class Sequential:
 
     def init_parameters(self, seed: int) -> None:
         """PyTorch-style uniform initialization from a seed, identical on every platform."""
+
+    @property
+    def seed(self) -> int | None:
+        """Seed of the last init_parameters (None if the layers kept their own)."""
 
     def output_shape(self, input_shape: Sequence[int]) -> list[int]: ...
     def forward(self, x: _F32Array) -> _F32Array:

@@ -1,9 +1,19 @@
-"""The paper's networks: LeNet-5 (MNIST, Fashion-MNIST) and PointNet without T-nets (ModelNet40)."""
+"""The paper's networks: LeNet-5 (MNIST, Fashion-MNIST) and PointNet without T-nets (ModelNet40), and an MLP for
+flat features. Built without a seed, a model draws a fresh one from the OS's entropy and keeps it (model.seed)."""
 
+import math
+
+from elasticzo import _core
 from elasticzo.nn import Conv2d, Flatten, Linear, MaxPool2d, PointLinear, PointMaxPool, ReLU, Sequential
 
+LENET5_INPUT = (1, 28, 28)
 
-def lenet5(num_classes: int = 10, seed: int = 0):
+
+def _seed(seed):
+    return _core.fresh_seed() if seed is None else seed
+
+
+def lenet5(num_classes: int = 10, seed=None):
     """LeNet-5 as in the paper (SPEC §1): 107,786 parameters for 10 classes, 5 parameter layers."""
     return Sequential(
         [
@@ -20,11 +30,11 @@ def lenet5(num_classes: int = 10, seed: int = 0):
             ("relu4", ReLU()),
             ("fc3", Linear(84, num_classes)),
         ],
-        seed=seed,
+        seed=_seed(seed),
     )
 
 
-def pointnet(num_classes: int = 40, seed: int = 0):
+def pointnet(num_classes: int = 40, seed=None):
     """PointNet without T-nets or batch-norm (SPEC §1): 815,400 parameters for 40 classes, 8 parameter layers.
 
     The per-point layers' ReLUs work in place (one buffer per per-point layer), as the paper's memory figures assume.
@@ -41,14 +51,46 @@ def pointnet(num_classes: int = 40, seed: int = 0):
         ("relu2", ReLU()),
         ("fc3", Linear(256, num_classes)),
     ]
-    return Sequential(modules, seed=seed)
+    return Sequential(modules, seed=_seed(seed))
 
 
-MODELS = {"lenet5": lenet5, "pointnet": pointnet}
+def mlp(in_features: int, num_classes: int, seed=None, hidden=(128, 64)):
+    """Flat features (N, in_features) -> ReLU layers of `hidden` widths -> num_classes logits (3 parameter layers
+    by default, so ZO-Feat-Cls1 trains the first by ZO and the last two by backprop)."""
+    widths = [in_features, *hidden]
+    modules = []
+    for i in range(len(hidden)):
+        modules += [(f"fc{i + 1}", Linear(widths[i], widths[i + 1])), (f"relu{i + 1}", ReLU(inplace=True))]
+    modules.append((f"fc{len(hidden) + 1}", Linear(widths[-1], num_classes)))
+    return Sequential(modules, seed=_seed(seed))
 
 
-def build(name: str, num_classes: int, seed: int = 0):
-    """A model by name ('lenet5' or 'pointnet')."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name](num_classes=num_classes, seed=seed)
+MODELS = ("lenet5", "pointnet", "mlp")
+
+
+def build(name: str, num_classes: int, seed=None, input_shape=None):
+    """A model by name ('lenet5', 'pointnet' or 'mlp'; mlp needs the shape of one sample, `input_shape`)."""
+    if name == "lenet5":
+        return lenet5(num_classes, seed)
+    if name == "pointnet":
+        return pointnet(num_classes, seed)
+    if name == "mlp":
+        if input_shape is None:
+            raise ValueError("mlp needs input_shape, the shape of one sample")
+        return mlp(math.prod(input_shape), num_classes, seed)
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+
+
+def model_for(sample_shape) -> str:
+    """The built-in model that reads samples of this shape: lenet5 for 28x28 images ((28, 28) or (1, 28, 28)),
+    pointnet for point clouds (points, 3), mlp for flat features (features,); ValueError for anything else."""
+    shape = tuple(int(d) for d in sample_shape)
+    if shape in (LENET5_INPUT, LENET5_INPUT[1:]):
+        return "lenet5"
+    if len(shape) == 2 and shape[1] == 3:
+        return "pointnet"
+    if len(shape) == 1:
+        return "mlp"
+    raise ValueError(f"no built-in model reads samples of shape {shape}: lenet5 takes 28x28 images (N, 28, 28) or "
+                     f"(N, 1, 28, 28), pointnet point clouds (N, points, 3), mlp flat features (N, features); "
+                     f"reshape the arrays (e.g. x.reshape(len(x), -1) for an MLP)")

@@ -2,6 +2,7 @@
 // separate, so the zeroth-order path runs forward only and never touches backward code or buffers.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,9 +41,18 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // PyTorch's default initialization: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, drawn from
   // Philox with the given seed so that it is the same on every platform.
   virtual void init_parameters(std::uint64_t /*seed*/) {}
+  // init_parameters(seed), remembering the seed: a layer initialized from a fresh random seed can be rebuilt.
+  void initialize(std::uint64_t seed) {
+    init_parameters(seed);
+    init_seed_ = seed;
+  }
+  std::optional<std::uint64_t> init_seed() const { return init_seed_; }
 
  protected:
   std::vector<Param> params_;
+
+ private:
+  std::optional<std::uint64_t> init_seed_;
 };
 
 // Checks shared by the layers; messages name the layer and both shapes.

@@ -45,7 +45,8 @@ std::int64_t Sequential::num_params() const {
 
 void Sequential::init_parameters(std::uint64_t seed) {
   // Each module draws from its own seed so that inserting a layer does not shift the others' values.
-  for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->init_parameters(seed * 1000003u + i);
+  for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->initialize(seed * 1000003u + i);
+  init_seed_ = seed;
 }
 
 Shape Sequential::output_shape(const Shape& input) const {

@@ -7,6 +7,7 @@
 #pragma once
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,8 @@ class Sequential {
   std::vector<NamedParam> named_parameters();
   std::int64_t num_params() const;
   void init_parameters(std::uint64_t seed);
+  // The seed of the last init_parameters, if any (each layer also keeps the seed derived from it).
+  std::optional<std::uint64_t> init_seed() const { return init_seed_; }
 
   Shape output_shape(const Shape& input) const;  // validates the whole chain
   // Runs every module on x; activations are (re)allocated only when x's shape changes. Returns the output.
@@ -69,6 +72,7 @@ class Sequential {
   std::vector<Tensor> acts_;
   std::vector<Tensor> errs_;  // errs_[i] = dL/d(output of module i), defined for i >= bwd_first_
   std::size_t bwd_first_ = 0;
+  std::optional<std::uint64_t> init_seed_;
 };
 
 }  // namespace ez
