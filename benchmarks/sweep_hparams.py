@@ -188,7 +188,7 @@ def run(cfg, steps, stage, data, args, with_test):
     curve = []
 
     def on_checkpoint(step, train_loss):
-        ev = elasticzo.evaluate(model, val, 256)
+        ev = elasticzo.evaluate(model, val, batch_size=256)
         norm = math.sqrt(sum(float(np.square(v, dtype=np.float64).sum()) for v in model.state_dict().values()))
         curve.append(dict(step=step, train_loss=train_loss, val_accuracy=100 * ev["accuracy"], val_loss=ev["loss"],
                           weight_norm=norm))
@@ -216,7 +216,7 @@ def run(cfg, steps, stage, data, args, with_test):
                g_abs_median=float(np.median(g)), g_clipped_fraction=float(np.mean(g >= cfg["grad_clip"]))
                if cfg["grad_clip"] > 0 else 0.0, seconds=seconds)
     if with_test and not diverged:
-        rec["test_accuracy"] = 100 * elasticzo.evaluate(model, test, 256)["accuracy"]
+        rec["test_accuracy"] = 100 * elasticzo.evaluate(model, test, batch_size=256)["accuracy"]
     return rec
 
 

@@ -8,25 +8,32 @@ import sys
 from elasticzo import _core
 from elasticzo.info import build_info
 from elasticzo.methods import METHODS
+from elasticzo.models import MODELS
 
 # Defaults of the train options that define a run. They are filled in after parsing (see run.py), so that with
 # --resume a flag the user typed can be told apart from one left at its default.
+# `train` picks the model that reads the data (models.model_for) before these fill in the rest.
 RUN_DEFAULTS = {"model": "lenet5", "dataset": "mnist", "method": "zo-feat-cls1", "optimizer": "sgd", "seed": 0}
 
 RESUME_POLICY = """\
 --resume continues the run in --out with its own settings. These flags may be given again only with the run's
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
---dataset, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples. These are
-applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr, --lr-bp,
---eps, --clip. --epochs is the new target; --threads, --isa, --data-dir, --checkpoint-every and the output flags
+--dataset, --data, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples.
+These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
+--lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --data-dir, --checkpoint-every and the output flags
 apply as usual (results do not depend on them)."""
 
 
 def _add_train_args(p):
     d = RUN_DEFAULTS
-    p.add_argument("--model", choices=["lenet5", "pointnet"], help=f"network (default: {d['model']})")
+    p.add_argument("--model", choices=MODELS,
+                   help="network (default: the one that reads the data: lenet5 for 28x28 images, pointnet for "
+                        "point clouds (points, 3), mlp for flat features)")
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "modelnet40"],
-                   help=f"dataset (default: {d['dataset']})")
+                   help=f"a bundled dataset (default: {d['dataset']})")
+    p.add_argument("--data", metavar="FILE.npz",
+                   help="your own arrays instead of --dataset: x_train, y_train and optionally x_test, y_test "
+                        "(np.savez; uint8 pixels or float features, integer labels; default: none)")
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset files (default: $ELASTICZO_DATA, ./data/<name>, the clone's "
                         "data/<name>, the MNIST copy installed with the package, ~/.cache/elasticzo/<name>)")
@@ -80,6 +87,8 @@ def _parser():
     ev.add_argument("--data-dir", default=None, help="folder with the dataset files (default: searched as in train)")
     ev.add_argument("--dataset", default=None,
                     help="test set (default: the checkpoint's dataset; needed when it names none)")
+    ev.add_argument("--data", default=None, metavar="FILE.npz",
+                    help="evaluate on this file's x_test, y_test (default: the run's own --data file, if any)")
     ev.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default: 256)")
     ev.add_argument("--json", action="store_true", help="print the result as JSON (default: off)")
     pl = sub.add_parser("plot", help="loss and accuracy curves and the time breakdown of a run (needs matplotlib)")

@@ -38,6 +38,11 @@ _TABLE = {
     ("lenet5", "*", "full-bp"): HParams(lr_zo=0.0, lr_bp=0.2, eps=1e-3, grad_clip=0.0),
     ("lenet5", "fashion-mnist", "full-zo"): HParams(lr_zo=1e-3, lr_bp=0.0, eps=1e-2, grad_clip=1.0),
     ("lenet5", "fashion-mnist", "full-bp"): HParams(lr_zo=0.0, lr_bp=0.05, eps=1e-3, grad_clip=0.0),
+    # Unswept: LeNet-5's values, a start for an MLP on the user's own flat features (elasticzo train --data).
+    ("mlp", "*", "full-zo"): HParams(lr_zo=5e-4, lr_bp=0.0, eps=1e-3, grad_clip=1.0),
+    ("mlp", "*", "zo-feat-cls2"): HParams(lr_zo=5e-4, lr_bp=0.05, eps=1e-2, grad_clip=1.0),
+    ("mlp", "*", "zo-feat-cls1"): HParams(lr_zo=5e-4, lr_bp=0.05, eps=1e-3, grad_clip=3.0),
+    ("mlp", "*", "full-bp"): HParams(lr_zo=0.0, lr_bp=0.2, eps=1e-3, grad_clip=0.0),
     ("pointnet", "*", "full-zo"): HParams(lr_zo=2e-4, lr_bp=0.0, eps=1e-3, grad_clip=100.0, batch_size=32),
     ("pointnet", "*", "zo-feat-cls2"): HParams(lr_zo=2e-4, lr_bp=0.01, eps=1e-3, grad_clip=100.0, batch_size=32),
     ("pointnet", "*", "zo-feat-cls1"): HParams(lr_zo=2e-4, lr_bp=0.01, eps=1e-3, grad_clip=100.0, batch_size=32),

@@ -12,10 +12,10 @@ from elasticzo import _core, hparams, models
 from elasticzo.checkpoint import (CheckpointError, atomic_write, build_model, load_model_parameters, read_checkpoint,
                                   remove_stale_temps, restore_trainer, save_checkpoint)
 from elasticzo.cli import RUN_DEFAULTS
-from elasticzo.data import load_dataset
+from elasticzo.data import load_dataset, load_npz
 from elasticzo.methods import method_name
 from elasticzo.peak_rss import peak_rss_bytes
-from elasticzo.trainer import PHASES, ElasticZO, evaluate
+from elasticzo.trainer import PHASES, ElasticZO, evaluate, model_dataset
 
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
@@ -76,7 +76,8 @@ def _resume_settings(args, state, path):
     if missing:
         raise CheckpointError(f"{path} was not written by `elasticzo train` (no {', '.join(missing)}); continue it "
                               "from Python with elasticzo.ElasticZO.load")
-    saved = {"model": info["model"], "dataset": info["dataset"], "method": config["method"],
+    saved = {"model": info["model"], "dataset": info["dataset"], "data": info.get("data"),
+             "method": config["method"],
              "zo_layers": config["zo_layers"], "seed": config["seed"], "optimizer": config["optimizer"],
              "clean_bp_pass": config["clean_bp_pass"], "batch_size": info["batch_size"],
              "train_samples": info.get("train_samples")}
@@ -148,7 +149,21 @@ def _summary(trainer, info, test_acc):
     }
 
 
+def _load_data(args):
+    """(train, test) of a run: the arrays of --data FILE.npz (test None without x_test) or a bundled dataset."""
+    if args.data is not None:
+        train, test = load_npz(args.data)
+        args.dataset = train.name
+        return train, test
+    args.dataset = args.dataset or RUN_DEFAULTS["dataset"]
+    return load_dataset(args.dataset, args.data_dir, "train"), load_dataset(args.dataset, args.data_dir, "test")
+
+
 def train_command(args) -> int:
+    if args.data is not None:
+        if args.dataset is not None:
+            raise ValueError("give --dataset (a bundled dataset) or --data (your own arrays), not both")
+        args.data = str(Path(args.data).resolve())  # recorded in the run, so --resume works from any folder
     _configure_runtime(args)
     run_dir = Path(args.out) if args.out else None
     if args.resume and run_dir is None:
@@ -167,17 +182,18 @@ def _train(args, run_dir) -> int:
         changes = _resume_settings(args, state, run_dir / CHECKPOINT)
     elif run_dir is not None and (run_dir / CHECKPOINT).exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume or choose another --out")
-    else:
-        _fill_run_defaults(args)
 
-    train = load_dataset(args.dataset, args.data_dir, "train")
-    test = load_dataset(args.dataset, args.data_dir, "test")
+    train, test = _load_data(args)
+    args.model = args.model or models.model_for(train.sample_shape)
+    _fill_run_defaults(args)
     if args.train_samples is not None:
         if not 1 <= args.train_samples <= len(train):
             raise ValueError(f"--train-samples must be in [1, {len(train)}], got {args.train_samples}")
         train = train.subset(range(args.train_samples))
-    model = models.build(args.model, train.num_classes, seed=args.seed)
-    info = {"model": args.model, "dataset": args.dataset, "num_classes": train.num_classes,
+    model = models.build(args.model, train.num_classes, seed=args.seed, input_shape=train.sample_shape)
+    train = model_dataset(model, train, split="train")  # names any mismatch of the data and the model
+    test = model_dataset(model, test) if test is not None else None
+    info = {"model": args.model, "dataset": args.dataset, "data": args.data, "num_classes": train.num_classes,
             "train_samples": args.train_samples}
     if state is not None:
         # The saved config names C directly; the method name follows from it.
@@ -214,7 +230,7 @@ def _train(args, run_dir) -> int:
         if stop:
             raise KeyboardInterrupt
 
-    def on_step(tr):
+    def on_step(tr, loss):
         check_stop()
         if run_dir is not None and args.checkpoint_every > 0 and tr.core.steps_done % args.checkpoint_every == 0:
             save_checkpoint(run_dir / CHECKPOINT, tr, info)
@@ -222,8 +238,9 @@ def _train(args, run_dir) -> int:
     def on_epoch_end(tr, metrics):
         if not args.json:
             acc = metrics.get("test_accuracy")
-            print(f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f}, test accuracy "
-                  f"{100 * acc:.2f}%, {metrics['seconds']:.1f} s", file=sys.stderr)
+            tested = f", test accuracy {100 * acc:.2f}%" if acc is not None else ""
+            print(f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f}{tested}, "
+                  f"{metrics['seconds']:.1f} s", file=sys.stderr)
         if run_dir is not None:
             _append_metrics(run_dir, metrics)
             save_checkpoint(run_dir / CHECKPOINT, tr, info)
@@ -231,7 +248,7 @@ def _train(args, run_dir) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        trainer.fit(train, args.epochs, batch_size, test=test, progress=not args.no_progress,
+        trainer.fit(train, until_epoch=args.epochs, batch_size=batch_size, test=test, progress=not args.no_progress,
                     on_epoch_end=on_epoch_end, on_step=on_step)
     except KeyboardInterrupt:
         if run_dir is not None:
@@ -242,12 +259,16 @@ def _train(args, run_dir) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    test_acc = trainer.history[-1].get("test_accuracy") if trainer.history else evaluate(model, test)["accuracy"]
+    if trainer.history or test is None:
+        test_acc = trainer.history[-1].get("test_accuracy") if trainer.history else None
+    else:
+        test_acc = evaluate(model, test)["accuracy"]
     summary = _summary(trainer, info, test_acc)
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"done: {summary['epochs']} epochs, test accuracy {100 * test_acc:.2f}%, peak resident memory "
+        tested = f"test accuracy {100 * test_acc:.2f}%" if test_acc is not None else "no test split"
+        print(f"done: {summary['epochs']} epochs, {tested}, peak resident memory "
               f"{summary['peak_rss_bytes'] / 2**20:.1f} MiB")
     return 0
 
@@ -255,10 +276,17 @@ def _train(args, run_dir) -> int:
 def eval_command(args) -> int:
     tensors, state = read_checkpoint(args.checkpoint)
     info = state["info"]
-    dataset = args.dataset or info.get("dataset")
-    if dataset is None:
-        raise ValueError(f"{args.checkpoint} does not name its dataset (saved without dataset=...); pass --dataset")
-    test = load_dataset(dataset, args.data_dir, "test")
+    data = args.data or (info.get("data") if args.dataset is None else None)
+    if data is not None:
+        dataset, test = Path(data).name, load_npz(data)[1]
+        if test is None:
+            raise ValueError(f"{data} holds no x_test, y_test to evaluate on")
+    else:
+        dataset = args.dataset or info.get("dataset")
+        if dataset is None:
+            raise ValueError(f"{args.checkpoint} does not name its dataset (saved without dataset=...); pass "
+                             "--dataset")
+        test = load_dataset(dataset, args.data_dir, "test")
     if state["layers"]:
         model = build_model(state["layers"])
     elif "model" in info and "num_classes" in info:  # checkpoints of format 1
@@ -266,11 +294,12 @@ def eval_command(args) -> int:
     else:
         raise CheckpointError(f"{args.checkpoint} describes neither its layers nor its model")
     load_model_parameters(model, tensors, args.checkpoint)
-    classes = model.output_shape([1, *test.x.shape[1:]])[-1]
+    test = model_dataset(model, test)
+    classes = model.output_shape([1, *test.sample_shape])[-1]
     if classes != test.num_classes:
         raise ValueError(f"the checkpoint's model has {classes} outputs, {dataset} has {test.num_classes} classes")
     name = info.get("model", "model")
-    result = evaluate(model, test, args.batch_size)
+    result = evaluate(model, test, batch_size=args.batch_size)
     result.update(model=name, dataset=dataset, epochs=state["epoch"])
     if args.json:
         print(json.dumps(result))

@@ -5,11 +5,14 @@ import math
 import signal
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from elasticzo import _core
+from elasticzo.data.arrays import as_dataset
 from elasticzo.data.batches import batches, num_batches
+from elasticzo.data.dataset import Dataset
 from elasticzo.methods import method_name, zo_layers_for
 
 # Phases of the paper's Fig. 7 plus the Python side's data and the rest.
@@ -106,8 +109,9 @@ class ElasticZO:
         return self.base_lr_zo * factor, self.base_lr_bp * factor
 
     def train_epoch(self, train, batch_size: int, *, progress=None, on_step=None) -> dict:
-        """Runs (the rest of) epoch `self.epoch`; returns its metrics. on_step(trainer) runs after every step.
+        """Runs (the rest of) epoch `self.epoch` over a Dataset; returns its metrics.
 
+        on_step(trainer, loss) runs after every step with that step's loss (the mean of its two passes).
         Ctrl-C stops it after the step in flight, with the trainer's position matching its weights."""
         with _deferred_interrupts():
             return self._train_epoch(train, batch_size, progress, on_step)
@@ -135,14 +139,14 @@ class ElasticZO:
             if batch is None:
                 break
             self._check_model()
-            stats = self.core.step(*batch)
-            self.epoch_loss_sum += stats["loss"]
+            loss = self.core.step(*batch)["loss"]
+            self.epoch_loss_sum += loss
             self.batch_in_epoch += 1
             if progress is not None:
                 progress.update(1)
-                progress.set_postfix(loss=f"{stats['loss']:.4f}", refresh=False)
+                progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
             if on_step is not None:
-                on_step(self)
+                on_step(self, loss)
             _interrupt_point()
         seconds = time.perf_counter() - start
         metrics = {
@@ -167,30 +171,46 @@ class ElasticZO:
         out["other"] = max(seconds - sum(out.values()), 0.0)
         return {p: out[p] for p in PHASES}
 
-    def fit(self, train, epochs: int, batch_size: int = 64, *, test=None, progress=True, on_epoch_end=None,
-            on_step=None) -> list:
-        """Trains until `epochs` epochs are done (continuing from self.epoch); returns the per-epoch metrics.
+    def fit(self, data, y=None, *, epochs=None, until_epoch=None, batch_size: int = 64, test=None, progress=True,
+            on_epoch_end=None, on_step=None) -> list:
+        """Trains on `data`: a Dataset, or samples x (numpy uint8/float16/float32/float64) with integer labels y.
+
+        `epochs` is an increment: this call runs that many more epochs (default 1); an epoch left half done by an
+        interrupted run is finished first and counts as one. `until_epoch` is a total instead: train until
+        `until_epoch` epochs are done (nothing to do if they already are), which is what resuming a run wants.
+        Give at most one of them. `test`: a Dataset or an (x, y) pair, evaluated after every epoch. Arrays are
+        checked once here and converted to float32 one batch at a time. on_step(trainer, loss) runs after every
+        step, on_epoch_end(trainer, metrics) after every epoch. Returns the metrics of every epoch so far.
 
         Ctrl-C raises KeyboardInterrupt after the step in flight (or after the epoch's evaluation and on_epoch_end),
-        so `save(path)` then `ElasticZO.load(path).fit(...)` continues exactly as if never interrupted."""
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        so `save(path)` then `ElasticZO.load(path).fit(..., until_epoch=N)` continues exactly as if never
+        interrupted."""
+        if epochs is not None and until_epoch is not None:
+            raise ValueError("give epochs (how many more) or until_epoch (the total), not both")
+        if until_epoch is None:
+            epochs = 1 if epochs is None else epochs
+            _check_count(epochs, "epochs")
+            until_epoch = self.epoch + epochs
+        else:
+            _check_count(until_epoch, "until_epoch")
+        _check_count(batch_size, "batch_size")
+        train = model_dataset(self.model, data, y, "train")
+        if test is not None:
+            test = model_dataset(self.model, *(test if isinstance(test, tuple) else (test, None)), split="test")
         with _deferred_interrupts():
-            return self._fit(train, epochs, batch_size, test, progress, on_epoch_end, on_step)
+            return self._fit(train, until_epoch, batch_size, test, progress, on_epoch_end, on_step)
 
-    def _fit(self, train, epochs, batch_size, test, progress, on_epoch_end, on_step):
-        while self.epoch < epochs:
+    def _fit(self, train, until_epoch, batch_size, test, progress, on_epoch_end, on_step):
+        while self.epoch < until_epoch:
             bar = _progress_bar(progress, num_batches(len(train), batch_size), self.batch_in_epoch,
-                                f"epoch {self.epoch + 1}/{epochs} {self.method}")
+                                f"epoch {self.epoch + 1}/{until_epoch} {self.method}")
             try:
                 metrics = self.train_epoch(train, batch_size, progress=bar, on_step=on_step)
             finally:
                 if bar is not None:
                     bar.close()
             if test is not None:
-                ev = self.evaluate(test, batch_size=batch_size)
+                ev = evaluate(self.model, test, batch_size=batch_size)
                 metrics.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
             self.history.append(metrics)
             if on_epoch_end is not None:
@@ -211,21 +231,66 @@ class ElasticZO:
 
         return load_trainer(path, **overrides)
 
-    def evaluate(self, dataset, batch_size: int = 256) -> dict:
-        """Mean loss and accuracy (fraction) of the model on a dataset."""
-        return evaluate(self.model, dataset, batch_size)
+    def evaluate(self, data, y=None, *, batch_size: int = 256) -> dict:
+        """Mean loss and accuracy (fraction) of the model on a Dataset or on samples x with labels y."""
+        return evaluate(self.model, data, y, batch_size=batch_size)
 
 
-def evaluate(model, dataset, batch_size: int = 256) -> dict:
-    """Mean softmax cross-entropy and accuracy (fraction) of `model` over `dataset`."""
+def _check_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def model_dataset(model, data, y=None, split="test") -> Dataset:
+    """`data` (a Dataset, or arrays x and y) as a Dataset whose samples `model` reads and whose labels are among its
+    outputs; (N, H, W) images gain the channel axis a convolutional model needs (a view)."""
+    if isinstance(data, Dataset):
+        if y is not None:
+            raise TypeError("y goes with an array x; a Dataset carries its own labels (give epochs= by keyword)")
+        ds = data
+    else:
+        ds = as_dataset(data, y, split=split)
+    if not len(ds):
+        raise ValueError(f"{ds.name} {split}: holds no samples")
+    try:
+        out = model.output_shape([1, *ds.sample_shape])
+    except ValueError as mismatch:
+        out = _output_with_channel_axis(model, ds.sample_shape)
+        if out is None:
+            raise ValueError(f"{ds.name} {split}: samples of shape {tuple(ds.sample_shape)} do not fit the model: "
+                             f"{mismatch}") from None
+        ds = replace(ds, x=ds.x[:, None])
+    if len(out) != 2:
+        raise ValueError(f"the model's output has shape {tuple(out)} for one sample; a classifier gives "
+                         f"(1, classes)")
+    high = int(np.argmax(ds.y))
+    if ds.y[high] >= out[1]:
+        raise ValueError(f"{ds.name} {split}: label {int(ds.y[high])} at index {high} is outside 0..{out[1] - 1}: "
+                         f"the model has {out[1]} outputs")
+    return ds
+
+
+def _output_with_channel_axis(model, sample_shape):
+    """The model's output shape for (H, W) images given their channel axis, or None if it reads no such input."""
+    if len(sample_shape) != 2:
+        return None
+    try:
+        return model.output_shape([1, 1, *sample_shape])
+    except ValueError:
+        return None
+
+
+def evaluate(model, data, y=None, *, batch_size: int = 256) -> dict:
+    """Mean softmax cross-entropy and accuracy (fraction) of `model` over a Dataset or arrays x, y, batch by batch."""
+    dataset = model_dataset(model, data, y)
     correct = 0
     loss_sum = 0.0
-    for x, y in batches(dataset, batch_size, shuffle=False):
+    for x, labels in batches(dataset, batch_size, shuffle=False):
         logits = model.forward(x).astype(np.float64)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss_sum += float(-log_probs[np.arange(len(y)), y].sum())
-        correct += int((logits.argmax(axis=1) == y).sum())
+        loss_sum += float(-log_probs[np.arange(len(labels)), labels].sum())
+        correct += int((logits.argmax(axis=1) == labels).sum())
     return {"loss": loss_sum / len(dataset), "accuracy": correct / len(dataset)}
 
 

@@ -217,7 +217,7 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     print("stopped at", interrupted.core.steps_done, interrupted.epoch, interrupted.batch_in_epoch, flush=True)
     interrupted.save(sys.argv[2])
     resumed = elasticzo.ElasticZO.load(sys.argv[2])
-    resumed.fit(train, epochs=2, batch_size=64, progress=False)
+    resumed.fit(train, until_epoch=2, batch_size=64, progress=False)
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     differ = [k for k in a if not np.array_equal(a[k], b[k])]
     same_loss = resumed.history[-1]["train_loss"] == straight.history[-1]["train_loss"]

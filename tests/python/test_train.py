@@ -118,7 +118,7 @@ def test_resume_mid_epoch_is_bit_identical(small_train, tmp_path, method, optimi
 
     first = make_trainer(method, optimizer=optimizer)
 
-    def stop_at_13(tr):
+    def stop_at_13(tr, loss):
         if tr.core.steps_done == 13:  # 3 batches into the second epoch
             raise Interrupt
 
@@ -131,7 +131,7 @@ def test_resume_mid_epoch_is_bit_identical(small_train, tmp_path, method, optimi
     resumed.model.init_parameters(12345)  # whatever the fresh model holds must be overwritten
     restore_trainer(resumed, tensors, state)
     assert (resumed.epoch, resumed.batch_in_epoch) == (1, 3)
-    resumed.fit(small_train, epochs=2, batch_size=64, progress=False)
+    resumed.fit(small_train, until_epoch=2, batch_size=64, progress=False)
     assert_same_weights(weights(straight), weights(resumed))
     assert resumed.history[-1]["train_loss"] == straight.history[-1]["train_loss"]
 

@@ -42,8 +42,9 @@ class Dataset:
         if not isinstance(self.x, np.ndarray) or (self.x.dtype != np.uint8 and self.x.dtype not in _FLOATS):
             got = self.x.dtype if isinstance(self.x, np.ndarray) else type(self.x).__name__
             raise ValueError(f"{self.name}: x must be a uint8 (pixels) or float16/float32/float64 array, got {got}")
-        if self.x.ndim < 2:
-            raise ValueError(f"{self.name}: x must have shape (samples, ...features), got {self.x.shape}")
+        if self.x.ndim < 2 or 0 in self.x.shape[1:]:
+            raise ValueError(f"{self.name}: x must have shape (samples, ...features) with features, got "
+                             f"{self.x.shape}")
         if not isinstance(self.y, np.ndarray) or self.y.dtype != np.int32 or self.y.ndim != 1:
             raise ValueError(f"{self.name}: y must be a 1-D int32 array")
         if len(self.x) != len(self.y):
@@ -97,8 +98,10 @@ def _check_finite(x: np.ndarray, name: str) -> None:
         return
     rows = max(1, _FINITE_CHUNK // max(1, math.prod(x.shape[1:])))
     for start in range(0, len(x), rows):
-        chunk = x[start:start + rows]  # chunked before reshaping: a strided x is copied a chunk at a time only
-        bad = ~(np.abs(chunk.reshape(len(chunk), -1)) <= _FLOAT32_MAX).all(axis=1)  # NaN compares False too
+        chunk = x[start:start + rows].reshape(-1, math.prod(x.shape[1:]))  # a strided x is copied a chunk at a time
+        # float64 must also fit float32; NaN compares False
+        ok = np.abs(chunk) <= _FLOAT32_MAX if chunk.dtype == np.float64 else np.isfinite(chunk)
+        bad = ~ok.all(axis=1)
         if bad.any():
             raise ValueError(f"{name}: sample {start + int(np.argmax(bad))} holds NaN, infinity or a value beyond "
                              f"float32's range")
