@@ -20,8 +20,8 @@ RESUME_POLICY = """\
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
 --dataset, --data, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples.
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
---lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --data-dir, --checkpoint-every and the output flags
-apply as usual (results do not depend on them)."""
+--lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --data-dir, --checkpoint-every and the output
+flags apply as usual (results do not depend on them)."""
 
 
 def _add_train_args(p):

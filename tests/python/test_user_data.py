@@ -102,8 +102,9 @@ def _with(array, index, value):
     (lambda x, y: (x.astype(np.int64), y), "x has dtype int64; give uint8 pixels or float16/float32/float64"),
     (lambda x, y: (x, None), "y is missing"),
     (lambda x, y: (x, np.where(np.arange(len(y)) == 2, 10**9, y)), "label 1000000000 at index 2 would make"),
-], ids=["shape", "1-d", "no-features", "nan", "inf", "-inf", "float16-inf", "float64-range", "label-too-big", "label-negative", "float-labels",
-        "bool-labels", "2-d-labels", "empty", "lengths", "int64-x", "no-labels", "absurd-label"])
+], ids=["shape", "1-d", "no-features", "nan", "inf", "-inf", "float16-inf", "float64-range", "label-too-big",
+        "label-negative", "float-labels", "bool-labels", "2-d-labels", "empty", "lengths", "int64-x", "no-labels",
+        "absurd-label"])
 def test_bad_arrays_are_clear_errors_in_fit_and_evaluate(pixels, make, message):
     x, y = make(*pixels)
     tr = lenet_trainer()
