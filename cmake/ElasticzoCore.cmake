@@ -3,6 +3,9 @@
 #   *_avx2.cpp, *_avx512.cpp          x86_64 only, with the matching -m flags
 #   *_neon.cpp                        aarch64 only (NEON is baseline on ARMv8)
 #   *_neon_dotprod.cpp                aarch64 only, ARMv8.2 dot-product (Cortex-A76, Pi 5); chosen at run time
+#   *_avx512_vnni.cpp, *_avx_vnni.cpp x86_64 only, int8 dot products (AVX-VNNI only if the compiler knows it)
+include(CheckCXXCompilerFlag)
+check_cxx_compiler_flag(-mavxvnni EZ_COMPILER_HAS_AVXVNNI)
 file(GLOB_RECURSE EZ_CORE_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/cpp/*.cpp)
 
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
@@ -15,7 +18,18 @@ endif()
 
 set(_ez_sources "")
 foreach(src IN LISTS EZ_CORE_SOURCES)
-  if(src MATCHES "_avx2\\.cpp$")
+  if(src MATCHES "_avx512_vnni\\.cpp$")
+    if(NOT EZ_ARCH STREQUAL "x86_64")
+      continue()
+    endif()
+    set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS
+      "-mavx2;-mfma;-mavx512f;-mavx512bw;-mavx512dq;-mavx512vl;-mavx512vnni;-mprefer-vector-width=512")
+  elseif(src MATCHES "_avx_vnni\\.cpp$")
+    if(NOT EZ_ARCH STREQUAL "x86_64" OR NOT EZ_COMPILER_HAS_AVXVNNI)
+      continue()
+    endif()
+    set_source_files_properties(${src} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mavxvnni")
+  elseif(src MATCHES "_avx2\\.cpp$")
     if(NOT EZ_ARCH STREQUAL "x86_64")
       continue()
     endif()
@@ -43,6 +57,9 @@ add_library(elasticzo_core STATIC ${_ez_sources})
 target_include_directories(elasticzo_core PUBLIC ${PROJECT_SOURCE_DIR}/src/cpp)
 set_target_properties(elasticzo_core PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_compile_definitions(elasticzo_core PUBLIC ELASTICZO_VERSION="${PROJECT_VERSION}")
+if(EZ_ARCH STREQUAL "x86_64" AND EZ_COMPILER_HAS_AVXVNNI)
+  target_compile_definitions(elasticzo_core PRIVATE EZ_HAVE_AVXVNNI)
+endif()
 # No implicit FMA contraction: the reference kernels must give the same bits on every compiler and architecture;
 # optimized kernels use FMA explicitly through intrinsics.
 target_compile_options(elasticzo_core PRIVATE -Wall -Wextra -ffp-contract=off)

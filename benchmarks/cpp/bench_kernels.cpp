@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_timing.h"
 #include "core/parallel.h"
 #include "kernels/kernels.h"
 
@@ -29,24 +30,9 @@
 namespace {
 
 using ez::KernelTable;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Best time of repeated runs: one warm-up, then as many runs as fit in `budget` seconds (at least one).
-double best_time(const std::function<void()>& fn, double budget) {
-  auto t0 = Clock::now();
-  fn();
-  double best = seconds_since(t0), spent = best;
-  for (int rep = 0; rep < 200 && spent < budget; ++rep) {
-    t0 = Clock::now();
-    fn();
-    const double t = seconds_since(t0);
-    best = std::min(best, t);
-    spent += t;
-  }
-  return best;
-}
+using ez::bench::best_time;
+using ez::bench::Clock;
+using ez::bench::seconds_since;
 
 // FMA-throughput loops: 12 independent accumulator chains hide the FMA latency on two pipes. Each returns the
 // flops it did; the asm barrier keeps the accumulators in registers and the loop from being folded. A run lasts

@@ -206,3 +206,37 @@ def step_key(run_seed: int, step: int) -> tuple[int, int]:
 def gaussian(n: int, key: tuple[int, int], stream: int, offset: int = 0) -> _F32Array:
     """Standard normals z(key, stream, offset + i), i < n, from the active kernels (bit-identical on every ISA)."""
 
+
+# ---- NITI integer rules, scalar references (bind_int8.cpp) ------------------------------------------------------
+
+_I8Array = npt.NDArray[np.int8]
+_I32Array = npt.NDArray[np.int32]
+
+def int8_range(x: _I32Array) -> int:
+    """NITI's range of an int32 tensor: the bit length of max|x| (0 for all zeros)."""
+
+def int8_round_shift(x: _I32Array, s: int, mode: str, key: tuple[int, int] = (0, 0), stream: int = 0,
+                     offset: int = 0) -> _I8Array:
+    """round(x / 2^s) on sign and magnitude ('nearest', 'stochastic', 'pseudo_stochastic'), clipped to +-127."""
+
+def int8_requantize(acc: _I32Array, mode: str, key: tuple[int, int] = (0, 0), stream: int = 0,
+                    offset: int = 0) -> tuple[_I8Array, int]:
+    """int32 accumulators to (int8 mantissas, shift s >= 0 to add to the exponent)."""
+
+def int8_quantize_input(x: _F32Array) -> tuple[_I8Array, int]:
+    """A float32 batch to (int8 mantissas, exponent), NITI's input quantization."""
+
+def int8_init_weights(fan_in: int, fan_out: int, n: int, init: str, key: tuple[int, int],
+                      stream: int) -> tuple[_I8Array, int]:
+    """NITI's weight initialization: (int8 mantissas, exponent), init 'xavier_normal' or 'xavier_uniform'."""
+
+def int8_weight_update(w: _I8Array, grad: _I32Array, mu: int, mode: str = "pseudo_stochastic",
+                       key: tuple[int, int] = (0, 0), stream: int = 0, offset: int = 0) -> int:
+    """NITI's in-place update of int8 weights with gradient bit-width mu; returns s = range(grad) - mu."""
+
+def int8_mu_for_epoch(epoch: int) -> int:
+    """The paper's mu schedule: 5, then 4 from epoch 20, then 3 from epoch 50 (epochs from 0)."""
+
+def int8_xent_grad(logits: _I8Array, exponent: int, labels: _I32Array, mode: str = "stochastic",
+                   key: tuple[int, int] = (0, 0), stream: int = 0, offset: int = 0) -> _I8Array:
+    """NITI's integer cross-entropy gradient (exponent 0) of int8 logits with the given exponent."""

@@ -1,0 +1,13 @@
+// int8 GEMM for AVX-VNNI (vpdpbusd on ymm): the shared driver (gemm_i8_body.h) on the s8x8_vnni microkernel.
+#include "kernels/kernels_i8.h"
+#include "simd/i8_x86.h"
+#include "kernels/gemm/gemm_i8_body.h"
+
+namespace ez {
+
+void gemm_i8_avx_vnni(bool trans_a, bool trans_b, int m, int n, int k, const std::int8_t* a, int lda,
+                  const std::int8_t* b, int ldb, bool accumulate, std::int32_t* c, int ldc) {
+  gemm_i8_run<s8x8_vnni>(trans_a, trans_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
+}
+
+}  // namespace ez

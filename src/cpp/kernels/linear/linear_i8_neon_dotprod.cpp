@@ -1,0 +1,20 @@
+// int8 fully connected layer for NEON with the ARMv8.2 dot product (SDOT): the shared body (linear_i8_body.h) on the s8x4_sdot microkernel.
+#include "kernels/kernels_i8.h"
+#include "simd/i8_neon.h"
+#include "kernels/linear/linear_i8_body.h"
+
+namespace ez {
+
+void linear_fwd_i8_neon_dotprod(const LinearShape& s, const std::int8_t* x, const std::int8_t* w, std::int32_t* y) {
+  linear_fwd_i8<s8x4_sdot>(s, x, w, y);
+}
+
+void linear_bwd_data_i8_neon_dotprod(const LinearShape& s, const std::int8_t* dy, const std::int8_t* w, std::int32_t* dx) {
+  linear_bwd_data_i8<s8x4_sdot>(s, dy, w, dx);
+}
+
+void linear_bwd_weight_i8_neon_dotprod(const LinearShape& s, const std::int8_t* x, const std::int8_t* dy, std::int32_t* dw) {
+  linear_bwd_weight_i8<s8x4_sdot>(s, x, dy, dw);
+}
+
+}  // namespace ez

@@ -1,0 +1,14 @@
+// Requantization for avx2: the shared body (requant_i8_body.h) on 8 int32 lanes.
+#include "kernels/requant/requant_i8_body.h"
+#include "simd/i32_lanes_x86.h"
+
+namespace ez {
+
+std::uint32_t max_abs_i32_avx2(std::size_t n, const std::int32_t* x) { return max_abs_body<i32x8_lanes>(n, x); }
+
+void round_shift_i8_avx2(std::size_t n, const std::int32_t* x, int s, Rounding mode, const DrawStream& draws,
+                         std::int8_t* y) {
+  round_shift_body<i32x8_lanes>(n, x, s, mode, draws, y);
+}
+
+}  // namespace ez
