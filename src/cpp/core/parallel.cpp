@@ -106,10 +106,15 @@ class Pool {
   }
 
   void run(int team, std::int64_t tasks, detail::TaskFn fn, const void* ctx) {
-    team = static_cast<int>(std::min<std::int64_t>({team, threads(), tasks}));
     std::unique_lock<std::mutex> job(submit_, std::defer_lock);
-    // Nested jobs and jobs of a second caller thread (the pool is busy) run here, serially.
-    if (team <= 1 || t_in_task || !job.try_lock() || (backoff_on_ && Clock::now() < serial_until_)) {
+    // Nested jobs and jobs of a second caller thread (the pool is busy) run here, serially. The team is sized
+    // under the lock: set_threads may have changed the thread count (and the ranges) since the caller looked.
+    if (team <= 1 || tasks <= 1 || t_in_task || !job.try_lock()) {
+      run_serial(tasks, fn, ctx);
+      return;
+    }
+    team = static_cast<int>(std::min<std::int64_t>({team, threads(), tasks}));
+    if (team <= 1 || (backoff_on_ && Clock::now() < serial_until_)) {
       run_serial(tasks, fn, ctx);
       return;
     }
