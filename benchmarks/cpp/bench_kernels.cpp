@@ -23,9 +23,6 @@
 #elif defined(__aarch64__)
 #include <arm_neon.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace {
 
@@ -72,7 +69,7 @@ double fma_loop_neon() {
 }
 #endif
 
-// GFLOP/s of the FMA loop of `isa` on `threads` threads (0 for ref, which has none).
+// GFLOP/s of the FMA loop of `isa` on `threads` threads of the pool (0 for ref, which has none).
 double fma_peak(const std::string& isa, int threads) {
   double (*loop)() = nullptr;
 #if defined(__x86_64__)
@@ -84,11 +81,12 @@ double fma_peak(const std::string& isa, int threads) {
   if (loop == nullptr) return 0.0;
   double best = 0.0;
   for (int rep = 0; rep < 40; ++rep) {
-    double flops = 0.0;
+    std::vector<double> flops(static_cast<std::size_t>(threads));
     const auto t0 = Clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : flops)
-    flops += loop();
-    best = std::max(best, flops / seconds_since(t0) / 1e9);
+    ez::parallel_for(threads, threads, [&](std::int64_t t) { flops[static_cast<std::size_t>(t)] = loop(); });
+    double total = 0.0;
+    for (double f : flops) total += f;
+    best = std::max(best, total / seconds_since(t0) / 1e9);
   }
   return best;
 }
@@ -248,8 +246,8 @@ int main() {
   std::vector<double> fma(cols.size()), gemm(cols.size());
   for (std::size_t i = 0; i < cols.size(); ++i) {
     if (cols[i].isa == "ref") continue;
-    fma[i] = fma_peak(cols[i].isa, cols[i].threads);
     ez::set_num_threads(cols[i].threads);
+    fma[i] = fma_peak(cols[i].isa, cols[i].threads);
     const double t = best_time(
         [&] { cols[i].table.gemm_f32(false, false, big, big, big, ga.data(), big, gb.data(), big, false, gc.data(), big); },
         0.5);
