@@ -117,14 +117,18 @@ def main(argv=None):
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
-    spinners = start_spinners(args.busy)
     try:
-        time.sleep(1.0)  # let the scheduler see them as long-running
-        busy = measure(args)
-    finally:
-        stop_spinners(spinners)
-    time.sleep(2.0)
-    idle = measure(args)
+        spinners = start_spinners(args.busy)
+        try:
+            time.sleep(1.0)  # let the scheduler see them as long-running
+            busy = measure(args)
+        finally:
+            stop_spinners(spinners)
+        time.sleep(2.0)
+        idle = measure(args)
+    except KeyboardInterrupt as exc:
+        print(f"busy_board: interrupted ({exc or 'Ctrl-C'}); busy processes stopped", file=sys.stderr)
+        return 130
     idle["one_over_default"] = idle["1"]["seconds"] / idle["default"]["seconds"]
     results = dict(steps=args.steps, batch=64, method="zo-feat-cls1", cores=os.cpu_count(), busy_processes=args.busy,
                    busy=busy, idle=idle)
@@ -133,7 +137,7 @@ def main(argv=None):
         return 0
     print(f"LeNet-5, MNIST, ZO-Feat-Cls1, batch 64, {args.steps} steps, median of {args.repeats} runs; "
           f"{os.cpu_count()} cores, default = {idle['default']['threads']} threads")
-    for name, r in (("busy", busy), (f"idle", idle)):
+    for name, r in (("busy", busy), ("idle", idle)):
         print(f"  {name:4s} ({args.busy if name == 'busy' else 0} busy processes): 1 thread {r['1']['seconds']:.3f} s, "
               f"default {r['default']['seconds']:.3f} s; 1-minute load {r['load_1min']}")
     print(f"  busy: default / 1 thread = {busy['default_over_1']:.2f}x (target <= 1.15x)")
