@@ -121,9 +121,10 @@ def checksum(tensors: dict, metadata: dict) -> str:
     return h.hexdigest()
 
 
-def _int(value, what, minimum=0):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise CheckpointError(f"{what} must be an integer >= {minimum}, got {value!r}")
+def _int(value, what, minimum=0, maximum=2**63 - 1):
+    """An integer in [minimum, maximum]; the default maximum is what the C++ side's 64-bit counters hold."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise CheckpointError(f"{what} must be an integer in [{minimum}, {maximum}], got {value!r}")
     return value
 
 
@@ -135,8 +136,9 @@ def _number(value, what):
 
 # config key -> checker; ranges beyond these are checked by ElasticZO itself
 _CONFIG = {
-    "zo_layers": _int, "lr_zo": _number, "lr_bp": _number, "eps": _number, "grad_clip": _number,
-    "lr_decay": _number, "lr_decay_every": lambda v, w: _int(v, w, 1), "seed": _int,
+    "zo_layers": lambda v, w: _int(v, w, 0, 2**31 - 1), "lr_zo": _number, "lr_bp": _number, "eps": _number,
+    "grad_clip": _number, "lr_decay": _number, "lr_decay_every": lambda v, w: _int(v, w, 1, 2**31 - 1),
+    "seed": lambda v, w: _int(v, w, 0, 2**64 - 1),
 }
 
 
