@@ -23,10 +23,13 @@ using Key = std::pair<std::uint32_t, std::uint32_t>;
 // A C-contiguous numpy array of exactly dtype T, else TypeError (dtype) or ValueError (layout) naming `name`.
 template <class T>
 py::array_t<T> exact(const py::handle& obj, const char* name) {
-  if (!py::isinstance<py::array>(obj) || !py::reinterpret_borrow<py::array>(obj).dtype().equal(py::dtype::of<T>()))
-    throw py::type_error(std::string(name) + " must be a numpy array of " + py::str(py::dtype::of<T>()).cast<std::string>() +
-                         ", got " + py::repr(py::type::of(obj)).cast<std::string>() +
-                         (py::isinstance<py::array>(obj) ? " of " + py::str(obj.attr("dtype")).cast<std::string>() : ""));
+  if (!py::isinstance<py::array>(obj) || !py::reinterpret_borrow<py::array>(obj).dtype().equal(py::dtype::of<T>())) {
+    const std::string got =
+        py::isinstance<py::array>(obj) ? " of " + py::str(obj.attr("dtype")).cast<std::string>() : "";
+    throw py::type_error(std::string(name) + " must be a numpy array of " +
+                         py::str(py::dtype::of<T>()).cast<std::string>() + ", got " +
+                         py::repr(py::type::of(obj)).cast<std::string>() + got);
+  }
   auto arr = py::reinterpret_borrow<py::array_t<T>>(obj);
   if (!(arr.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
   return arr;

@@ -59,13 +59,21 @@ void add_conv(std::vector<Op>& ops, const std::string& name, const ez::Conv2dSha
   auto acc = std::make_shared<std::vector<std::int32_t>>(std::max(in, out));
   auto dwf = std::make_shared<std::vector<float>>(wn);
   const double n_ops = 2.0 * out * taps;
-  ops.push_back({name + " fwd", n_ops, [=](const ez::KernelTable& t) { t.conv2d_fwd_f32(s, xf->data(), wf->data(), nullptr, yf->data()); },
+  ops.push_back({name + " fwd", n_ops,
+                 [=](const ez::KernelTable& t) {
+                   t.conv2d_fwd_f32(s, xf->data(), wf->data(), nullptr, yf->data());
+                 },
                  [=](const ez::I8KernelTable& t) { t.conv2d_fwd_i8(s, xi->data(), wi->data(), acc->data()); }});
   if (!all) return;
-  ops.push_back({name + " bwd_data", n_ops, [=](const ez::KernelTable& t) { t.conv2d_bwd_data_f32(s, yf->data(), wf->data(), xf->data()); },
+  ops.push_back({name + " bwd_data", n_ops,
+                 [=](const ez::KernelTable& t) {
+                   t.conv2d_bwd_data_f32(s, yf->data(), wf->data(), xf->data());
+                 },
                  [=](const ez::I8KernelTable& t) { t.conv2d_bwd_data_i8(s, yi->data(), wi->data(), acc->data()); }});
   ops.push_back({name + " bwd_weight", n_ops,
-                 [=](const ez::KernelTable& t) { t.conv2d_bwd_weight_f32(s, xf->data(), yf->data(), false, dwf->data(), nullptr); },
+                 [=](const ez::KernelTable& t) {
+                   t.conv2d_bwd_weight_f32(s, xf->data(), yf->data(), false, dwf->data(), nullptr);
+                 },
                  [=](const ez::I8KernelTable& t) { t.conv2d_bwd_weight_i8(s, xi->data(), yi->data(), acc->data()); }});
 }
 
@@ -77,12 +85,20 @@ void add_linear(std::vector<Op>& ops, const std::string& name, const ez::LinearS
   auto acc = std::make_shared<std::vector<std::int32_t>>(std::max({in, out, wn}));
   auto dwf = std::make_shared<std::vector<float>>(wn);
   const double n_ops = 2.0 * s.rows * s.in * s.out;
-  ops.push_back({name + " fwd", n_ops, [=](const ez::KernelTable& t) { t.linear_fwd_f32(s, xf->data(), wf->data(), nullptr, yf->data()); },
+  ops.push_back({name + " fwd", n_ops,
+                 [=](const ez::KernelTable& t) {
+                   t.linear_fwd_f32(s, xf->data(), wf->data(), nullptr, yf->data());
+                 },
                  [=](const ez::I8KernelTable& t) { t.linear_fwd_i8(s, xi->data(), wi->data(), acc->data()); }});
-  ops.push_back({name + " bwd_data", n_ops, [=](const ez::KernelTable& t) { t.linear_bwd_data_f32(s, yf->data(), wf->data(), xf->data()); },
+  ops.push_back({name + " bwd_data", n_ops,
+                 [=](const ez::KernelTable& t) {
+                   t.linear_bwd_data_f32(s, yf->data(), wf->data(), xf->data());
+                 },
                  [=](const ez::I8KernelTable& t) { t.linear_bwd_data_i8(s, yi->data(), wi->data(), acc->data()); }});
   ops.push_back({name + " bwd_weight", n_ops,
-                 [=](const ez::KernelTable& t) { t.linear_bwd_weight_f32(s, xf->data(), yf->data(), false, dwf->data(), nullptr); },
+                 [=](const ez::KernelTable& t) {
+                   t.linear_bwd_weight_f32(s, xf->data(), yf->data(), false, dwf->data(), nullptr);
+                 },
                  [=](const ez::I8KernelTable& t) { t.linear_bwd_weight_i8(s, xi->data(), yi->data(), acc->data()); }});
 }
 

@@ -78,7 +78,8 @@ int niti_init_weights(int fan_in, int fan_out, std::size_t n, WeightInit init, P
 
 int niti_weight_update(std::size_t n, const std::int32_t* grad, int mu, Rounding mode, const DrawStream& draws,
                        std::int8_t* w) {
-  if (mu < 0 || mu > 7) throw std::invalid_argument("niti_weight_update: mu must lie in [0, 7], got " + std::to_string(mu));
+  if (mu < 0 || mu > 7)
+    throw std::invalid_argument("niti_weight_update: mu must lie in [0, 7], got " + std::to_string(mu));
   const int b = range_i32(n, grad);
   if (b == 0) return 0;
   const int s = b - mu;

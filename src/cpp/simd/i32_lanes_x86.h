@@ -54,7 +54,9 @@ struct i32x16_lanes {
   static reg copy_sign(reg m, reg x) {
     return _mm512_mask_sub_epi32(m, _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()), _mm512_setzero_si512(), m);
   }
-  static void store_i8(std::int8_t* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v)); }
+  static void store_i8(std::int8_t* p, reg v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
+  }
 };
 #endif
 

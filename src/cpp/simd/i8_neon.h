@@ -68,7 +68,9 @@ struct s8x4_mlal : i32x4_io {
 
   static int b_index(int lane, int t) { return (t / 4) * 16 + lane * 4 + t % 4; }
   static elem b_elem(std::int8_t v) { return v; }
-  static void pack_rows(const std::int8_t* const* rows, int lanes, elem* dst) { pack_rows_scalar<s8x4_mlal>(rows, lanes, dst); }
+  static void pack_rows(const std::int8_t* const* rows, int lanes, elem* dst) {
+    pack_rows_scalar<s8x4_mlal>(rows, lanes, dst);
+  }
   static acc zero_acc() { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
   static areg bcast_a(const elem* a) { return {bcast_word(a), bcast_word(a + 4)}; }
   static breg load_b(const elem* b) { return {vld1q_s8(b), vld1q_s8(b + 16)}; }
@@ -94,7 +96,9 @@ struct s8x4_sdot : i32x4_io {
 
   static int b_index(int lane, int t) { return lane * 4 + t; }
   static elem b_elem(std::int8_t v) { return v; }
-  static void pack_rows(const std::int8_t* const* rows, int lanes, elem* dst) { pack_rows_scalar<s8x4_sdot>(rows, lanes, dst); }
+  static void pack_rows(const std::int8_t* const* rows, int lanes, elem* dst) {
+    pack_rows_scalar<s8x4_sdot>(rows, lanes, dst);
+  }
   static acc zero_acc() { return vdupq_n_s32(0); }
   static areg bcast_a(const elem* a) { return bcast_word(a); }
   static breg load_b(const elem* b) { return vld1q_s8(b); }

@@ -1,4 +1,5 @@
-// int8 2-D convolution for AVX-512 VNNI (vpdpbusd on zmm): the shared body (conv2d_i8_body.h) on the s8x16_vnni microkernel.
+// int8 2-D convolution for AVX-512 VNNI (vpdpbusd on zmm): the shared body (conv2d_i8_body.h) on the s8x16_vnni
+// microkernel.
 #include "kernels/kernels_i8.h"
 #include "simd/i8_x86.h"
 #include "kernels/conv2d/conv2d_i8_body.h"
@@ -9,11 +10,13 @@ void conv2d_fwd_i8_avx512_vnni(const Conv2dShape& s, const std::int8_t* x, const
   conv_fwd_i8<s8x16_vnni>(s, x, w, y);
 }
 
-void conv2d_bwd_data_i8_avx512_vnni(const Conv2dShape& s, const std::int8_t* dy, const std::int8_t* w, std::int32_t* dx) {
+void conv2d_bwd_data_i8_avx512_vnni(const Conv2dShape& s, const std::int8_t* dy, const std::int8_t* w,
+                                    std::int32_t* dx) {
   conv_bwd_data_i8<s8x16_vnni>(s, dy, w, dx);
 }
 
-void conv2d_bwd_weight_i8_avx512_vnni(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* dy, std::int32_t* dw) {
+void conv2d_bwd_weight_i8_avx512_vnni(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* dy,
+                                      std::int32_t* dw) {
   conv_bwd_weight_i8<s8x16_vnni>(s, x, dy, dw);
 }
 

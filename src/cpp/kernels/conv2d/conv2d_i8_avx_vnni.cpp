@@ -13,7 +13,8 @@ void conv2d_bwd_data_i8_avx_vnni(const Conv2dShape& s, const std::int8_t* dy, co
   conv_bwd_data_i8<s8x8_vnni>(s, dy, w, dx);
 }
 
-void conv2d_bwd_weight_i8_avx_vnni(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* dy, std::int32_t* dw) {
+void conv2d_bwd_weight_i8_avx_vnni(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* dy,
+                                   std::int32_t* dw) {
   conv_bwd_weight_i8<s8x8_vnni>(s, x, dy, dw);
 }
 

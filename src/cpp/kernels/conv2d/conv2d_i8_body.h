@@ -91,7 +91,8 @@ void conv_bwd_data_i8(const Conv2dShape& s, const std::int8_t* dy, const std::in
   for (int co = 0; co < s.c_out; ++co)
     for (int ci = 0; ci < s.c_in; ++ci)
       for (int t = 0; t < kk; ++t)
-        wt[(static_cast<long>(ci) * s.c_out + co) * kk + kk - 1 - t] = w[(static_cast<long>(co) * s.c_in + ci) * kk + t];
+        wt[(static_cast<long>(ci) * s.c_out + co) * kk + kk - 1 - t] =
+            w[(static_cast<long>(co) * s.c_in + ci) * kk + t];
   conv_fwd_i8<M>({s.n, s.c_out, oh, ow, s.c_in, s.k, s.k - 1 - s.pad}, dy, wt.data(), dx);
 }
 
@@ -113,7 +114,8 @@ void conv_bwd_weight_i8(const Conv2dShape& s, const std::int8_t* x, const std::i
   // the same bits), then the partials are added.
   const int runs = std::min(s.n, 8), team = team_for(2.0 * s.n * s.c_out * oh * ow * taps);
   ScratchBuffer<std::int8_t> xpad(static_cast<std::size_t>(team) * img), dypad(static_cast<std::size_t>(team) * grad);
-  ScratchBuffer<typename M::elem> apack(static_cast<std::size_t>(team) * apanels), bpack(static_cast<std::size_t>(team) * bsize);
+  ScratchBuffer<typename M::elem> apack(static_cast<std::size_t>(team) * apanels);
+  ScratchBuffer<typename M::elem> bpack(static_cast<std::size_t>(team) * bsize);
   const long corr_size = static_cast<long>(div_up(s.c_out, G::MR)) * G::MR;
   ScratchBuffer<std::int32_t> corr(static_cast<std::size_t>(team) * corr_size);
   ScratchBuffer<std::int32_t> partial(static_cast<std::size_t>(runs) * wsize);

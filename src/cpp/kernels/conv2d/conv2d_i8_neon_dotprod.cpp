@@ -1,4 +1,5 @@
-// int8 2-D convolution for NEON with the ARMv8.2 dot product (SDOT): the shared body (conv2d_i8_body.h) on the s8x4_sdot microkernel.
+// int8 2-D convolution for NEON with the ARMv8.2 dot product (SDOT): the shared body (conv2d_i8_body.h) on the
+// s8x4_sdot microkernel.
 #include "kernels/kernels_i8.h"
 #include "simd/i8_neon.h"
 #include "kernels/conv2d/conv2d_i8_body.h"
@@ -9,11 +10,13 @@ void conv2d_fwd_i8_neon_dotprod(const Conv2dShape& s, const std::int8_t* x, cons
   conv_fwd_i8<s8x4_sdot>(s, x, w, y);
 }
 
-void conv2d_bwd_data_i8_neon_dotprod(const Conv2dShape& s, const std::int8_t* dy, const std::int8_t* w, std::int32_t* dx) {
+void conv2d_bwd_data_i8_neon_dotprod(const Conv2dShape& s, const std::int8_t* dy, const std::int8_t* w,
+                                     std::int32_t* dx) {
   conv_bwd_data_i8<s8x4_sdot>(s, dy, w, dx);
 }
 
-void conv2d_bwd_weight_i8_neon_dotprod(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* dy, std::int32_t* dw) {
+void conv2d_bwd_weight_i8_neon_dotprod(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* dy,
+                                       std::int32_t* dw) {
   conv_bwd_weight_i8<s8x4_sdot>(s, x, dy, dw);
 }
 

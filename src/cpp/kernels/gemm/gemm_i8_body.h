@@ -190,7 +190,8 @@ struct I8Gemm {
 
   // Packs all of A (panels of MR rows) and the correction.
   static void pack_a_all(const ASrc& a, int m, int k, elem* apack, std::int32_t* corr) {
-    for (int i0 = 0; i0 < m; i0 += MR) pack_a(a, i0, std::min(MR, m - i0), k, apack + (i0 / MR) * a_panel_elems(k), corr + i0);
+    for (int i0 = 0; i0 < m; i0 += MR)
+      pack_a(a, i0, std::min(MR, m - i0), k, apack + (i0 / MR) * a_panel_elems(k), corr + i0);
   }
   static void pack_b_all(const BSrc& b, const COut& o, int nvec, int k, elem* bpack) {
     for (int v = 0; v < nvec; ++v) pack_b(b, v, vec_lanes(o, v), k, bpack + v * b_vec_elems(k));

@@ -1,4 +1,5 @@
-// int8 fully connected layer for AVX-VNNI (vpdpbusd on ymm): the shared body (linear_i8_body.h) on the s8x8_vnni microkernel.
+// int8 fully connected layer for AVX-VNNI (vpdpbusd on ymm): the shared body (linear_i8_body.h) on the s8x8_vnni
+// microkernel.
 #include "kernels/kernels_i8.h"
 #include "simd/i8_x86.h"
 #include "kernels/linear/linear_i8_body.h"
@@ -13,7 +14,8 @@ void linear_bwd_data_i8_avx_vnni(const LinearShape& s, const std::int8_t* dy, co
   linear_bwd_data_i8<s8x8_vnni>(s, dy, w, dx);
 }
 
-void linear_bwd_weight_i8_avx_vnni(const LinearShape& s, const std::int8_t* x, const std::int8_t* dy, std::int32_t* dw) {
+void linear_bwd_weight_i8_avx_vnni(const LinearShape& s, const std::int8_t* x, const std::int8_t* dy,
+                                   std::int32_t* dw) {
   linear_bwd_weight_i8<s8x8_vnni>(s, x, dy, dw);
 }
 

@@ -1,4 +1,5 @@
-// int8 fully connected layer for NEON ARMv8.0 (SMULL/SMLAL/SADALP): the shared body (linear_i8_body.h) on the s8x4_mlal microkernel.
+// int8 fully connected layer for NEON ARMv8.0 (SMULL/SMLAL/SADALP): the shared body (linear_i8_body.h) on the s8x4_mlal
+// microkernel.
 #include "kernels/kernels_i8.h"
 #include "simd/i8_neon.h"
 #include "kernels/linear/linear_i8_body.h"

@@ -1,4 +1,5 @@
-// int8 fully connected layer for NEON with the ARMv8.2 dot product (SDOT): the shared body (linear_i8_body.h) on the s8x4_sdot microkernel.
+// int8 fully connected layer for NEON with the ARMv8.2 dot product (SDOT): the shared body (linear_i8_body.h) on the
+// s8x4_sdot microkernel.
 #include "kernels/kernels_i8.h"
 #include "simd/i8_neon.h"
 #include "kernels/linear/linear_i8_body.h"
@@ -9,11 +10,13 @@ void linear_fwd_i8_neon_dotprod(const LinearShape& s, const std::int8_t* x, cons
   linear_fwd_i8<s8x4_sdot>(s, x, w, y);
 }
 
-void linear_bwd_data_i8_neon_dotprod(const LinearShape& s, const std::int8_t* dy, const std::int8_t* w, std::int32_t* dx) {
+void linear_bwd_data_i8_neon_dotprod(const LinearShape& s, const std::int8_t* dy, const std::int8_t* w,
+                                     std::int32_t* dx) {
   linear_bwd_data_i8<s8x4_sdot>(s, dy, w, dx);
 }
 
-void linear_bwd_weight_i8_neon_dotprod(const LinearShape& s, const std::int8_t* x, const std::int8_t* dy, std::int32_t* dw) {
+void linear_bwd_weight_i8_neon_dotprod(const LinearShape& s, const std::int8_t* x, const std::int8_t* dy,
+                                       std::int32_t* dw) {
   linear_bwd_weight_i8<s8x4_sdot>(s, x, dy, dw);
 }
 
