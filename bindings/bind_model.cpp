@@ -110,6 +110,48 @@ std::shared_ptr<L> initialized(std::shared_ptr<L> layer, std::optional<std::uint
   return layer;
 }
 
+py::dict category_bytes(const std::array<std::size_t, kMemCategories>& bytes, std::size_t total) {
+  py::dict d;
+  for (std::size_t c = 0; c < kMemCategories; ++c) d[category_name(static_cast<MemCategory>(c))] = bytes[c];
+  d["total"] = total;
+  return d;
+}
+
+py::dict plan_dict(const MemoryPlan& plan) {
+  py::list buffers;
+  for (const PlannedBuffer& b : plan.buffers) {
+    py::dict d;
+    d["name"] = b.name;
+    d["role"] = buffer_role_name(b.role);
+    d["module"] = b.module;
+    d["dtype"] = dtype_name(b.dtype);
+    d["shape"] = b.shape;
+    d["category"] = category_name(b.category);
+    d["bytes"] = b.bytes;
+    d["first_op"] = b.first_op;  // -1: the whole step
+    d["last_op"] = b.last_op;
+    d["shares"] = b.shares >= 0 ? py::object(py::str(plan.buffers[b.shares].name)) : py::object(py::none());
+    d["offset"] = b.offset;
+    buffers.append(d);
+  }
+  py::dict out;
+  out["policy"] = memory_policy_name(plan.policy);
+  out["input_shape"] = plan.input_shape;
+  out["backprop_from_module"] = plan.bp_first;
+  out["ops"] = plan.ops;
+  out["buffers"] = buffers;
+  out["bytes"] = category_bytes(plan.bytes, plan.total());
+  return out;
+}
+
+py::dict owner_stats(std::uint64_t owner) {
+  const MemoryStats s = MemoryTracker::instance().stats(owner);
+  py::dict out;
+  out["current"] = category_bytes(s.current, s.total_current);
+  out["peak"] = category_bytes(s.peak, s.total_peak);
+  return out;
+}
+
 Param& find_param(Sequential& m, const std::string& name) {
   for (auto& np : m.named_parameters())
     if (np.name == name) return *np.param;
@@ -121,6 +163,8 @@ Param& find_param(Sequential& m, const std::string& name) {
 void register_model(py::module_& m) {
   py::class_<Layer, std::shared_ptr<Layer>>(m, "Layer")
       .def_property_readonly("kind", &Layer::kind)
+      .def_property_readonly("aliases_input", &Layer::aliases_input,
+                             "Whether the output shares the input's storage (a view, an in-place ReLU).")
       .def("__repr__", &Layer::repr)
       .def("output_shape", [](const Layer& l, const Shape& in) { return l.output_shape(in); }, py::arg("input_shape"))
       .def("forward", &layer_forward, py::arg("x"), "Output for input x (a new array).")
@@ -205,6 +249,39 @@ void register_model(py::module_& m) {
         }
         return to_numpy(s.output());
       }, py::arg("x"), "Model output for input x (a new array).")
+      .def_property("memory_plan",
+                    [](const Sequential& s) { return std::string(memory_policy_name(s.memory_policy())); },
+                    [](Sequential& s, const std::string& p) { s.set_memory_policy(parse_memory_policy(p)); },
+                    "Allocation policy of the planned buffers: 'static' (each buffer its own memory for the whole "
+                    "step, the paper's model) or 'lifetime' (buffers whose lifetimes do not overlap share memory).")
+      .def("plan", [](Sequential& s, const Shape& input_shape, int zo_layers, const std::string& policy) {
+        return plan_dict(s.plan_for(input_shape, s.first_module(zo_layers), parse_memory_policy(policy)));
+      }, py::arg("input_shape"), py::arg("zo_layers"), py::arg("policy"),
+         "The memory plan (every buffer, its bytes, category and lifetime in one pass of the step) for a training "
+         "step with the first zo_layers parameter layers trained by ZO; allocates nothing.")
+      .def("current_plan", [](const Sequential& s) -> py::object {
+        const MemoryPlan* p = s.current_plan();
+        return p ? py::object(plan_dict(*p)) : py::none();
+      }, "The plan the model's buffers are allocated from (None before the first pass).")
+      .def("memory_stats", [](const Sequential& s) { return owner_stats(s.memory_owner()); },
+           "Current and peak bytes per category of this model's memory: its parameters, planned buffers, and "
+           "what trainers and kernels allocate for it.")
+      .def("reset_peak_memory", [](const Sequential& s) { MemoryTracker::instance().reset_peak(s.memory_owner()); })
+      .def("release_buffers", &Sequential::release_buffers,
+           "Frees every planned buffer (activations, errors, gradients, workspace); the next pass plans again.")
+      .def("memory_records", [](const Sequential& s) {
+        py::list out;
+        for (const BufferRecord& r : MemoryTracker::instance().records(s.memory_owner())) {
+          py::dict d;
+          d["name"] = r.name;
+          d["category"] = category_name(r.category);
+          d["bytes"] = r.bytes;
+          d["first_op"] = r.first_op;
+          d["last_op"] = r.last_op;
+          out.append(d);
+        }
+        return out;
+      }, "The tracker's record of every live allocation of this model (name, category, bytes, lifetime).")
       .def("parameter_names", [](Sequential& s) {
         std::vector<std::string> names;
         for (auto& np : s.named_parameters()) names.push_back(np.name);

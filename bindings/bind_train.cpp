@@ -12,7 +12,9 @@ namespace ez::py_bind {
 void register_train(py::module_& m) {
   py::class_<ElasticZO>(m, "ElasticZO")
       .def(py::init([](std::shared_ptr<Sequential> model, int zo_layers, float eps, float lr_zo, float lr_bp,
-                       float grad_clip, bool clean_bp_pass, const std::string& optimizer, std::uint64_t seed) {
+                       float grad_clip, bool clean_bp_pass, const std::string& optimizer, std::uint64_t seed,
+                       const std::string& memory_plan) {
+             const MemoryPolicy policy = parse_memory_policy(memory_plan);
              ElasticZOConfig c;
              c.zo_layers = zo_layers;
              c.eps = eps;
@@ -22,11 +24,14 @@ void register_train(py::module_& m) {
              c.clean_bp_pass = clean_bp_pass;
              c.optimizer = parse_optimizer(optimizer);
              c.seed = seed;
-             return std::make_unique<ElasticZO>(std::move(model), c);
+             auto trainer = std::make_unique<ElasticZO>(model, c);
+             model->set_memory_policy(policy);  // the model's buffers follow its trainer's policy
+             return trainer;
            }),
            py::arg("model"), py::arg("zo_layers"), py::arg("eps") = 1e-3f, py::arg("lr_zo") = 1e-3f,
            py::arg("lr_bp") = 1e-2f, py::arg("grad_clip") = 0.0f, py::arg("clean_bp_pass") = false,
-           py::arg("optimizer") = "sgd", py::arg("seed") = 0, py::keep_alive<1, 2>())
+           py::arg("optimizer") = "sgd", py::arg("seed") = 0, py::arg("memory_plan") = "static",
+           py::keep_alive<1, 2>())
       .def("step", [](ElasticZO& t, const py::array& x_arr, const py::array& y_arr) {
         const Tensor x = borrow_f32(x_arr, "x");
         const Tensor y = borrow_s32(y_arr, "labels");

@@ -40,7 +40,8 @@ def set_num_threads(n: int) -> None:
 
 def thread_pool_enabled() -> bool: ...
 def memory_stats() -> _MemoryStats:
-    """Current and peak bytes per category (parameters, activations, gradients, errors, optimizer, scratch)."""
+    """Current and peak bytes per category (parameters, activations, gradients, errors, optimizer, accumulators,
+    workspace) of the whole process."""
 
 def reset_peak_memory() -> None: ...
 
@@ -52,6 +53,10 @@ class Layer:
 
     @property
     def kind(self) -> str: ...
+    @property
+    def aliases_input(self) -> bool:
+        """Whether the output shares the input's storage (a view, an in-place ReLU)."""
+
     @property
     def num_params(self) -> int: ...
     @property
@@ -139,6 +144,28 @@ class Sequential:
     def forward(self, x: _F32Array) -> _F32Array:
         """Model output for input x (a new array)."""
 
+    @property
+    def memory_plan(self) -> Literal["static", "lifetime"]:
+        """Allocation policy of the planned buffers: 'static' (the paper's model) or 'lifetime' (sharing)."""
+
+    @memory_plan.setter
+    def memory_plan(self, policy: Literal["static", "lifetime"]) -> None: ...
+    def plan(self, input_shape: Sequence[int], zo_layers: int, policy: Literal["static", "lifetime"]) -> dict[str, Any]:
+        """The memory plan of a training step (every buffer with bytes, category and lifetime); allocates nothing."""
+
+    def current_plan(self) -> dict[str, Any] | None:
+        """The plan the model's buffers are allocated from (None before the first pass)."""
+
+    def memory_stats(self) -> dict[str, dict[str, int]]:
+        """Current and peak bytes per category (and 'total') of this model's memory."""
+
+    def reset_peak_memory(self) -> None: ...
+    def release_buffers(self) -> None:
+        """Frees every planned buffer (activations, errors, gradients, workspace); the next pass plans again."""
+
+    def memory_records(self) -> list[dict[str, Any]]:
+        """The tracker's record of every live allocation of this model (name, category, bytes, lifetime)."""
+
     def parameter_names(self) -> list[str]: ...
     def state_dict(self) -> dict[str, _F32Array]:
         """Copies of all parameters by name ('conv1.weight', ...)."""
@@ -166,7 +193,8 @@ class ElasticZO:
 
     def __init__(self, model: Sequential, zo_layers: int, eps: float = 1e-3, lr_zo: float = 1e-3,
                  lr_bp: float = 1e-2, grad_clip: float = 0.0, clean_bp_pass: bool = False,
-                 optimizer: Literal["sgd", "adam"] = "sgd", seed: int = 0) -> None: ...
+                 optimizer: Literal["sgd", "adam"] = "sgd", seed: int = 0,
+                 memory_plan: Literal["static", "lifetime"] = "static") -> None: ...
     def step(self, x: _F32Array, labels: npt.NDArray[np.int32]) -> _StepStats:
         """One ElasticZO step on a minibatch; returns its losses."""
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "layers/conv2d.h"
 #include "layers/linear.h"
+#include "kernels/kernels.h"
 #include "layers/shape_ops.h"
 #include "memory/tracker.h"
 #include "model/sequential.h"
@@ -68,7 +70,7 @@ TEST(SequentialMemory, LeNet5ActivationsMatchSpecAtBatch32) {
   EXPECT_EQ(params.bytes(), kLeNetParams * 4);
   EXPECT_EQ(m->num_param_layers(), 5);
 
-  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::workspace);
   fill_random(x, 1, 0.f, 1.f);
   const CategoryDelta acts(MemCategory::activations);
   m->forward(x);
@@ -86,7 +88,7 @@ TEST(SequentialMemory, LeNet5ActivationsMatchSpecAtBatch32) {
 
 TEST(SequentialMemory, InPlaceReluSharesItsInputBuffer) {
   auto m = make_lenet5(true);
-  Tensor x({4, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor x({4, 1, 28, 28}, DType::f32, MemCategory::workspace);
   const CategoryDelta acts(MemCategory::activations);
   m->forward(x);
   for (std::size_t relu : {1, 4, 8, 10}) EXPECT_EQ(m->activation(relu).raw(), m->activation(relu - 1).raw()) << relu;
@@ -109,7 +111,7 @@ TEST(SequentialMemory, BackwardBuffersOnlyForTheBackpropPart) {
       {"ZO-Feat-Cls1", 3, 120 * 84 + 84 + 84 * 10 + 10, 84 + 84 + 10, 65.3},
   };
   auto m = make_lenet5();
-  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::workspace);
   m->forward(x);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -129,7 +131,7 @@ TEST(SequentialMemory, BackwardBuffersOnlyForTheBackpropPart) {
 
 TEST(SequentialMemory, FullBackpropErrorsEqualActivations) {
   auto m = make_lenet5();
-  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor x({32, 1, 28, 28}, DType::f32, MemCategory::workspace);
   const CategoryDelta acts(MemCategory::activations), errs(MemCategory::errors), grads(MemCategory::gradients);
   m->forward(x);
   m->prepare_backward(0);
@@ -138,7 +140,7 @@ TEST(SequentialMemory, FullBackpropErrorsEqualActivations) {
   // Full BP at batch 32 is 5.23 MiB (SPEC §4).
   EXPECT_NEAR((kLeNetParams * 4 + grads.bytes() + acts.bytes() + errs.bytes()) / 1048576.0, 5.23, 0.01);
   // A new batch size re-allocates both, keeping the backward part.
-  Tensor x8({8, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor x8({8, 1, 28, 28}, DType::f32, MemCategory::workspace);
   m->forward(x8);
   EXPECT_TRUE(m->backward_ready());
   EXPECT_EQ(acts.bytes(), kLeNetActivationsPerSample * 8 * 4);
@@ -154,7 +156,7 @@ TEST(SequentialMemory, AliasingFirstModuleGetsItsOwnBuffer) {
     else
       m.add("flatten", std::make_shared<Flatten>());
     m.add("fc", std::make_shared<Linear>(relu ? 4 : 12, 2, true, false));
-    Tensor x(relu ? Shape{1, 4} : Shape{1, 3, 4}, DType::f32, MemCategory::scratch);
+    Tensor x(relu ? Shape{1, 4} : Shape{1, 3, 4}, DType::f32, MemCategory::workspace);
     fill_random(x, 3);
     const std::vector<float> before(x.f32(), x.f32() + x.numel());
     const CategoryDelta acts(MemCategory::activations);
@@ -176,7 +178,7 @@ std::vector<bool> pattern(Sequential& m, const Tensor& x) {
     if (m.layer(i).kind() == "relu") {
       for (std::int64_t j = 0; j < a.numel(); ++j) out.push_back(a.f32()[j] > 0.f);
     } else if (m.layer(i).kind() == "maxpool2d") {
-      Tensor ones(a.shape(), DType::f32, MemCategory::scratch), routed(in.shape(), DType::f32, MemCategory::scratch);
+      Tensor ones(a.shape(), DType::f32, MemCategory::workspace), routed(in.shape(), DType::f32, MemCategory::workspace);
       std::fill(ones.f32(), ones.f32() + ones.numel(), 1.f);
       m.layer(i).backward_data(in, a, ones, routed);
       for (std::int64_t j = 0; j < routed.numel(); ++j) out.push_back(routed.f32()[j] != 0.f);
@@ -195,7 +197,7 @@ TEST(SequentialBackward, MatchesFiniteDifferencesOnATinyNet) {
   m.add("relu2", std::make_shared<ReLU>(true));
   m.add("fc2", std::make_shared<Linear>(5, 4, true, false));
   m.init_parameters(11);
-  Tensor x({2, 2, 6, 6}, DType::f32, MemCategory::scratch);
+  Tensor x({2, 2, 6, 6}, DType::f32, MemCategory::workspace);
   fill_random(x, 14);  // with these seeds no ReLU input or pool gap lies within the step of a kink
   m.forward(x);
   m.prepare_backward(0);
@@ -242,7 +244,7 @@ TEST(SequentialBackward, MatchesFiniteDifferencesOnATinyNet) {
 
 TEST(SequentialBackward, AccumulateAddsAndPartialBackwardLeavesTheZoPartAlone) {
   auto m = make_lenet5();
-  Tensor x({3, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor x({3, 1, 28, 28}, DType::f32, MemCategory::workspace);
   fill_random(x, 4, 0.f, 1.f);
   m->forward(x);
   m->prepare_backward(m->first_module(3));
@@ -303,11 +305,11 @@ TEST(LayerErrors, BadShapesThrow) {
 
 TEST(SequentialErrors, BadShapesAndCallsThrow) {
   auto m = make_lenet5();
-  Tensor wrong({2, 3, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor wrong({2, 3, 28, 28}, DType::f32, MemCategory::workspace);
   EXPECT_THROW(m->forward(wrong), std::invalid_argument);
   EXPECT_THROW(m->output(), std::logic_error);
   EXPECT_THROW(m->prepare_backward(0), std::logic_error);  // no forward yet
-  Tensor x({2, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor x({2, 1, 28, 28}, DType::f32, MemCategory::workspace);
   m->forward(x);
   EXPECT_THROW(m->output_error(), std::logic_error);
   EXPECT_THROW(m->backward(x, false), std::logic_error);
@@ -315,7 +317,7 @@ TEST(SequentialErrors, BadShapesAndCallsThrow) {
   EXPECT_THROW(m->first_module(6), std::invalid_argument);
   EXPECT_THROW(m->first_module(-1), std::invalid_argument);
   m->prepare_backward(m->first_module(4));
-  Tensor other({3, 1, 28, 28}, DType::f32, MemCategory::scratch);
+  Tensor other({3, 1, 28, 28}, DType::f32, MemCategory::workspace);
   EXPECT_THROW(m->backward(other, false), std::invalid_argument);
   EXPECT_THROW(m->add("conv1", std::make_shared<ReLU>(false)), std::invalid_argument);
   EXPECT_THROW(m->add("a.b", std::make_shared<ReLU>(false)), std::invalid_argument);
@@ -324,6 +326,148 @@ TEST(SequentialErrors, BadShapesAndCallsThrow) {
   // A failed forward leaves the model usable.
   EXPECT_THROW(m->forward(wrong), std::invalid_argument);
   EXPECT_EQ(m->forward(x).shape(), (Shape{2, 10}));
+}
+
+// ---- memory plan ---------------------------------------------------------------------------------------------------
+
+// Under `lifetime`, two buffers of one category whose lifetimes overlap never share a byte, and every buffer lies
+// inside its category's arena; under `static`, each category is the plain sum of its buffers.
+void expect_consistent(const MemoryPlan& p) {
+  std::array<std::size_t, kMemCategories> sum{};
+  const int last = static_cast<int>(p.ops.size()) - 1;
+  auto span = [&](const PlannedBuffer& b) {
+    return b.first_op == kWholeStep ? std::make_pair(0, last) : std::make_pair(b.first_op, b.last_op);
+  };
+  for (std::size_t i = 0; i < p.buffers.size(); ++i) {
+    const PlannedBuffer& a = p.buffers[i];
+    if (a.shares >= 0) continue;
+    sum[static_cast<std::size_t>(a.category)] += a.bytes;
+    if (p.policy == MemoryPolicy::static_) continue;
+    EXPECT_LE(a.offset + a.bytes, p.bytes[static_cast<std::size_t>(a.category)]) << a.name;
+    for (std::size_t j = i + 1; j < p.buffers.size(); ++j) {
+      const PlannedBuffer& b = p.buffers[j];
+      if (b.shares >= 0 || b.category != a.category) continue;
+      const auto [a0, a1] = span(a);
+      const auto [b0, b1] = span(b);
+      const bool in_time = a0 <= b1 && b0 <= a1;
+      const bool in_memory = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+      EXPECT_FALSE(in_time && in_memory) << a.name << " and " << b.name;
+    }
+  }
+  if (p.policy == MemoryPolicy::static_) EXPECT_EQ(sum, p.bytes);
+}
+
+TEST(MemoryPlan, LifetimeNeverOverlapsLiveBuffersAndStaticIsThePapersModel) {
+  auto m = make_lenet5();
+  const Shape in{32, 1, 28, 28};
+  for (int c = 0; c <= m->num_param_layers(); ++c) {
+    SCOPED_TRACE(c);
+    const MemoryPlan s = m->plan_for(in, m->first_module(c), MemoryPolicy::static_);
+    const MemoryPlan l = m->plan_for(in, m->first_module(c), MemoryPolicy::lifetime);
+    expect_consistent(s);
+    expect_consistent(l);
+    EXPECT_EQ(s.bytes[static_cast<std::size_t>(MemCategory::activations)], kLeNetActivationsPerSample * 32 * 4);
+    EXPECT_LT(l.total(), s.total());
+  }
+  // Full ZO: the largest neighbours (conv1's output, ReLU'd in place, and pool1's) are all that is live at once.
+  const MemoryPlan zo = m->plan_for(in, m->size(), MemoryPolicy::lifetime);
+  EXPECT_EQ(zo.bytes[static_cast<std::size_t>(MemCategory::activations)], (4704 + 1176) * 32 * 4u);
+}
+
+// One forward + backward per policy on the tiny net: outputs and gradients bit for bit the same.
+TEST(MemoryPlan, PoliciesGiveBitIdenticalResults) {
+  auto build = [] {
+    auto m = std::make_shared<Sequential>();
+    m->add("conv", std::make_shared<Conv2d>(2, 3, 3, 1, true));
+    m->add("relu1", std::make_shared<ReLU>(false));
+    m->add("pool", std::make_shared<MaxPool2d>(2));
+    m->add("flatten", std::make_shared<Flatten>());
+    m->add("fc1", std::make_shared<Linear>(27, 5, true, false));
+    m->add("relu2", std::make_shared<ReLU>(false));
+    m->add("fc2", std::make_shared<Linear>(5, 4, true, false));
+    m->init_parameters(3);
+    return m;
+  };
+  Tensor x({3, 2, 6, 6}, DType::f32, MemCategory::workspace);
+  fill_random(x, 21);
+  for (int c = 0; c < 3; ++c) {
+    std::vector<std::vector<float>> results[2];
+    for (int p = 0; p < 2; ++p) {
+      auto m = build();
+      m->set_memory_policy(p == 0 ? MemoryPolicy::static_ : MemoryPolicy::lifetime);
+      m->prepare(x.shape(), m->first_module(c));
+      for (int pass = 0; pass < 2; ++pass) {
+        const Tensor& out = m->forward(x);
+        results[p].emplace_back(out.f32(), out.f32() + out.numel());
+        fill_random(m->output_error(), 30 + pass);
+        m->backward(x, pass > 0);
+      }
+      for (auto& np : m->named_parameters())
+        if (np.param->grad.defined())
+          results[p].emplace_back(np.param->grad.f32(), np.param->grad.f32() + np.param->grad.numel());
+    }
+    EXPECT_EQ(results[0], results[1]) << "zo_layers " << c;
+  }
+}
+
+TEST(MemoryPlan, TrackerRecordsEveryPlannedBufferOfTheModel) {
+  auto m = make_lenet5();
+  Tensor x({2, 1, 28, 28}, DType::f32, MemCategory::workspace);
+  m->prepare(x.shape(), m->first_module(3));
+  std::vector<std::string> names;
+  std::size_t bytes = 0;
+  for (const BufferRecord& r : MemoryTracker::instance().records(m->memory_owner())) {
+    names.push_back(r.name);
+    bytes += r.bytes;
+  }
+  for (const char* want : {"conv1.weight", "fc3.bias", "conv1.output", "fc3.output_error", "fc2.weight.grad"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  EXPECT_EQ(bytes, MemoryTracker::instance().stats(m->memory_owner()).total_current);
+  EXPECT_EQ(bytes, kLeNetParams * 4 + m->current_plan()->total());
+}
+
+}  // namespace
+}  // namespace ez
+
+namespace ez {
+namespace {
+
+// The kernels take all their scratch from the workspace the layers declared: a planned step allocates nothing,
+// for every kernel level this CPU runs and for conv, per-point and plain linear layers, with and without backprop.
+TEST(MemoryPlan, DeclaredWorkspaceCoversEveryKernelExactly) {
+  auto pointnet = std::make_shared<Sequential>();
+  pointnet->add("mlp1", std::make_shared<Linear>(3, 64, true, true));
+  pointnet->add("relu", std::make_shared<ReLU>(true));
+  pointnet->add("pool", std::make_shared<PointMaxPool>());
+  pointnet->add("fc", std::make_shared<Linear>(64, 40, true, false));
+  pointnet->init_parameters(2);
+  auto lenet = make_lenet5();
+  const std::string before = kernels().isa;
+  for (const std::string& isa : available_isas()) {
+    set_isa(isa);
+    for (auto& [m, shape] : {std::make_pair(lenet, Shape{64, 1, 28, 28}), std::make_pair(pointnet, Shape{8, 512, 3})}) {
+      for (std::size_t first : {m->size(), std::size_t{0}}) {
+        SCOPED_TRACE(isa + " backprop from " + std::to_string(first));
+        Tensor x(shape, DType::f32, MemCategory::workspace);
+        fill_random(x, 4);
+        m->release_buffers();
+        m->prepare(shape, first);
+        auto& tracker = MemoryTracker::instance();
+        tracker.reset_peak(m->memory_owner());
+        m->forward(x);
+        if (first < m->size()) {
+          fill_random(m->output_error(), 5);
+          m->backward(x, false);
+        }
+        const MemoryStats s = tracker.stats(m->memory_owner());
+        const auto ws = static_cast<std::size_t>(MemCategory::workspace);
+        EXPECT_EQ(s.peak[ws], s.current[ws]) << "a kernel allocated scratch outside the plan";
+        EXPECT_EQ(s.current[ws], m->current_plan()->bytes[ws]);
+        if (isa != "ref") EXPECT_GT(s.current[ws], 0u);
+      }
+    }
+  }
+  set_isa(before);
 }
 
 }  // namespace

@@ -35,14 +35,25 @@ std::string shape_str(const Shape& s) {
   return out + (s.size() == 1 ? ",)" : ")");
 }
 
-Storage::Storage(std::size_t bytes, MemCategory category)
-    : bytes_(bytes), category_(category), data_(MemoryTracker::instance().allocate(bytes, category)) {}
+Storage::Storage(std::size_t bytes, MemCategory category, const std::string& name)
+    : bytes_(bytes),
+      category_(category),
+      data_(MemoryTracker::instance().allocate(bytes, category, name.empty() ? category_name(category) : name,
+                                               record_)) {}
 
 Storage::Storage(void* external, std::size_t bytes) noexcept
-    : bytes_(bytes), category_(MemCategory::scratch), data_(external), owned_(false) {}
+    : bytes_(bytes), category_(MemCategory::workspace), data_(external), owned_(false) {}
+
+Storage::Storage(std::shared_ptr<Storage> arena, std::size_t offset, std::size_t bytes)
+    : bytes_(bytes), category_(arena->category()), record_(arena->record()), data_(nullptr), owned_(false) {
+  if (offset > arena->bytes() || bytes > arena->bytes() - offset)
+    throw std::logic_error("a planned buffer runs past its arena");
+  data_ = static_cast<char*>(arena->data()) + offset;
+  arena_ = std::move(arena);
+}
 
 Storage::~Storage() {
-  if (owned_) MemoryTracker::instance().release(data_, bytes_, category_);
+  if (owned_) MemoryTracker::instance().release(data_, record_);
 }
 
 Tensor::Tensor(Shape shape, DType dtype, MemCategory category) : shape_(std::move(shape)), dtype_(dtype) {
@@ -58,6 +69,15 @@ Tensor Tensor::borrow(void* data, Shape shape, DType dtype) {
   for (auto d : t.shape_)
     if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(t.shape_));
   t.storage_ = std::make_shared<Storage>(data, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::over(std::shared_ptr<Storage> storage, Shape shape, DType dtype) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  if (!storage || storage->bytes() < t.nbytes()) throw std::logic_error("storage too small for " + shape_str(t.shape_));
+  t.storage_ = std::move(storage);
   return t;
 }
 

@@ -21,21 +21,27 @@ std::string shape_str(const Shape& s);
 
 class Storage {
  public:
-  Storage(std::size_t bytes, MemCategory category);
+  Storage(std::size_t bytes, MemCategory category, const std::string& name = "");
   // Caller-owned memory (a batch of input data held by Python): not tracked, not freed.
   explicit Storage(void* external, std::size_t bytes) noexcept;
+  // `bytes` at `offset` inside a planned arena, which this view keeps alive (counted once, as the arena).
+  Storage(std::shared_ptr<Storage> arena, std::size_t offset, std::size_t bytes);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* data() const noexcept { return data_; }
   std::size_t bytes() const noexcept { return bytes_; }
   MemCategory category() const noexcept { return category_; }
+  // The tracker's record of this buffer (0 for caller-owned memory; an arena view shares its arena's).
+  std::uint64_t record() const noexcept { return record_; }
 
  private:
   std::size_t bytes_;
   MemCategory category_;
+  std::uint64_t record_ = 0;  // before data_: the allocation in the initializer list sets it
   void* data_;
   bool owned_ = true;
+  std::shared_ptr<Storage> arena_;
 };
 
 class Tensor {
@@ -44,6 +50,8 @@ class Tensor {
   Tensor(Shape shape, DType dtype, MemCategory category);
   // A tensor over caller-owned memory (model input, labels); the caller keeps it alive for the call.
   static Tensor borrow(void* data, Shape shape, DType dtype);
+  // A tensor over existing storage (a planned buffer, possibly a view into an arena).
+  static Tensor over(std::shared_ptr<Storage> storage, Shape shape, DType dtype);
 
   const Shape& shape() const noexcept { return shape_; }
   std::int64_t dim(std::size_t i) const { return shape_.at(i); }
@@ -68,6 +76,7 @@ class Tensor {
   std::int32_t* s32();
   const std::int32_t* s32() const;
   void* raw() const noexcept { return storage_ ? storage_->data() : nullptr; }
+  const std::shared_ptr<Storage>& storage() const noexcept { return storage_; }
 
  private:
   void check_dtype(DType want) const;

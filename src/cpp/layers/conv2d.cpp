@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
+#include "kernels/workspace.h"
 
 namespace ez {
 
@@ -34,6 +35,12 @@ Conv2dShape Conv2d::problem(const Shape& in) const {
 Shape Conv2d::output_shape(const Shape& in) const {
   const Conv2dShape s = problem(in);
   return {s.n, out_, s.out_h(), s.out_w()};
+}
+
+std::vector<BufferSpec> Conv2d::buffers(const Shape& in, bool backprop) const {
+  const Conv2dShape s = problem(in);
+  return with_workspace(Layer::buffers(in, backprop), conv2d_fwd_workspace(s),
+                        backprop ? conv2d_bwd_workspace(s, bias_) : 0);
 }
 
 void Conv2d::forward(const Tensor& x, Tensor& y) const {

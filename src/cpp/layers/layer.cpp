@@ -8,6 +8,40 @@
 
 namespace ez {
 
+const char* buffer_role_name(BufferRole r) {
+  switch (r) {
+    case BufferRole::output: return "output";
+    case BufferRole::output_error: return "output_error";
+    case BufferRole::param_grad: return "param_grad";
+    case BufferRole::accumulator: return "accumulator";
+    case BufferRole::workspace_forward: return "workspace_forward";
+    case BufferRole::workspace_backward: return "workspace_backward";
+  }
+  return "?";
+}
+
+std::vector<BufferSpec> Layer::buffers(const Shape& in, bool backprop) const {
+  const Shape out = output_shape(in);
+  std::vector<BufferSpec> specs{{"output", BufferRole::output, DType::f32, out, MemCategory::activations,
+                                 aliases_input()}};
+  if (!backprop) return specs;
+  specs.push_back({"output_error", BufferRole::output_error, DType::f32, out, MemCategory::errors, aliases_input()});
+  for (const auto& p : params_)
+    specs.push_back({p.name + ".grad", BufferRole::param_grad, p.value.dtype(), p.value.shape(),
+                     MemCategory::gradients, false});
+  return specs;
+}
+
+std::vector<BufferSpec> with_workspace(std::vector<BufferSpec> specs, std::size_t forward, std::size_t backward) {
+  if (forward > 0)
+    specs.push_back({"workspace.forward", BufferRole::workspace_forward, DType::s8,
+                     {static_cast<std::int64_t>(forward)}, MemCategory::workspace});
+  if (backward > 0)
+    specs.push_back({"workspace.backward", BufferRole::workspace_backward, DType::s8,
+                     {static_cast<std::int64_t>(backward)}, MemCategory::workspace});
+  return specs;
+}
+
 std::int64_t Layer::num_params() const {
   std::int64_t n = 0;
   for (const auto& p : params_) n += p.value.numel();

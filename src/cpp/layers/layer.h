@@ -11,6 +11,30 @@
 
 namespace ez {
 
+// What a buffer is for; the planner derives when a step uses it from this and the module's position.
+enum class BufferRole : std::uint8_t {
+  output,              // the module's output (an activation), written by its forward
+  output_error,        // dL/d(output), for modules trained by backprop
+  param_grad,          // dL/d(parameter)
+  accumulator,         // wide integer output of an integer layer, alive during its forward (INT8)
+  workspace_forward,   // kernels' temporary space during this module's forward
+  workspace_backward,  // ... during its backward (data and weight)
+};
+const char* buffer_role_name(BufferRole r);
+
+// One buffer a layer needs for a given input shape. Workspace is given as bytes: shape {bytes}, dtype s8.
+struct BufferSpec {
+  std::string name;  // "output", "output_error", "weight.grad", "workspace.forward", ...
+  BufferRole role;
+  DType dtype;
+  Shape shape;
+  MemCategory category;
+  bool alias_input = false;  // shares its input's storage (views, in-place ReLU; their errors likewise)
+  // May share its input's storage when nothing reads the input afterwards (a pointwise op that can run in place
+  // and whose backward needs only its output); the lifetime policy then does.
+  bool may_alias_input = false;
+};
+
 struct Param {
   std::string name;  // "weight" or "bias"
   Tensor value;      // category parameters
@@ -28,6 +52,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual Shape output_shape(const Shape& in) const = 0;
   // The output shares the input's storage: Flatten is a view, an in-place ReLU overwrites its input.
   virtual bool aliases_input() const { return false; }
+  // Every buffer this layer needs for input shape `in` (batch first), beyond its parameters: its output, and with
+  // `backprop` its output's error and its parameters' gradients, plus the workspace its kernels take. Throws like
+  // output_shape for an input that does not fit. Sequential plans and allocates exactly these.
+  virtual std::vector<BufferSpec> buffers(const Shape& in, bool backprop) const;
 
   virtual void forward(const Tensor& x, Tensor& y) const = 0;
   // dx = dL/dx from dy = dL/dy; x and y are this layer's input and output of the same pass.
@@ -60,5 +88,7 @@ void expect_rank(const Layer& layer, const Shape& in, std::size_t rank, const ch
 void expect_dim(const Layer& layer, const Shape& in, std::size_t axis, std::int64_t want, const char* what);
 int checked_int(std::int64_t v, const char* what);
 void init_uniform(Tensor& t, float bound, std::uint64_t seed, std::uint32_t stream);
+// The default buffers plus the kernels' workspace for forward and backward (0: none, as without backprop).
+std::vector<BufferSpec> with_workspace(std::vector<BufferSpec> specs, std::size_t forward, std::size_t backward);
 
 }  // namespace ez

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
+#include "kernels/workspace.h"
 
 namespace ez {
 
@@ -36,6 +37,11 @@ Shape Linear::output_shape(const Shape& in) const {
   Shape out = in;
   out.back() = out_;
   return out;
+}
+
+std::vector<BufferSpec> Linear::buffers(const Shape& in, bool backprop) const {
+  const LinearShape s = problem(in);
+  return with_workspace(Layer::buffers(in, backprop), linear_fwd_workspace(s), backprop ? linear_bwd_workspace(s) : 0);
 }
 
 void Linear::forward(const Tensor& x, Tensor& y) const {

@@ -11,6 +11,7 @@ class Linear final : public Layer {
   std::string kind() const override { return per_point_ ? "point_linear" : "linear"; }
   std::string repr() const override;
   Shape output_shape(const Shape& in) const override;
+  std::vector<BufferSpec> buffers(const Shape& in, bool backprop) const override;
   void forward(const Tensor& x, Tensor& y) const override;
   void backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const override;
   void backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) override;

@@ -26,6 +26,13 @@ Shape ReLU::output_shape(const Shape& in) const {
   return in;
 }
 
+// relu_fwd may write over its input and relu_bwd reads only the output: the planner may run it in place.
+std::vector<BufferSpec> ReLU::buffers(const Shape& in, bool backprop) const {
+  std::vector<BufferSpec> specs = Layer::buffers(in, backprop);
+  specs.front().may_alias_input = !inplace_;
+  return specs;
+}
+
 void ReLU::forward(const Tensor& x, Tensor& y) const {
   kernels().relu_fwd_f32(static_cast<std::size_t>(x.numel()), x.f32(), y.f32());
 }

@@ -12,6 +12,7 @@ class ReLU final : public Layer {
   std::string repr() const override { return inplace_ ? "ReLU(inplace=True)" : "ReLU()"; }
   Shape output_shape(const Shape& in) const override;
   bool aliases_input() const override { return inplace_; }
+  std::vector<BufferSpec> buffers(const Shape& in, bool backprop) const override;
   void forward(const Tensor& x, Tensor& y) const override;
   void backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const override;
 

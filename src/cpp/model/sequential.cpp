@@ -1,9 +1,15 @@
-// Sequential model: buffer management and the forward / backward sweeps.
+// Sequential model: buffers from the memory plan, and the forward / backward sweeps.
 #include "model/sequential.h"
 
+#include <cstring>
 #include <stdexcept>
 
+#include "core/parallel.h"
+#include "kernels/kernels.h"
+
 namespace ez {
+
+Sequential::Sequential() : owner_(MemoryTracker::instance().new_owner()) {}
 
 void Sequential::add(const std::string& name, std::shared_ptr<Layer> layer) {
   const auto guard = lock();
@@ -12,12 +18,17 @@ void Sequential::add(const std::string& name, std::shared_ptr<Layer> layer) {
     if (n == name) throw std::invalid_argument("Sequential: duplicate module name '" + name + "'");
   if (name.empty() || name.find('.') != std::string::npos)
     throw std::invalid_argument("Sequential: module name must be non-empty and without '.', got '" + name + "'");
+  // The model owns its parameters' memory from now on: the tracker counts them under this model.
+  for (auto& prm : layer->params()) {
+    const auto& st = prm.value.storage();
+    if (st && st->record() != 0)
+      MemoryTracker::instance().describe(
+          st->record(), {name + "." + prm.name, MemCategory::parameters, st->bytes(), kWholeStep, kWholeStep, owner_});
+  }
   if (!layer->params().empty()) param_modules_.push_back(layers_.size());
   names_.push_back(name);
   layers_.push_back(std::move(layer));
-  input_shape_.clear();  // buffers no longer match the chain
-  acts_.clear();
-  release_backward();
+  free_buffers();  // the plan no longer matches the chain
 }
 
 std::size_t Sequential::first_module(int p) const {
@@ -56,29 +67,110 @@ Shape Sequential::output_shape(const Shape& input) const {
   return s;
 }
 
+MemoryPlan Sequential::plan_for(const Shape& input, std::size_t bp_first, MemoryPolicy policy) const {
+  return plan_memory(layers_, names_, input, bp_first, policy);
+}
+
+void Sequential::set_memory_policy(MemoryPolicy policy) {
+  const auto guard = lock();
+  if (policy == policy_) return;
+  policy_ = policy;
+  if (planned_) {
+    const Shape input = plan_.input_shape;
+    const std::size_t first = plan_.bp_first;
+    prepare(input, first);
+  }
+}
+
+void Sequential::release_buffers() {
+  const auto guard = lock();
+  free_buffers();
+}
+
+bool Sequential::plan_matches(const Shape& input, std::size_t bp_first) const {
+  return planned_ && plan_.input_shape == input && plan_.bp_first == bp_first && plan_.policy == policy_ &&
+         plan_threads_ == num_threads() && plan_isa_ == kernels().isa;
+}
+
+void Sequential::free_buffers() {
+  planned_ = false;
+  acts_.clear();
+  errs_.clear();
+  ws_fwd_.clear();
+  ws_bwd_.clear();
+  for (auto& l : layers_)
+    for (auto& prm : l->params()) prm.grad = Tensor();
+  arenas_.clear();
+  bwd_first_ = layers_.size();
+}
+
+const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) {
+  const auto guard = lock();
+  if (plan_matches(input, bp_first)) return plan_;
+  MemoryPlan plan = plan_for(input, bp_first, policy_);  // validates before anything is freed
+  free_buffers();
+  const MemoryOwnerScope scope(owner_);
+  auto& tracker = MemoryTracker::instance();
+  std::vector<std::shared_ptr<Storage>> storage(plan.buffers.size());
+  if (plan.policy == MemoryPolicy::lifetime) {
+    for (std::size_t c = 0; c < kMemCategories; ++c) {
+      if (plan.bytes[c] == 0) continue;
+      const auto cat = static_cast<MemCategory>(c);
+      const std::string name = std::string(category_name(cat)) + " arena";
+      arenas_.push_back(std::make_shared<Storage>(plan.bytes[c], cat, name));
+      for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
+        const PlannedBuffer& pb = plan.buffers[b];
+        if (pb.category == cat && pb.shares < 0)
+          storage[b] = std::make_shared<Storage>(arenas_.back(), pb.offset, pb.bytes);
+      }
+    }
+  } else {
+    for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
+      const PlannedBuffer& pb = plan.buffers[b];
+      if (pb.shares >= 0) continue;
+      storage[b] = std::make_shared<Storage>(pb.bytes, pb.category, pb.name);
+      tracker.describe(storage[b]->record(), {pb.name, pb.category, pb.bytes, pb.first_op, pb.last_op, owner_});
+    }
+  }
+  const std::size_t n = layers_.size();
+  acts_.assign(n, Tensor());
+  ws_fwd_.assign(n, Tensor());
+  ws_bwd_.assign(n, Tensor());
+  if (bp_first < n) errs_.assign(n, Tensor());
+  for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
+    const PlannedBuffer& pb = plan.buffers[b];
+    const Tensor t = Tensor::over(pb.shares >= 0 ? storage[pb.shares] : storage[b], pb.shape, pb.dtype);
+    switch (pb.role) {
+      case BufferRole::output: acts_[pb.module] = t; break;
+      case BufferRole::output_error: errs_[pb.module] = t; break;
+      case BufferRole::workspace_forward: ws_fwd_[pb.module] = t; break;
+      case BufferRole::workspace_backward: ws_bwd_[pb.module] = t; break;
+      case BufferRole::accumulator: break;  // integer layers (next issues) take theirs from the plan
+      case BufferRole::param_grad:
+        for (auto& prm : layers_[pb.module]->params())
+          if (pb.name == names_[pb.module] + "." + prm.name + ".grad") prm.grad = t;
+        break;
+    }
+  }
+  plan_ = std::move(plan);
+  plan_threads_ = num_threads();
+  plan_isa_ = kernels().isa;
+  bwd_first_ = bp_first;
+  planned_ = true;
+  return plan_;
+}
+
+void Sequential::run_forward(std::size_t i, const Tensor& in) {
+  WorkspaceArena arena(ws_fwd_[i].raw(), ws_fwd_[i].nbytes());
+  const WorkspaceArena::Binding bind(ws_fwd_[i].defined() ? &arena : nullptr);
+  layers_[i]->forward(in, acts_[i]);
+}
+
 const Tensor& Sequential::forward(const Tensor& x) {
   const auto guard = lock();
-  if (x.shape() != input_shape_ || acts_.size() != layers_.size()) {
-    output_shape(x.shape());  // validate before freeing anything
-    const std::size_t first = bwd_first_;
-    const bool had_backward = !errs_.empty();
-    release_backward();
-    acts_.clear();
-    Shape s = x.shape();
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const Shape out = layers_[i]->output_shape(s);
-      // The model input belongs to the caller: an aliasing first module would write into it (in-place ReLU)
-      // or keep a view of it past this call, so it gets its own buffer instead.
-      if (layers_[i]->aliases_input() && i > 0)
-        acts_.push_back(acts_[i - 1].reshaped(out));
-      else
-        acts_.emplace_back(out, DType::f32, MemCategory::activations);
-      s = out;
-    }
-    input_shape_ = x.shape();
-    if (had_backward) prepare_backward(first);
-  }
-  for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->forward(i == 0 ? x : acts_[i - 1], acts_[i]);
+  const MemoryOwnerScope scope(owner_);
+  prepare(x.shape(), planned_ ? plan_.bp_first : layers_.size());
+  for (std::size_t i = 0; i < layers_.size(); ++i) run_forward(i, i == 0 ? x : acts_[i - 1]);
   return acts_.back();
 }
 
@@ -90,19 +182,14 @@ const Tensor& Sequential::output() const {
 void Sequential::prepare_backward(std::size_t first) {
   const auto guard = lock();
   if (first > layers_.size()) throw std::invalid_argument("prepare_backward: module index out of range");
-  if (acts_.size() != layers_.size()) throw std::logic_error("prepare_backward needs a forward pass first");
-  release_backward();
-  bwd_first_ = first;
-  errs_.resize(layers_.size());
-  for (std::size_t i = layers_.size(); i-- > first;) {
-    // An aliasing module's input error shares its output error's storage, as its activation does.
-    if (i + 1 < layers_.size() && layers_[i + 1]->aliases_input())
-      errs_[i] = errs_[i + 1].reshaped(acts_[i].shape());
-    else
-      errs_[i] = Tensor(acts_[i].shape(), DType::f32, MemCategory::errors);
-    for (auto& prm : layers_[i]->params())
-      prm.grad = Tensor(prm.value.shape(), DType::f32, MemCategory::gradients);
-  }
+  if (!planned_) throw std::logic_error("prepare_backward needs a forward pass first");
+  const Shape input = plan_.input_shape;
+  // The activations of the last forward pass stay valid for a backward from them (copied in module order, so
+  // under the lifetime policy, where they share memory, the model output is the one sure to survive).
+  const std::vector<Tensor> before = acts_;
+  prepare(input, first);
+  for (std::size_t i = 0; i < acts_.size(); ++i)
+    if (before[i].raw() != acts_[i].raw()) std::memcpy(acts_[i].raw(), before[i].raw(), acts_[i].nbytes());
 }
 
 Tensor& Sequential::output_error() {
@@ -115,9 +202,12 @@ void Sequential::backward(const Tensor& x, bool accumulate) {
   const auto guard = lock();
   if (errs_.empty() || bwd_first_ >= layers_.size())
     throw std::logic_error("backward: no backward part prepared (prepare_backward)");
-  if (x.shape() != input_shape_) throw std::invalid_argument("backward: input differs from the forward pass's");
+  if (x.shape() != plan_.input_shape) throw std::invalid_argument("backward: input differs from the forward pass's");
+  const MemoryOwnerScope scope(owner_);
   for (std::size_t i = layers_.size(); i-- > bwd_first_;) {
     const Tensor& in = i == 0 ? x : acts_[i - 1];
+    WorkspaceArena arena(ws_bwd_[i].raw(), ws_bwd_[i].nbytes());
+    const WorkspaceArena::Binding bind(ws_bwd_[i].defined() ? &arena : nullptr);
     layers_[i]->backward_weight(in, errs_[i], accumulate);
     if (i > bwd_first_) layers_[i]->backward_data(in, acts_[i], errs_[i], errs_[i - 1]);
   }
@@ -125,9 +215,9 @@ void Sequential::backward(const Tensor& x, bool accumulate) {
 
 void Sequential::release_backward() {
   const auto guard = lock();
-  errs_.clear();
-  for (auto& l : layers_)
-    for (auto& prm : l->params()) prm.grad = Tensor();
+  if (!planned_) return;
+  const Shape input = plan_.input_shape;
+  prepare(input, layers_.size());
 }
 
 }  // namespace ez

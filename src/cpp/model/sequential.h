@@ -1,10 +1,12 @@
 // Sequential model: a chain of named modules with their activation and error buffers.
 // A "parameter layer" is a module with parameters (conv, linear); the ReLU/pool/flatten modules after it belong to
 // it (SPEC §1), so parameter layer p spans modules [first_module(p), first_module(p+1)).
-// Buffers follow the paper's memory model: one activation per module output for the whole step (views and
-// in-place ReLUs share their input's buffer, except the caller's model input); errors and gradients only for the
-// part trained by backprop.
+// Buffers come from a MemoryPlan built from the layers' declarations (model/memory_plan.h): one activation per
+// module output (views and in-place ReLUs share their input's buffer, except the caller's model input), errors and
+// gradients only for the part trained by backprop, each kernel's workspace; allocated under the model's policy
+// (`static`: the paper's model; `lifetime`: buffers whose lifetimes do not overlap share memory).
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "layers/layer.h"
+#include "model/memory_plan.h"
 
 namespace ez {
 
@@ -24,6 +27,7 @@ struct NamedParam {
 
 class Sequential {
  public:
+  Sequential();
   void add(const std::string& name, std::shared_ptr<Layer> layer);
   std::size_t size() const { return layers_.size(); }
   Layer& layer(std::size_t i) { return *layers_.at(i); }
@@ -41,8 +45,10 @@ class Sequential {
   std::optional<std::uint64_t> init_seed() const { return init_seed_; }
 
   Shape output_shape(const Shape& input) const;  // validates the whole chain
-  // Runs every module on x; activations are (re)allocated only when x's shape changes. Returns the output.
+  // Runs every module on x; buffers are (re)planned only when x's shape (or the threads or kernels, which size
+  // the workspace) changes. Returns the output.
   const Tensor& forward(const Tensor& x);
+  // Module i's output of the last forward pass; under the lifetime policy only the model output is sure to hold it.
   const Tensor& activation(std::size_t i) const { return acts_.at(i); }
   const Tensor& output() const;
 
@@ -59,16 +65,38 @@ class Sequential {
   // Frees errors and gradients (e.g. between training and evaluation).
   void release_backward();
 
+  // Plans and allocates the buffers for input `input` with backprop from module `bp_first` (size(): none),
+  // unless the current plan already is that one.
+  const MemoryPlan& prepare(const Shape& input, std::size_t bp_first);
+  // The plan for that configuration, under `policy`, without allocating anything.
+  MemoryPlan plan_for(const Shape& input, std::size_t bp_first, MemoryPolicy policy) const;
+  const MemoryPlan* current_plan() const { return planned_ ? &plan_ : nullptr; }
+  MemoryPolicy memory_policy() const { return policy_; }
+  void set_memory_policy(MemoryPolicy policy);  // takes effect at the next pass
+  void release_buffers();  // frees every planned buffer; the next pass plans again
+  // The tracker's owner id of this model's buffers (its parameters, plan, and what trainers allocate for it).
+  std::uint64_t memory_owner() const { return owner_; }
+
   // Held by every call that touches the buffers, and by a trainer for a whole step: two Python threads sharing
   // a model (the GIL is released during compute) then take turns instead of freeing each other's buffers.
   std::unique_lock<std::recursive_mutex> lock() { return std::unique_lock<std::recursive_mutex>(mutex_); }
 
  private:
+  void free_buffers();
+  bool plan_matches(const Shape& input, std::size_t bp_first) const;
+  void run_forward(std::size_t i, const Tensor& in);
   std::recursive_mutex mutex_;
+  std::uint64_t owner_;
+  MemoryPolicy policy_ = MemoryPolicy::static_;
+  MemoryPlan plan_;
+  bool planned_ = false;
+  int plan_threads_ = 0;   // the workspace depends on the team size and kernels the plan was made for
+  std::string plan_isa_;
+  std::vector<std::shared_ptr<Storage>> arenas_;  // lifetime policy: one per category
+  std::vector<Tensor> ws_fwd_, ws_bwd_;            // per module, undefined when it needs none
   std::vector<std::string> names_;
   std::vector<std::shared_ptr<Layer>> layers_;
   std::vector<std::size_t> param_modules_;
-  Shape input_shape_;
   std::vector<Tensor> acts_;
   std::vector<Tensor> errs_;  // errs_[i] = dL/d(output of module i), defined for i >= bwd_first_
   std::size_t bwd_first_ = 0;

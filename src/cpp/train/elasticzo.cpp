@@ -36,6 +36,7 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
     zo_slices_.push_back({np.param, static_cast<std::uint32_t>(np.param_layer), offset});
     offset += static_cast<std::uint64_t>(np.param->value.numel());
   }
+  const MemoryOwnerScope scope(model_->memory_owner());
   opt_.attach(bp_params);
 }
 
@@ -86,10 +87,8 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
     ScopedPhase timer(times_, Phase::backward);
     model_->backward(x, accumulate);
   };
-  if (has_bp && (!model_->backward_ready() || model_->backward_start() != bp_first_)) {
-    forward();  // activation buffers for this input shape must exist before the error buffers
-    model_->prepare_backward(bp_first_);
-  }
+  const MemoryOwnerScope scope(model_->memory_owner());  // kernel scratch outside the plan counts as the model's
+  model_->prepare(x.shape(), bp_first_);
 
   StepStats st{};
   if (!has_zo) {

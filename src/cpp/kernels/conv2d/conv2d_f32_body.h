@@ -8,6 +8,7 @@
 
 #include "kernels/gemm/gemm_f32_body.h"
 #include "kernels/shapes.h"
+#include "kernels/workspace.h"
 
 namespace ez {
 namespace {
@@ -49,11 +50,12 @@ void conv_fwd(const Conv2dShape& s, const float* x, const float* w, const float*
   const int taps = s.c_in * s.k * s.k, ohw = oh * ow;
   const int hp = oh + s.k - 1, wp = ow + s.k - 1;
   // A slot's last vector may read up to W - 1 floats past the image: the slack keeps them inside (and finite).
-  const long img = static_cast<long>(s.c_in) * hp * wp + W;
-  ScratchBuffer<int> off(taps);
+  const ConvFwdScratch sz = conv_fwd_scratch(s, W);
+  const long img = sz.img;
+  ScratchBuffer<int> off(sz.taps);
   tap_offsets(s.c_in, s.k, hp, wp, off.data());
   // Slots: W-wide pieces of output rows, each a vector of the tile; the last piece of a row is partial.
-  const int row_slots = ceil_div(ow, W), slots = oh * row_slots;
+  const int row_slots = ceil_div(ow, W), slots = static_cast<int>(sz.slots);
   ScratchBuffer<int> slot_in(slots), slot_out(slots), slot_lanes(slots);
   for (int i = 0; i < slots; ++i) {
     const int oy = i / row_slots, ox = (i % row_slots) * W;
@@ -61,12 +63,12 @@ void conv_fwd(const Conv2dShape& s, const float* x, const float* w, const float*
     slot_out[i] = oy * ow + ox;
     slot_lanes[i] = std::min(W, ow - ox);
   }
-  ScratchBuffer<float> wpack(static_cast<std::size_t>(s.c_out) * taps);
+  ScratchBuffer<float> wpack(sz.wpack);
   const GemmArgs weights{false, false, s.c_out, 0, taps, w, taps, nullptr, 0, nullptr, 0, Init::zero, nullptr};
   pack_a(weights, 0, s.c_out, 0, taps, MR, wpack.data());
   const TableOff step{off.data()};
-  const int team = team_for(2.0 * s.n * s.c_out * ohw * taps);
-  ScratchBuffer<float> xpad(static_cast<std::size_t>(team) * img);
+  const int team = sz.team;
+  ScratchBuffer<float> xpad(sz.xpad);
   parallel_for(team, s.n, [&](std::int64_t n, int slot) {
     float* xp = xpad.data() + slot * img;
     pad_image(x + static_cast<long>(n) * s.c_in * s.h * s.w, s.c_in, s.h, s.w, s.pad, hp, wp, xp);
@@ -93,7 +95,7 @@ void conv_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float*
     std::fill(dx, dx + static_cast<long>(s.n) * s.c_in * s.h * s.w, 0.f);
     return;
   }
-  ScratchBuffer<float> wt(static_cast<std::size_t>(s.c_in) * s.c_out * kk);
+  ScratchBuffer<float> wt(static_cast<std::size_t>(s.c_in) * s.c_out * kk);  // sized as conv_bwd_data_bytes
   for (int co = 0; co < s.c_out; ++co) {
     for (int ci = 0; ci < s.c_in; ++ci) {
       const float* src = w + (static_cast<long>(co) * s.c_in + ci) * kk;
@@ -101,7 +103,7 @@ void conv_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float*
       for (int t = 0; t < kk; ++t) dst[kk - 1 - t] = src[t];
     }
   }
-  conv_fwd<V>({s.n, s.c_out, oh, ow, s.c_in, s.k, s.k - 1 - s.pad}, dy, wt.data(), nullptr, dx);
+  conv_fwd<V>(conv_bwd_data_problem(s), dy, wt.data(), nullptr, dx);
 }
 
 // dw[co][tap] = sum over samples and output positions of dy * x at the tap. Both are padded to rows of the
@@ -112,20 +114,18 @@ void conv_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, bool
                      float* dbias) {
   constexpr int W = V::width, DR = V::dot_rows, DC = V::dot_cols;
   const int oh = s.out_h(), ow = s.out_w(), taps = s.c_in * s.k * s.k;
-  const long wsize = static_cast<long>(s.c_out) * taps, outs = wsize + (dbias ? s.c_out : 0);
+  const ConvBwdWeightScratch sz = conv_bwd_weight_scratch(s, dbias != nullptr);
+  const long wsize = sz.wsize, outs = sz.outs;
   if (s.n <= 0 || oh <= 0 || ow <= 0) {
     if (!accumulate) std::fill(dw, dw + wsize, 0.f);
     if (!accumulate && dbias) std::fill(dbias, dbias + s.c_out, 0.f);
     return;
   }
   const int wr = ow + s.k - 1, hp = oh + s.k - 1, len = oh * wr;
-  // The last tap's rows run k - 1 floats past its plane (into the next one, or this slack).
-  const long img = static_cast<long>(s.c_in) * hp * wr + s.k, grad = static_cast<long>(s.c_out) * len;
+  const long img = sz.img, grad = sz.grad;
   ScratchBuffer<int> off(taps);
   tap_offsets(s.c_in, s.k, hp, wr, off.data());
-  // About 1 MiB of padded samples per chunk; the chunking depends on the shape only.
-  const int chunk = static_cast<int>(std::clamp((1L << 18) / (img + grad), 1L, static_cast<long>(s.n)));
-  const int chunks = ceil_div(s.n, chunk);
+  const int chunk = sz.chunk, chunks = sz.chunks;
   ScratchBuffer<float> xpad(chunk * img), dypad(chunk * grad), partial(chunks * outs);
   const int row_tiles = ceil_div(s.c_out, DR), col_tiles = ceil_div(taps, DC);
   const int tiles = row_tiles * col_tiles, tasks = tiles + (dbias ? row_tiles : 0);

@@ -9,6 +9,7 @@
 
 #include "kernels/gemm/gemm_tiles.h"
 #include "core/parallel.h"
+#include "kernels/workspace.h"
 #include "memory/tracker.h"
 
 namespace ez {
@@ -71,19 +72,18 @@ inline void pack_b(const GemmArgs& g, int p0, int kc, int j0, int nr, int stride
 template <class V>
 void gemm_outer(const GemmArgs& g) {
   constexpr int W = V::width, MR = V::tile_rows, NV = V::tile_vecs, NR = W * NV;
-  constexpr int KC = 256, MC = MR * 16, NC = NR * 16;
-  const bool direct_b = !g.trans_b && g.m <= 4 * MR;
-  const bool direct_a = g.trans_a && g.n <= 4 * NR;
-  const int kc_max = std::min(g.k, KC);
-  const int panels_max = ceil_div(std::min(g.n, NC), NR);
-  const bool shared_a = !direct_a && g.m <= 3 * MC, own_a = !direct_a && !shared_a;
+  constexpr int KC = kGemmKC, MC = MR * kGemmBlocks, NC = NR * kGemmBlocks;
+  const GemmOuterScratch sz = gemm_outer_scratch(g.trans_a, g.trans_b, g.m, g.n, g.k, {W, MR, NV});
+  const bool direct_b = sz.direct_b, direct_a = sz.direct_a;
+  const int kc_max = sz.kc_max, panels_max = sz.panels_max;
+  const bool shared_a = sz.shared_a, own_a = sz.own_a;
   // Tasks: blocks of rows x groups of column panels. A task that packs its rows of A takes MC of them; else
   // tasks are smaller and split the columns too, enough of them to balance two or three threads.
   const int mc_task = own_a ? MC : 4 * MR, row_blocks = ceil_div(g.m, mc_task), a_panels = ceil_div(g.m, MR);
   const int groups = own_a ? 1 : std::min(panels_max, ceil_div(12, row_blocks));
-  const int team = team_for(2.0 * g.m * g.n * g.k);
-  ScratchBuffer<float> bpack(static_cast<std::size_t>(panels_max) * NR * kc_max);
-  ScratchBuffer<float> apack(static_cast<std::size_t>(direct_a ? 0 : shared_a ? g.m : team * MC) * kc_max);
+  const int team = sz.team;
+  ScratchBuffer<float> bpack(sz.bpack);
+  ScratchBuffer<float> apack(sz.apack);
   for (int jc = 0; jc < g.n; jc += NC) {
     const int panels = ceil_div(std::min(NC, g.n - jc), NR);
     const int per_group = ceil_div(panels, groups);
@@ -166,7 +166,7 @@ void gemm_run(const GemmArgs& g) {
   }
   // Dot tiles pay a horizontal sum per output, about 6 vectors' worth of work, against the k / W products;
   // outer tiles pay about one scalar move per element of B^T to pack it, against the m / W products per element.
-  const bool dot = !g.trans_a && g.trans_b && 3 * g.m < g.k;
+  const bool dot = gemm_uses_dot(g.trans_a, g.trans_b, g.m, g.k);
   if (dot) {
     gemm_dot<V>(g);
   } else {

@@ -1,0 +1,46 @@
+// Workspace declarations for the layers: the active kernel table says which implementation runs each kernel,
+// and that implementation's tiling sizes its scratch (kernels/workspace.h).
+#include "kernels/workspace.h"
+
+#include "kernels/kernels.h"
+
+namespace ez {
+
+bool tile_dims(const std::string& isa, TileDims& out) {
+  // The register tiles of simd/f32x8_avx2.h, f32x16_avx512.h and f32x4_neon.h (the NEON dot-product level uses
+  // the same float tiles); tests/cpp/test_layers.cpp checks that a planned step never needs more.
+  if (isa == "avx2") out = {8, 6, 2};
+  else if (isa == "avx512") out = {16, 6, 4};
+  else if (isa == "neon" || isa == "neon_dotprod") out = {4, 8, 3};
+  else return false;
+  return true;
+}
+
+std::size_t conv2d_fwd_workspace(const Conv2dShape& s) {
+  TileDims t;
+  return tile_dims(kernels().conv2d_fwd_f32.isa, t) ? conv_fwd_scratch(s, t.width).bytes() : 0;
+}
+
+std::size_t conv2d_bwd_workspace(const Conv2dShape& s, bool bias) {
+  TileDims t;
+  const std::size_t data = tile_dims(kernels().conv2d_bwd_data_f32.isa, t) ? conv_bwd_data_bytes(s, t.width) : 0;
+  const std::size_t weight =
+      tile_dims(kernels().conv2d_bwd_weight_f32.isa, t) ? conv_bwd_weight_scratch(s, bias).bytes() : 0;
+  return std::max(data, weight);
+}
+
+std::size_t linear_fwd_workspace(const LinearShape& s) {
+  TileDims t;
+  return tile_dims(kernels().linear_fwd_f32.isa, t) ? gemm_bytes(false, true, s.rows, s.out, s.in, t) : 0;
+}
+
+std::size_t linear_bwd_workspace(const LinearShape& s) {
+  TileDims t;
+  const std::size_t data =
+      tile_dims(kernels().linear_bwd_data_f32.isa, t) ? gemm_bytes(false, false, s.rows, s.in, s.out, t) : 0;
+  const std::size_t weight =
+      tile_dims(kernels().linear_bwd_weight_f32.isa, t) ? gemm_bytes(true, false, s.out, s.in, s.rows, t) : 0;
+  return std::max(data, weight);
+}
+
+}  // namespace ez

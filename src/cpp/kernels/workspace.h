@@ -1,0 +1,116 @@
+// Workspace of the optimized conv and GEMM kernels, in one place: the kernel bodies size their ScratchBuffers
+// from these functions, and the layers declare the same bytes to the memory plan, which lends them to the kernels
+// (memory/tracker.h, WorkspaceArena). Other kernels, and every reference kernel, take no workspace.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <string>
+
+#include "core/parallel.h"
+#include "kernels/shapes.h"
+#include "memory/tracker.h"
+
+namespace ez {
+
+// Register tiling of an optimized kernel level (simd/f32x*.h): vector width, outer-tile rows and vectors.
+struct TileDims {
+  int width, tile_rows, tile_vecs;
+};
+// The tiling of an ISA level's kernels (`Kernel::isa`); false for "ref", whose kernels take no workspace.
+bool tile_dims(const std::string& isa, TileDims& out);
+
+// What the layers declare: workspace bytes of each kernel for the implementation the active table chose.
+std::size_t conv2d_fwd_workspace(const Conv2dShape& s);
+std::size_t conv2d_bwd_workspace(const Conv2dShape& s, bool bias);  // the larger of backward data and weight
+std::size_t linear_fwd_workspace(const LinearShape& s);
+std::size_t linear_bwd_workspace(const LinearShape& s);
+
+inline long ws_ceil_div(long a, long b) { return (a + b - 1) / b; }
+// Bytes of a workspace piece of `count` 4-byte values, as an arena lends it (rounded up to the alignment).
+inline std::size_t ws_piece(long count) { return aligned_bytes(static_cast<std::size_t>(std::max(count, 0L)) * 4); }
+
+// Forward: tap offsets, three per-slot tables (W-wide pieces of output rows), packed weights, one zero-padded
+// image per thread (plus W floats of slack for a slot's last vector).
+struct ConvFwdScratch {
+  long taps = 0, slots = 0, wpack = 0, xpad = 0, img = 0;
+  int team = 1;
+  std::size_t bytes() const { return ws_piece(taps) + 3 * ws_piece(slots) + ws_piece(wpack) + ws_piece(xpad); }
+};
+inline ConvFwdScratch conv_fwd_scratch(const Conv2dShape& s, int width) {
+  ConvFwdScratch r;
+  const long oh = s.out_h(), ow = s.out_w();
+  if (s.n <= 0 || s.c_out <= 0 || oh <= 0 || ow <= 0) return r;
+  r.taps = static_cast<long>(s.c_in) * s.k * s.k;
+  r.slots = oh * ws_ceil_div(ow, width);
+  r.wpack = s.c_out * r.taps;
+  r.img = static_cast<long>(s.c_in) * (oh + s.k - 1) * (ow + s.k - 1) + width;
+  r.team = team_for(2.0 * s.n * s.c_out * oh * ow * r.taps);
+  r.xpad = r.team * r.img;
+  return r;
+}
+
+// Backward data: the flipped, transposed kernel, then the forward convolution of dy with it.
+inline Conv2dShape conv_bwd_data_problem(const Conv2dShape& s) {
+  return {s.n, s.c_out, s.out_h(), s.out_w(), s.c_in, s.k, s.k - 1 - s.pad};
+}
+inline std::size_t conv_bwd_data_bytes(const Conv2dShape& s, int width) {
+  if (s.out_h() <= 0 || s.out_w() <= 0) return 0;
+  return ws_piece(static_cast<long>(s.c_in) * s.c_out * s.k * s.k) +
+         conv_fwd_scratch(conv_bwd_data_problem(s), width).bytes();
+}
+
+// Backward weight: tap offsets, padded x and dy of a chunk of samples (about 1 MiB; the chunking depends on the
+// shape only), and the chunks' partial sums.
+struct ConvBwdWeightScratch {
+  long taps = 0, img = 0, grad = 0, outs = 0, wsize = 0;
+  int chunk = 0, chunks = 0;
+  std::size_t bytes() const {
+    return chunks == 0 ? 0 : ws_piece(taps) + ws_piece(chunk * img) + ws_piece(chunk * grad) + ws_piece(chunks * outs);
+  }
+};
+inline ConvBwdWeightScratch conv_bwd_weight_scratch(const Conv2dShape& s, bool bias) {
+  ConvBwdWeightScratch r;
+  const long oh = s.out_h(), ow = s.out_w();
+  r.taps = static_cast<long>(s.c_in) * s.k * s.k;
+  r.wsize = s.c_out * r.taps;
+  r.outs = r.wsize + (bias ? s.c_out : 0);
+  if (s.n <= 0 || oh <= 0 || ow <= 0) return r;
+  const long wr = ow + s.k - 1, hp = oh + s.k - 1;
+  // The last tap's rows run k - 1 floats past its plane (into the next one, or this slack).
+  r.img = static_cast<long>(s.c_in) * hp * wr + s.k;
+  r.grad = s.c_out * oh * wr;
+  r.chunk = static_cast<int>(std::clamp((1L << 18) / (r.img + r.grad), 1L, static_cast<long>(s.n)));
+  r.chunks = static_cast<int>(ws_ceil_div(s.n, r.chunk));
+  return r;
+}
+
+// GEMM C (+)= op(A) op(B): the dot strategy reads both operands in place; the outer-product strategy packs
+// blocks of B (shared) and of A (shared when A has few rows, else per thread), unless read in place.
+constexpr int kGemmKC = 256, kGemmBlocks = 16;  // reduction block; MC = MR x 16 rows, NC = NR x 16 columns
+inline bool gemm_uses_dot(bool trans_a, bool trans_b, int m, int k) { return !trans_a && trans_b && 3 * m < k; }
+struct GemmOuterScratch {
+  bool direct_a = false, direct_b = false, shared_a = false, own_a = false;
+  int kc_max = 0, panels_max = 0, team = 1;
+  long bpack = 0, apack = 0;
+  std::size_t bytes() const { return ws_piece(bpack) + ws_piece(apack); }
+};
+inline GemmOuterScratch gemm_outer_scratch(bool trans_a, bool trans_b, int m, int n, int k, const TileDims& t) {
+  GemmOuterScratch r;
+  const int mr = t.tile_rows, nr = t.width * t.tile_vecs, mc = mr * kGemmBlocks, nc = nr * kGemmBlocks;
+  r.direct_b = !trans_b && m <= 4 * mr;
+  r.direct_a = trans_a && n <= 4 * nr;
+  r.kc_max = std::min(k, kGemmKC);
+  r.panels_max = static_cast<int>(ws_ceil_div(std::min(n, nc), nr));
+  r.shared_a = !r.direct_a && m <= 3 * mc;
+  r.own_a = !r.direct_a && !r.shared_a;
+  r.team = team_for(2.0 * m * n * k);
+  r.bpack = static_cast<long>(r.panels_max) * nr * r.kc_max;
+  r.apack = static_cast<long>(r.direct_a ? 0 : r.shared_a ? m : r.team * mc) * r.kc_max;
+  return r;
+}
+inline std::size_t gemm_bytes(bool trans_a, bool trans_b, int m, int n, int k, const TileDims& t) {
+  if (m <= 0 || n <= 0 || k <= 0 || gemm_uses_dot(trans_a, trans_b, m, k)) return 0;
+  return gemm_outer_scratch(trans_a, trans_b, m, n, k, t).bytes();
+}
+
+}  // namespace ez

@@ -1,0 +1,50 @@
+// A memory plan: every buffer a Sequential needs for one training step of a given input shape and backprop part,
+// with when one pass of the step first and last uses it, and where each allocation policy puts it.
+// A step runs one or more passes over the same ops (ZO: the + and - passes; backprop: each pass's backward), and
+// no buffer but the gradients carries data from one pass to the next, so lifetimes are op indices within a pass:
+//   forward of module 0 .. n-1, the loss, backward of module n-1 .. bp_first.
+// Policies: `static` gives every buffer its own memory for the whole step (the paper's model, SPEC §4);
+// `lifetime` packs each category into one arena where buffers whose lifetimes do not overlap share bytes.
+#pragma once
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/layer.h"
+
+namespace ez {
+
+enum class MemoryPolicy : std::uint8_t { static_, lifetime };
+MemoryPolicy parse_memory_policy(const std::string& name);  // "static" or "lifetime"
+const char* memory_policy_name(MemoryPolicy p);
+
+struct PlannedBuffer {
+  std::string name;  // "<module>.<spec name>", e.g. "conv1.output", "fc3.weight.grad"
+  BufferRole role;
+  std::size_t module;
+  DType dtype;
+  Shape shape;
+  MemCategory category;
+  std::size_t bytes;
+  int first_op, last_op;  // within a pass; gradients span the whole step (kWholeStep)
+  int shares = -1;        // index of the buffer whose storage this one uses (views, in-place), or -1
+  std::size_t offset = 0; // position in its category's arena under the lifetime policy
+};
+
+struct MemoryPlan {
+  MemoryPolicy policy = MemoryPolicy::static_;
+  Shape input_shape;
+  std::size_t bp_first = 0;        // first module trained by backprop (n: none)
+  std::vector<std::string> ops;    // one pass: "forward conv1", ..., "loss", "backward fc3", ...
+  std::vector<PlannedBuffer> buffers;
+  std::array<std::size_t, kMemCategories> bytes{};  // what allocating the plan under its policy takes
+  std::size_t total() const;
+};
+
+// Plans the buffers of `layers` (module names alongside) for input shape `input`, backprop from module
+// `bp_first` on. Pure: allocates nothing; throws std::invalid_argument if the input does not fit the chain.
+MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const std::vector<std::string>& names,
+                       const Shape& input, std::size_t bp_first, MemoryPolicy policy);
+
+}  // namespace ez
