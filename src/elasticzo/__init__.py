@@ -12,6 +12,7 @@ from elasticzo._core import (
     reset_peak_memory,
 )
 from elasticzo.info import build_info
+from elasticzo.memory import memory_report
 from elasticzo import data, hparams, models, nn
 from elasticzo.trainer import ElasticZO, evaluate
 
@@ -25,6 +26,7 @@ __all__ = [
     "memory_stats",
     "reset_peak_memory",
     "build_info",
+    "memory_report",
     "data",
     "hparams",
     "models",

@@ -7,6 +7,7 @@ import sys
 
 from elasticzo import _core
 from elasticzo.info import build_info
+from elasticzo.memory_cli import add_memory_args
 from elasticzo.methods import METHODS
 from elasticzo.models import MODELS
 
@@ -20,7 +21,7 @@ RESUME_POLICY = """\
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
 --dataset, --data, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples.
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
---lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --data-dir, --checkpoint-every and the output
+--lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
 
 
@@ -73,6 +74,12 @@ def _add_train_args(p):
                    help="also checkpoint every N steps, 0 = at epoch ends only (default: 500)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line (default: off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: show it)")
+    p.add_argument("--memory-plan", default=None, choices=["static", "lifetime"],
+                   help="static: every buffer for the whole step (the paper's model); lifetime: buffers whose "
+                        "lifetimes do not overlap share memory (default: lifetime; same results bit for bit)")
+    p.add_argument("--memory-budget", default=None, metavar="SIZE",
+                   help="e.g. 3MiB: train the partition with the most backprop layers whose step fits, instead "
+                        "of --method / --zo-layers (default: none)")
 
 
 def _parser():
@@ -82,6 +89,8 @@ def _parser():
     sub.add_parser("info", help="version, ISA, kernels and threads in use")
     _add_train_args(sub.add_parser("train", help="train a model (ElasticZO, Algorithm 1)", epilog=RESUME_POLICY,
                                    formatter_class=argparse.RawDescriptionHelpFormatter))
+    add_memory_args(sub.add_parser("memory", help="memory of one training step: the paper's model, the plan, "
+                                                  "and what a real step measures"))
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a test set")
     ev.add_argument("--checkpoint", required=True, help="a checkpoint.safetensors (from train or ElasticZO.save)")
     ev.add_argument("--data-dir", default=None, help="folder with the dataset files (default: searched as in train)")
@@ -110,6 +119,10 @@ def _run(args) -> int:
         from elasticzo.plot import plot_command
 
         return plot_command(args)
+    if args.command == "memory":
+        from elasticzo.memory_cli import memory_command
+
+        return memory_command(args)
     from elasticzo.run import eval_command, train_command
 
     return train_command(args) if args.command == "train" else eval_command(args)

@@ -13,6 +13,7 @@ from elasticzo.checkpoint import (CheckpointError, atomic_write, build_model, lo
                                   remove_stale_temps, restore_trainer, save_checkpoint)
 from elasticzo.cli import RUN_DEFAULTS
 from elasticzo.data import load_dataset, load_npz
+from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
 from elasticzo.methods import method_name
 from elasticzo.peak_rss import peak_rss_bytes
 from elasticzo.trainer import PHASES, ElasticZO, evaluate, model_dataset
@@ -57,7 +58,7 @@ def _trainer_config(args, num_param_layers):
     hp = hparams.defaults(args.model, args.dataset, method)
     cfg = dict(lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps, grad_clip=hp.grad_clip, lr_decay=hp.lr_decay,
                lr_decay_every=hp.lr_decay_every, optimizer=args.optimizer, clean_bp_pass=args.clean_bp_pass,
-               seed=args.seed)
+               seed=args.seed, memory_plan=args.memory_plan or DEFAULT_MEMORY_PLAN)
     cfg.update(_rate_overrides(args, method))
     if args.zo_layers is not None:
         cfg["zo_layers"] = args.zo_layers
@@ -159,12 +160,28 @@ def _load_data(args):
     return load_dataset(args.dataset, args.data_dir, "train"), load_dataset(args.dataset, args.data_dir, "test")
 
 
+def _partition_for_budget(args, model, train):
+    """Sets --zo-layers (and the batch size it was measured with) to the partition that fits --memory-budget."""
+    if args.batch_size is None:
+        args.batch_size = hparams.defaults(args.model, args.dataset, "zo-feat-cls1").batch_size
+    choice = choose_partition(model, (args.batch_size, *train.sample_shape), args.memory_budget,
+                              num_classes=train.num_classes, memory_plan=args.memory_plan or DEFAULT_MEMORY_PLAN,
+                              optimizer=args.optimizer)
+    print(f"elasticzo: {choice['reason']}", file=sys.stderr)
+    args.zo_layers = choice["zo_layers"]
+
+
 def train_command(args) -> int:
     if args.data is not None:
         if args.dataset is not None:
             raise ValueError("give --dataset (a bundled dataset) or --data (your own arrays), not both")
         args.data = str(Path(args.data).resolve())  # recorded in the run, so --resume works from any folder
     _configure_runtime(args)
+    if args.memory_budget is not None:
+        if args.resume:
+            raise ValueError("--memory-budget chooses the partition of a new run; --resume continues the saved one")
+        if args.method is not None or args.zo_layers is not None:
+            raise ValueError("--memory-budget chooses the partition: give it instead of --method / --zo-layers")
     run_dir = Path(args.out) if args.out else None
     if args.resume and run_dir is None:
         raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
@@ -200,8 +217,12 @@ def _train(args, run_dir) -> int:
         cfg, batch_size = dict(state["config"]), state["info"]["batch_size"]
         cfg.pop("method")
         cfg.update({key: new for key, (_, new) in changes.items()})
+        if args.memory_plan is not None:  # how buffers are laid out; results are the same bit for bit
+            cfg["memory_plan"] = args.memory_plan
         info["resumes"] = list(state["info"].get("resumes", []))
     else:
+        if args.memory_budget is not None:
+            _partition_for_budget(args, model, train)
         cfg, batch_size = _trainer_config(args, model.num_param_layers)
     info["batch_size"] = batch_size
     trainer = ElasticZO(model, **cfg)

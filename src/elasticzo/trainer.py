@@ -13,6 +13,7 @@ from elasticzo import _core
 from elasticzo.data.arrays import as_dataset
 from elasticzo.data.batches import batches, num_batches
 from elasticzo.data.dataset import Dataset
+from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
 from elasticzo.methods import method_name, zo_layers_for
 
 # Phases of the paper's Fig. 7 plus the Python side's data and the rest.
@@ -68,11 +69,27 @@ class ElasticZO:
 
     Give either `method` ('full-zo', 'zo-feat-cls2', 'zo-feat-cls1', 'full-bp') or `zo_layers` (C).
     Learning rates decay by `lr_decay` every `lr_decay_every` epochs (the paper: 0.8 every 10).
+    `memory_plan`: 'lifetime' (buffers whose lifetimes do not overlap share memory) or 'static' (the paper's model);
+    the same results bit for bit. `memory_budget` (bytes or '3MiB', with `input_shape` of a minibatch) instead of
+    method / zo_layers: the partition with the most backprop layers whose measured step fits
+    (`partition_choice` says which and why).
     """
 
     def __init__(self, model, zo_layers=None, *, method=None, lr_zo=5e-4, lr_bp=0.05, eps=1e-3, grad_clip=100.0,
-                 clean_bp_pass=False, optimizer="sgd", seed=0, lr_decay=0.8, lr_decay_every=10):
+                 clean_bp_pass=False, optimizer="sgd", seed=0, lr_decay=0.8, lr_decay_every=10,
+                 memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None):
         layers = model.num_param_layers
+        self.partition_choice = None
+        if memory_budget is not None:
+            if zo_layers is not None or method is not None:
+                raise ValueError("memory_budget chooses the partition: give it instead of zo_layers / method")
+            if input_shape is None:
+                raise ValueError("memory_budget needs input_shape, the shape of a minibatch (batch first)")
+            num_classes = model.output_shape(list(input_shape))[-1]
+            self.partition_choice = choose_partition(model, tuple(input_shape), memory_budget,
+                                                     num_classes=num_classes, memory_plan=memory_plan,
+                                                     optimizer=optimizer)
+            zo_layers = self.partition_choice["zo_layers"]
         if (zo_layers is None) == (method is None):
             raise ValueError("give exactly one of zo_layers (an int) or method (a name)")
         if method is not None:
@@ -93,9 +110,10 @@ class ElasticZO:
         self.config = dict(zo_layers=self.zo_layers, method=self.method, lr_zo=self.base_lr_zo,
                            lr_bp=self.base_lr_bp, eps=float(eps), grad_clip=float(grad_clip),
                            clean_bp_pass=bool(clean_bp_pass), optimizer=optimizer, seed=self.seed,
-                           lr_decay=self.lr_decay, lr_decay_every=lr_decay_every)
+                           lr_decay=self.lr_decay, lr_decay_every=lr_decay_every, memory_plan=memory_plan)
         self.core = _core.ElasticZO(model, self.zo_layers, eps=eps, lr_zo=lr_zo, lr_bp=lr_bp, grad_clip=grad_clip,
-                                    clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed)
+                                    clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed,
+                                    memory_plan=memory_plan)
         # Position in training, saved by checkpoints: epochs finished, batches done in the current epoch and the
         # running loss sum of that epoch.
         self.epoch = 0

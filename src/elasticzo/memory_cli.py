@@ -1,0 +1,61 @@
+"""`elasticzo memory`: the analytic model, the plan and the measured bytes of one training step."""
+
+import json
+import sys
+
+from elasticzo import _core
+from elasticzo.memory import CATEGORIES, memory_report, plot_methods
+from elasticzo.methods import METHODS
+
+
+def add_memory_args(p):
+    p.add_argument("--model", default="lenet5", choices=["lenet5", "pointnet"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--method", default=None, choices=METHODS, help="default: zo-feat-cls1")
+    p.add_argument("--zo-layers", type=int, default=None, help="partition point C (instead of --method)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    p.add_argument("--memory-plan", default=None, choices=["static", "lifetime"],
+                   help="static: every buffer for the whole step (the paper's model); lifetime: buffers whose "
+                        "lifetimes do not overlap share memory (default)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="optimizer of the backprop part")
+    p.add_argument("--threads", type=int, default=None, help="OpenMP threads (the workspace depends on them)")
+    p.add_argument("--json", action="store_true", help="one JSON object: model, planned, measured (bytes)")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="stacked bars of the four methods (model and measured), like the paper's Figs. 4-6")
+
+
+def _table(report) -> str:
+    cfg = report["config"]
+    lines = [f"{cfg['model']}, batch {cfg['batch_size']}, {cfg['method']} (C={cfg['zo_layers']}), "
+             f"{cfg['precision']}, {cfg['memory_plan']} plan, {cfg['threads']} threads, {cfg['isa']}",
+             f"{'bytes':<14}{'model (SPEC §4)':>18}{'planned':>14}{'measured':>14}"]
+    for key in (*CATEGORIES, "total"):
+        lines.append(f"{key:<14}" + "".join(f"{report[src][key]:>{w},}" for src, w in
+                                            (("model", 18), ("planned", 14), ("measured", 14))))
+    mib = {src: report[src]["total"] / 2**20 for src in ("model", "planned", "measured")}
+    lines.append(f"{'total MiB':<14}{mib['model']:>18.2f}{mib['planned']:>14.2f}{mib['measured']:>14.2f}")
+    lines.append("The model counts no workspace (kernels' temporary space): it is listed on its own.")
+    return "\n".join(lines)
+
+
+def memory_command(args) -> int:
+    if args.threads is not None:
+        _core.set_num_threads(args.threads)
+    if args.method is not None and args.zo_layers is not None:
+        raise ValueError("give --method or --zo-layers, not both")
+    kw = dict(precision=args.precision, optimizer=args.optimizer)
+    if args.memory_plan is not None:
+        kw["memory_plan"] = args.memory_plan
+    try:
+        report = memory_report(args.model, args.batch_size, args.method, zo_layers=args.zo_layers, **kw)
+        if args.plot:
+            plot_methods({m: memory_report(args.model, args.batch_size, m, **kw) for m in METHODS}, args.plot)
+    except NotImplementedError as exc:
+        raise ValueError(str(exc)) from exc
+    if args.json:
+        print(json.dumps({k: report[k] for k in ("model", "planned", "measured", "config")}))
+    else:
+        print(_table(report))
+    if args.plot:
+        print(f"elasticzo: wrote {args.plot}", file=sys.stderr)
+    return 0
