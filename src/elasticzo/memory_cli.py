@@ -9,19 +9,25 @@ from elasticzo.methods import METHODS
 
 
 def add_memory_args(p):
-    p.add_argument("--model", default="lenet5", choices=["lenet5", "pointnet"])
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--method", default=None, choices=METHODS, help="default: zo-feat-cls1")
-    p.add_argument("--zo-layers", type=int, default=None, help="partition point C (instead of --method)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    p.add_argument("--model", default="lenet5", choices=["lenet5", "pointnet"], help="network (default: lenet5)")
+    p.add_argument("--batch-size", type=int, default=32, help="minibatch size of the step (default: 32)")
+    p.add_argument("--method", default=None, choices=METHODS, help="which layers ZO trains (default: zo-feat-cls1)")
+    p.add_argument("--zo-layers", type=int, default=None,
+                   help="partition point C, instead of --method (default: given by --method)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
+                   help="number format (default: fp32; int8 is not yet available)")
     p.add_argument("--memory-plan", default=None, choices=["static", "lifetime"],
                    help="static: every buffer for the whole step (the paper's model); lifetime: buffers whose "
-                        "lifetimes do not overlap share memory (default)")
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="optimizer of the backprop part")
-    p.add_argument("--threads", type=int, default=None, help="OpenMP threads (the workspace depends on them)")
-    p.add_argument("--json", action="store_true", help="one JSON object: model, planned, measured (bytes)")
+                        "lifetimes do not overlap share memory (default: lifetime)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                   help="optimizer of the backprop part (default: sgd)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads; the workspace depends on them (default: all cores)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: model, planned, measured, config (default: a table)")
     p.add_argument("--plot", default=None, metavar="FILE.png",
-                   help="stacked bars of the four methods (model and measured), like the paper's Figs. 4-6")
+                   help="also draw stacked bars of the four methods, model and measured, like the paper's "
+                        "Figs. 4-6 (default: none)")
 
 
 def _table(report) -> str:
