@@ -198,8 +198,11 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     def trainer():
         return elasticzo.ElasticZO(elasticzo.models.lenet5(seed=0), method="zo-feat-cls1", optimizer="adam")
 
+    # 20 epochs of 10 steps: enough steps left after the press that the signal lands mid-run even when the
+    # pressing thread waits long for a CPU on a loaded machine.
+    epochs = 20
     straight = trainer()
-    straight.fit(train, epochs=2, batch_size=64, progress=False)
+    straight.fit(train, epochs=epochs, batch_size=64, progress=False)
 
     if sys.argv[4] == "own-handler":  # as IPython or an application installs: it is held back the same way
         def own_handler(signum, frame):
@@ -213,7 +216,7 @@ CTRL_C_SCRIPT = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGINT)
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     try:
-        interrupted.fit(train, epochs=2, batch_size=64, progress=False)
+        interrupted.fit(train, epochs=epochs, batch_size=64, progress=False)
         print("not interrupted")
         sys.exit(1)
     except KeyboardInterrupt:
@@ -221,12 +224,12 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     print("stopped at", interrupted.core.steps_done, interrupted.epoch, interrupted.batch_in_epoch, flush=True)
     interrupted.save(sys.argv[2])
     resumed = elasticzo.ElasticZO.load(sys.argv[2])
-    resumed.fit(train, until_epoch=2, batch_size=64, progress=False)
+    resumed.fit(train, until_epoch=epochs, batch_size=64, progress=False)
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     differ = [k for k in a if not np.array_equal(a[k], b[k])]
     same_loss = resumed.history[-1]["train_loss"] == straight.history[-1]["train_loss"]
     print("differ", differ, "same_loss", same_loss, "steps", resumed.core.steps_done)
-    sys.exit(0 if not differ and same_loss and resumed.core.steps_done == 20 else 1)
+    sys.exit(0 if not differ and same_loss and resumed.core.steps_done == 10 * epochs else 1)
 """)
 
 
