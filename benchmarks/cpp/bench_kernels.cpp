@@ -1,6 +1,7 @@
-// Dense FP32 kernels: GFLOP/s of every ISA's gemm/conv2d/linear on the LeNet-5 and PointNet layer shapes at 1
-// and 2 threads, against this machine's FP32 peak measured two ways: an FMA-throughput register loop per ISA,
-// and our own GEMM on a large square problem. Runs in well under a minute.
+// Every kernel of kernels.inc (the list is expanded, not written here) on the LeNet-5 and PointNet shapes, per ISA
+// table at 1 and 2 threads: GFLOP/s for the dense FP32 kernels (gemm/conv2d/linear; against this machine's FP32 peak
+// measured two ways: an FMA-throughput register loop per ISA, and our own GEMM on a large square problem), elements
+// per second for the others. Runs in about a minute.
 // The reference kernels are timed once per op, only at each network's smallest batch and only for ops of at most
 // 1e8 flops (they run at 0.1-2 GFLOP/s); larger ones print "-". On a machine busy elsewhere, a 2-thread team waits
 // for its descheduled thread at every parallel region: trust the 1-thread columns there.
@@ -17,6 +18,7 @@
 #include "bench_timing.h"
 #include "core/parallel.h"
 #include "kernels/kernels.h"
+#include "rng/philox.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -99,70 +101,245 @@ std::vector<float> random_buf(std::size_t n, unsigned seed) {
   return v;
 }
 
-// One timed kernel call: what it is, its flops, and the call on a given table.
+// One timed kernel call: what it is, its work (flops, or elements for kernels that do no arithmetic to speak of),
+// and the call on a given table.
 struct Op {
   std::string name;
-  double flops;
+  double work;
   std::function<void(const KernelTable&)> call;
+  bool flops = false;  // work counts flops (kernels that sum products), else elements
 };
 
-// The three ops of a layer (forward, backward data, backward weight) on random data, sized by the element
-// counts of its input, output and weights; the buffers live as long as the closures.
-template <class Shape, class Fwd, class BwdData, class BwdWeight>
-void add_layer(std::vector<Op>& ops, const std::string& name, const Shape& s, std::size_t in, std::size_t out,
-               std::size_t weights, std::size_t bias, double flops, Fwd KernelTable::*fwd,
-               BwdData KernelTable::*bwd_data, BwdWeight KernelTable::*bwd_weight) {
-  auto x = std::make_shared<std::vector<float>>(random_buf(in, 1));
-  auto w = std::make_shared<std::vector<float>>(random_buf(weights + bias, 2));
-  auto y = std::make_shared<std::vector<float>>(random_buf(out, 3));
-  auto dw = std::make_shared<std::vector<float>>(weights + bias);
-  ops.push_back({name + " fwd", flops,
-                 [=](const KernelTable& t) { (t.*fwd)(s, x->data(), w->data(), w->data() + weights, y->data()); }});
-  ops.push_back({name + " bwd_data", flops,
-                 [=](const KernelTable& t) { (t.*bwd_data)(s, y->data(), w->data(), x->data()); }});
-  ops.push_back({name + " bwd_weight", flops, [=](const KernelTable& t) {
-                   (t.*bwd_weight)(s, x->data(), y->data(), false, dw->data(), dw->data() + weights);
-                 }});
-}
+// The shapes of one network at one batch; each kernel of kernels.inc takes the ones it works on.
+struct Net {
+  std::vector<std::pair<std::string, ez::Conv2dShape>> convs;
+  std::vector<std::pair<std::string, ez::LinearShape>> linears;
+  std::vector<std::pair<std::string, ez::Pool2dShape>> pools;
+  std::vector<std::pair<std::string, ez::PointPoolShape>> point_pools;
+  std::vector<std::pair<std::string, std::size_t>> activations;  // ReLU sizes
+  std::size_t params;
+  int batch, classes;
+};
 
-void add_conv(std::vector<Op>& ops, const std::string& name, const ez::Conv2dShape& s) {
-  const std::size_t in = static_cast<std::size_t>(s.n) * s.c_in * s.h * s.w;
-  const std::size_t out = static_cast<std::size_t>(s.n) * s.c_out * s.out_h() * s.out_w();
-  const std::size_t taps = static_cast<std::size_t>(s.c_in) * s.k * s.k;
-  add_layer(ops, name, s, in, out, s.c_out * taps, s.c_out, 2.0 * out * taps, &KernelTable::conv2d_fwd_f32,
-            &KernelTable::conv2d_bwd_data_f32, &KernelTable::conv2d_bwd_weight_f32);
-}
+using Buf = std::shared_ptr<std::vector<float>>;
+Buf buf(std::size_t n, unsigned seed) { return std::make_shared<std::vector<float>>(random_buf(n, seed)); }
 
-void add_linear(std::vector<Op>& ops, const std::string& name, const ez::LinearShape& s) {
-  const std::size_t rows = s.rows;
-  add_layer(ops, name, s, rows * s.in, rows * s.out, static_cast<std::size_t>(s.out) * s.in, s.out,
-            2.0 * rows * s.in * s.out, &KernelTable::linear_fwd_f32, &KernelTable::linear_bwd_data_f32,
-            &KernelTable::linear_bwd_weight_f32);
+std::size_t in_size(const ez::Conv2dShape& s) { return static_cast<std::size_t>(s.n) * s.c_in * s.h * s.w; }
+std::size_t out_size(const ez::Conv2dShape& s) {
+  return static_cast<std::size_t>(s.n) * s.c_out * s.out_h() * s.out_w();
 }
+std::size_t taps(const ez::Conv2dShape& s) { return static_cast<std::size_t>(s.c_in) * s.k * s.k; }
 
-std::vector<Op> lenet_ops(int batch) {
-  std::vector<Op> ops;
-  add_conv(ops, "conv1 1->6 28x28", {batch, 1, 28, 28, 6, 5, 2});
-  add_conv(ops, "conv2 6->16 14x14", {batch, 6, 14, 14, 16, 5, 2});
-  add_linear(ops, "fc1 784->120", {batch, 784, 120});
-  add_linear(ops, "fc2 120->84", {batch, 120, 84});
-  add_linear(ops, "fc3 84->10", {batch, 84, 10});
+// The workloads of each kernel on a network: a kernels.inc entry without its workloads_<name> does not compile.
+std::vector<Op> workloads_gemm_f32(const Net& net) {
+  std::vector<Op> ops;  // the linear layers' forward products
+  for (const auto& [name, s] : net.linears) {
+    auto a = buf(static_cast<std::size_t>(s.rows) * s.in, 1), b = buf(static_cast<std::size_t>(s.out) * s.in, 2);
+    auto c = buf(static_cast<std::size_t>(s.rows) * s.out, 3);
+    ops.push_back({name, 2.0 * s.rows * s.in * s.out, [=](const KernelTable& t) {
+                     t.gemm_f32(false, true, s.rows, s.out, s.in, a->data(), s.in, b->data(), s.in, false, c->data(),
+                                s.out);
+                   }, true});
+  }
   return ops;
 }
 
-std::vector<Op> pointnet_ops(int batch) {
+std::vector<Op> workloads_conv2d_fwd_f32(const Net& net) {
   std::vector<Op> ops;
+  for (const auto& [name, s] : net.convs) {
+    auto x = buf(in_size(s), 1), w = buf(s.c_out * taps(s) + s.c_out, 2), y = buf(out_size(s), 3);
+    ops.push_back({name, 2.0 * out_size(s) * taps(s), [=](const KernelTable& t) {
+                     t.conv2d_fwd_f32(s, x->data(), w->data(), w->data() + s.c_out * taps(s), y->data());
+                   }, true});
+  }
+  return ops;
+}
+std::vector<Op> workloads_conv2d_bwd_data_f32(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, s] : net.convs) {
+    auto dy = buf(out_size(s), 1), w = buf(s.c_out * taps(s), 2), dx = buf(in_size(s), 3);
+    ops.push_back({name, 2.0 * out_size(s) * taps(s),
+                   [=](const KernelTable& t) { t.conv2d_bwd_data_f32(s, dy->data(), w->data(), dx->data()); }, true});
+  }
+  return ops;
+}
+std::vector<Op> workloads_conv2d_bwd_weight_f32(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, s] : net.convs) {
+    auto x = buf(in_size(s), 1), dy = buf(out_size(s), 2), dw = buf(s.c_out * taps(s) + s.c_out, 3);
+    ops.push_back({name, 2.0 * out_size(s) * taps(s), [=](const KernelTable& t) {
+                     t.conv2d_bwd_weight_f32(s, x->data(), dy->data(), false, dw->data(),
+                                             dw->data() + s.c_out * taps(s));
+                   }, true});
+  }
+  return ops;
+}
+
+std::vector<Op> workloads_linear_fwd_f32(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, s] : net.linears) {
+    auto x = buf(static_cast<std::size_t>(s.rows) * s.in, 1), w = buf(static_cast<std::size_t>(s.out) * (s.in + 1), 2);
+    auto y = buf(static_cast<std::size_t>(s.rows) * s.out, 3);
+    ops.push_back({name, 2.0 * s.rows * s.in * s.out, [=](const KernelTable& t) {
+                     t.linear_fwd_f32(s, x->data(), w->data(), w->data() + s.out * s.in, y->data());
+                   }, true});
+  }
+  return ops;
+}
+std::vector<Op> workloads_linear_bwd_data_f32(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, s] : net.linears) {
+    auto dy = buf(static_cast<std::size_t>(s.rows) * s.out, 1), w = buf(static_cast<std::size_t>(s.out) * s.in, 2);
+    auto dx = buf(static_cast<std::size_t>(s.rows) * s.in, 3);
+    ops.push_back({name, 2.0 * s.rows * s.in * s.out,
+                   [=](const KernelTable& t) { t.linear_bwd_data_f32(s, dy->data(), w->data(), dx->data()); }, true});
+  }
+  return ops;
+}
+std::vector<Op> workloads_linear_bwd_weight_f32(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, s] : net.linears) {
+    auto x = buf(static_cast<std::size_t>(s.rows) * s.in, 1), dy = buf(static_cast<std::size_t>(s.rows) * s.out, 2);
+    auto dw = buf(static_cast<std::size_t>(s.out) * (s.in + 1), 3);
+    ops.push_back({name, 2.0 * s.rows * s.in * s.out, [=](const KernelTable& t) {
+                     t.linear_bwd_weight_f32(s, x->data(), dy->data(), false, dw->data(), dw->data() + s.out * s.in);
+                   }, true});
+  }
+  return ops;
+}
+
+std::vector<Op> workloads_relu_fwd_f32(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, n] : net.activations) {
+    auto x = buf(n, 1), y = buf(n, 2);
+    ops.push_back({name, static_cast<double>(n), [=, n = n](const KernelTable& t) {
+                     t.relu_fwd_f32(n, x->data(), y->data());
+                   }});
+  }
+  return ops;
+}
+std::vector<Op> workloads_relu_bwd_f32(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, n] : net.activations) {
+    auto y = buf(n, 1), dy = buf(n, 2), dx = buf(n, 3);
+    ops.push_back({name, static_cast<double>(n), [=, n = n](const KernelTable& t) {
+                     t.relu_bwd_f32(n, y->data(), dy->data(), dx->data());
+                   }});
+  }
+  return ops;
+}
+
+template <class Shape>
+std::size_t pool_in(const Shape& s);
+template <>
+std::size_t pool_in(const ez::Pool2dShape& s) { return static_cast<std::size_t>(s.n) * s.c * s.h * s.w; }
+template <>
+std::size_t pool_in(const ez::PointPoolShape& s) { return static_cast<std::size_t>(s.n) * s.points * s.c; }
+std::size_t pool_out(const ez::Pool2dShape& s) { return static_cast<std::size_t>(s.n) * s.c * s.out_h() * s.out_w(); }
+std::size_t pool_out(const ez::PointPoolShape& s) { return static_cast<std::size_t>(s.n) * s.c; }
+
+// Forward or backward of a pooling kernel over its input elements; backward gets a real forward output.
+template <class Shape, class Fwd, class Bwd>
+std::vector<Op> pool_workloads(const std::vector<std::pair<std::string, Shape>>& shapes, bool backward,
+                               Fwd KernelTable::*fwd, Bwd KernelTable::*bwd) {
+  std::vector<Op> ops;
+  for (const auto& [name, s] : shapes) {
+    auto x = buf(pool_in(s), 1), y = buf(pool_out(s), 2), dy = buf(pool_out(s), 3), dx = buf(pool_in(s), 4);
+    (ez::kernel_table("ref").*fwd)(s, x->data(), y->data());
+    if (backward)
+      ops.push_back({name, static_cast<double>(pool_in(s)), [=, s = s](const KernelTable& t) {
+                       (t.*bwd)(s, x->data(), y->data(), dy->data(), dx->data());
+                     }});
+    else
+      ops.push_back({name, static_cast<double>(pool_in(s)),
+                     [=, s = s](const KernelTable& t) { (t.*fwd)(s, x->data(), y->data()); }});
+  }
+  return ops;
+}
+std::vector<Op> workloads_maxpool2d_fwd_f32(const Net& net) {
+  return pool_workloads(net.pools, false, &KernelTable::maxpool2d_fwd_f32, &KernelTable::maxpool2d_bwd_f32);
+}
+std::vector<Op> workloads_maxpool2d_bwd_f32(const Net& net) {
+  return pool_workloads(net.pools, true, &KernelTable::maxpool2d_fwd_f32, &KernelTable::maxpool2d_bwd_f32);
+}
+std::vector<Op> workloads_point_maxpool_fwd_f32(const Net& net) {
+  return pool_workloads(net.point_pools, false, &KernelTable::point_maxpool_fwd_f32,
+                        &KernelTable::point_maxpool_bwd_f32);
+}
+std::vector<Op> workloads_point_maxpool_bwd_f32(const Net& net) {
+  return pool_workloads(net.point_pools, true, &KernelTable::point_maxpool_fwd_f32,
+                        &KernelTable::point_maxpool_bwd_f32);
+}
+
+std::vector<Op> workloads_softmax_xent_f32(const Net& net) {
+  const int rows = net.batch, classes = net.classes;
+  auto logits = buf(static_cast<std::size_t>(rows) * classes, 1), grad = buf(logits->size(), 2);
+  auto labels = std::make_shared<std::vector<std::int32_t>>(rows);
+  for (int r = 0; r < rows; ++r) (*labels)[r] = r % classes;
+  return {{"logits " + std::to_string(rows) + "x" + std::to_string(classes), static_cast<double>(logits->size()),
+           [=](const KernelTable& t) {
+             t.softmax_xent_f32(rows, classes, logits->data(), labels->data(), 1.0f, grad->data());
+           }}};
+}
+
+// The SGD step and the ZO perturbation run over all parameters.
+std::vector<Op> workloads_axpy_f32(const Net& net) {
+  auto x = buf(net.params, 1), y = buf(net.params, 2);
+  const std::size_t n = net.params;
+  return {{"all parameters", static_cast<double>(n), [=](const KernelTable& t) { t.axpy_f32(n, -0.01f, x->data(), y->data()); }}};
+}
+std::vector<Op> workloads_zo_axpy_gaussian_f32(const Net& net) {
+  auto theta = buf(net.params, 1);
+  const std::size_t n = net.params;
+  return {{"all parameters", static_cast<double>(n), [=](const KernelTable& t) {
+             t.zo_axpy_gaussian_f32(n, 1e-3f, ez::step_key(1, 2), 0, 0, theta->data());
+           }}};
+}
+
+struct KernelOps {
+  std::string kernel;
+  std::vector<Op> ops;
+};
+
+// Every kernel of kernels.inc on a network, in kernels.inc order.
+std::vector<KernelOps> all_workloads(const Net& net) {
+  std::vector<KernelOps> out;
+#define EZ_KERNEL(name, compare, sig) out.push_back({#name, workloads_##name(net)});
+#include "kernels/kernels.inc"
+#undef EZ_KERNEL
+  return out;
+}
+
+Net lenet(int batch) {
+  Net n;
+  n.convs = {{"conv1 1->6 28x28", {batch, 1, 28, 28, 6, 5, 2}}, {"conv2 6->16 14x14", {batch, 6, 14, 14, 16, 5, 2}}};
+  n.linears = {{"fc1 784->120", {batch, 784, 120}}, {"fc2 120->84", {batch, 120, 84}}, {"fc3 84->10", {batch, 84, 10}}};
+  n.pools = {{"pool1 6x28x28", {batch, 6, 28, 28, 2}}, {"pool2 16x14x14", {batch, 16, 14, 14, 2}}};
+  const std::size_t b = batch;
+  n.activations = {{"relu1 6x28x28", b * 6 * 784}, {"relu2 16x14x14", b * 16 * 196}, {"relu3 120", b * 120}};
+  n.params = 107786;
+  n.batch = batch;
+  n.classes = 10;
+  return n;
+}
+
+Net pointnet(int batch) {
+  Net n;
   const int rows = batch * 1024;
   const int widths[] = {3, 64, 64, 64, 128, 1024};
-  for (int l = 0; l + 1 < 6; ++l) {
-    add_linear(ops, "pt" + std::to_string(l + 1) + " " + std::to_string(widths[l]) + "->" +
-                        std::to_string(widths[l + 1]),
-               {rows, widths[l], widths[l + 1]});
-  }
-  add_linear(ops, "head1 1024->512", {batch, 1024, 512});
-  add_linear(ops, "head2 512->256", {batch, 512, 256});
-  add_linear(ops, "head3 256->40", {batch, 256, 40});
-  return ops;
+  for (int l = 0; l + 1 < 6; ++l)
+    n.linears.push_back({"pt" + std::to_string(l + 1) + " " + std::to_string(widths[l]) + "->" +
+                             std::to_string(widths[l + 1]),
+                         {rows, widths[l], widths[l + 1]}});
+  n.linears.push_back({"head1 1024->512", {batch, 1024, 512}});
+  n.linears.push_back({"head2 512->256", {batch, 512, 256}});
+  n.linears.push_back({"head3 256->40", {batch, 256, 40}});
+  n.point_pools = {{"maxpool 1024x1024", {batch, 1024, 1024}}};
+  n.activations = {{"mlp_relu5 1024x1024", static_cast<std::size_t>(rows) * 1024}};
+  n.params = 815400;
+  n.batch = batch;
+  n.classes = 40;
+  return n;
 }
 
 struct Column {
@@ -171,31 +348,35 @@ struct Column {
   KernelTable table;
 };
 
-// Prints one table of GFLOP/s (rows: ops, columns: ISA/threads); returns the figures by (op, column).
-std::map<std::pair<std::string, int>, double> print_table(const std::string& title, const std::vector<Op>& ops,
+// Prints one table (rows: kernel and shape, columns: ISA/threads): GFLOP/s for kernels that sum products,
+// Gelem/s (elements per second) for the others. Returns the figures by ("<kernel> <shape>", column).
+std::map<std::pair<std::string, int>, double> print_table(const std::string& title, const Net& net,
                                                           const std::vector<Column>& cols, bool with_ref) {
-  std::printf("\n%s (GFLOP/s)\n%-28s", title.c_str(), "");
+  std::printf("\n%s (GFLOP/s, or Gelem/s where marked)\n%-48s", title.c_str(), "");
   for (const auto& c : cols) {
     if (with_ref || c.isa != "ref") std::printf(" %12s", (c.isa + "/" + std::to_string(c.threads)).c_str());
   }
   std::printf("\n");
   std::map<std::pair<std::string, int>, double> out;
-  for (const auto& op : ops) {
-    std::printf("%-28s", op.name.c_str());
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-      const Column& c = cols[i];
-      if (!with_ref && c.isa == "ref") continue;
-      if (c.isa == "ref" && op.flops > 1e8) {
-        std::printf(" %12s", "-");
-        continue;
+  for (const KernelOps& k : all_workloads(net)) {
+    for (const Op& op : k.ops) {
+      const std::string row = k.kernel + " " + op.name + (op.flops ? "" : " [elem]");
+      std::printf("%-48s", row.c_str());
+      for (std::size_t i = 0; i < cols.size(); ++i) {
+        const Column& c = cols[i];
+        if (!with_ref && c.isa == "ref") continue;
+        if (c.isa == "ref" && op.work > 1e8) {
+          std::printf(" %12s", "-");
+          continue;
+        }
+        ez::set_num_threads(c.threads);
+        const double t = best_time([&] { op.call(c.table); }, c.isa == "ref" ? 0.0 : 0.03);
+        out[{k.kernel + " " + op.name, static_cast<int>(i)}] = op.work / t / 1e9;
+        std::printf(" %12.2f", op.work / t / 1e9);
       }
-      ez::set_num_threads(c.threads);
-      const double t = best_time([&] { op.call(c.table); }, c.isa == "ref" ? 0.0 : 0.03);
-      out[{op.name, static_cast<int>(i)}] = op.flops / t / 1e9;
-      std::printf(" %12.1f", op.flops / t / 1e9);
+      std::printf("\n");
+      std::fflush(stdout);
     }
-    std::printf("\n");
-    std::fflush(stdout);
   }
   return out;
 }
@@ -232,7 +413,7 @@ double lenet_forward_us(const KernelTable& t, int batch) {
 int main() {
   std::vector<Column> cols;
   for (const auto& isa : ez::available_isas()) {
-    for (int threads : {1, 2}) cols.push_back({isa, threads, ez::make_kernel_table(isa)});
+    for (int threads : {1, 2}) cols.push_back({isa, threads, ez::kernel_table(isa)});
   }
   const int saved_threads = ez::num_threads();
 
@@ -258,22 +439,22 @@ int main() {
 
   std::map<std::pair<std::string, int>, double> lenet64;
   for (int batch : {32, 64, 256}) {
-    auto figures = print_table("LeNet-5 layers, batch " + std::to_string(batch), lenet_ops(batch), cols, batch == 32);
+    auto figures = print_table("LeNet-5 kernels, batch " + std::to_string(batch), lenet(batch), cols, batch == 32);
     if (batch == 64) lenet64 = figures;
   }
   for (int batch : {8, 32}) {
-    print_table("PointNet layers, batch " + std::to_string(batch), pointnet_ops(batch), cols, batch == 8);
+    print_table("PointNet kernels, batch " + std::to_string(batch), pointnet(batch), cols, batch == 8);
   }
 
   std::printf("\nconv2 6->16 14x14, batch 64: GFLOP/s (%% of the FMA-loop peak, %% of the GEMM peak)\n%-12s", "");
-  const char* conv2_ops[] = {"fwd", "bwd_data", "bwd_weight"};
+  const char* conv2_ops[] = {"conv2d_fwd_f32", "conv2d_bwd_data_f32", "conv2d_bwd_weight_f32"};
   for (const char* op : conv2_ops) std::printf(" %24s", op);
   std::printf("\n");
   for (std::size_t i = 0; i < cols.size(); ++i) {
     if (cols[i].isa == "ref") continue;
     std::printf("%-12s", (cols[i].isa + "/" + std::to_string(cols[i].threads)).c_str());
     for (const char* op : conv2_ops) {
-      const double g = lenet64[{std::string("conv2 6->16 14x14 ") + op, static_cast<int>(i)}];
+      const double g = lenet64[{std::string(op) + " conv2 6->16 14x14", static_cast<int>(i)}];
       std::printf(" %8.1f (%5.1f%%, %5.1f%%)", g, 100.0 * g / fma[i], 100.0 * g / gemm[i]);
     }
     std::printf("\n");

@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "rng/philox.h"
 
 #if defined(__aarch64__)
 #include <asm/hwcap.h>
@@ -62,17 +65,65 @@ TEST(Dispatch, X86OffersWhatCpuidReports) {
 }
 #endif
 
-// A table for level L only uses implementations of levels up to L: a kernel without a faster version keeps the
-// best one below, and nothing the CPU cannot run ends up in it.
-TEST(Dispatch, EachTableUsesOnlyItsLevelAndBelow) {
-  const auto isas = available_isas();
-  for (std::size_t level = 0; level < isas.size(); ++level) {
-    const KernelTable t = make_kernel_table(isas[level]);
-    EXPECT_EQ(t.isa, isas[level]);
-    const std::vector<std::string> allowed(isas.begin(), isas.begin() + static_cast<std::ptrdiff_t>(level) + 1);
-    for (const auto& [name, isa] : t.entries())
-      EXPECT_TRUE(has(allowed, isa)) << "table " << isas[level] << ": " << name << " uses " << isa;
+// Each kernel of a level's table is the last implementation in kernels.inc whose features the CPU has and the level
+// allows (the levels allow what their name says: avx2 never takes an AVX-512 kernel, neon never an SDOT one).
+const KernelVariant* expected_variant(const std::string& kernel, const std::string& level) {
+  const CpuFeatures allowed = level == "avx2"     ? kAvx2Fma | kFeatAvxVnni
+                              : level == "avx512" ? kAvx512 | kFeatAvx512vnni | kFeatAvxVnni
+                              : level == "neon"   ? kAsimd
+                              : level == "neon_dotprod" ? kAsimdDotprod
+                                                        : 0;
+  const KernelVariant* best = nullptr;
+  for (const KernelVariant& v : kernel_variants())
+    if (v.kernel == kernel && v.runnable && (v.needs & allowed) == v.needs) best = &v;
+  return best;
+}
+
+TEST(Dispatch, EachTableTakesTheLastImplementationItsFeaturesAllow) {
+  for (const auto& level : available_isas()) {
+    const KernelTable& t = kernel_table(level);
+    EXPECT_EQ(t.isa, level);
+    for (const auto& [name, isa] : t.entries()) {
+      const KernelVariant* want = expected_variant(name, level);
+      EXPECT_EQ(isa, want ? want->isa : "ref") << "table " << level << ": " << name;
+    }
   }
+}
+
+// The dense kernels have an implementation for every SIMD level, so no SIMD table falls back to the reference.
+TEST(Dispatch, SimdTablesUseSimdDenseKernels) {
+  for (const auto& level : available_isas()) {
+    if (level == "ref") continue;
+    for (const auto& [name, isa] : kernel_table(level).entries())
+      if (name == "gemm_f32" || name.rfind("conv2d_", 0) == 0 || name.rfind("linear_", 0) == 0)
+        EXPECT_NE(isa, "ref") << name << " has no " << level << " implementation";
+  }
+}
+
+TEST(Dispatch, EveryVariantNamesItsFeatures) {
+  for (const KernelVariant& v : kernel_variants()) {
+    EXPECT_NE(v.needs, 0u) << v.kernel << "_" << v.isa;
+    EXPECT_NE(feature_names(v.needs), "nothing");
+  }
+}
+
+// A step running on one thread keeps calling through the table it looked up while another thread switches the ISA:
+// tables are built once and never freed, so under AddressSanitizer this is clean (it was a use-after-free).
+TEST(Dispatch, SetIsaWhileAnotherThreadCallsKernelsIsSafe) {
+  std::atomic<bool> stop{false};
+  std::vector<float> theta(4096, 0.0f);
+  std::thread worker([&] {
+    while (!stop.load()) {
+      const KernelTable& t = kernels();
+      for (int i = 0; i < 8; ++i) t.zo_axpy_gaussian_f32(theta.size(), 1e-3f, step_key(1, i), 0, 0, theta.data());
+    }
+  });
+  const auto isas = available_isas();
+  for (int round = 0; round < 2000; ++round) set_isa(isas[round % isas.size()]);
+  stop = true;
+  worker.join();
+  set_isa("auto");
+  EXPECT_EQ(kernels().isa, isas.back());
 }
 
 TEST(Dispatch, SetIsaChoosesTheTableAndAutoRestoresTheBest) {

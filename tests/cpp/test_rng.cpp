@@ -1,6 +1,6 @@
 // Philox4x32-10 / 4x64-10 against Random123's known answers and numpy, the Box-Muller maths against double libm,
-// the statistics of the normals, and zo_axpy_gaussian_f32 of every ISA against the reference, bit for bit, for
-// any offset, split and thread count.
+// the statistics of the normals, and zo_axpy_gaussian_f32 of every ISA giving the same bits on every architecture,
+// for any split and thread count (against the reference at awkward offsets: test_kernel_variants.cpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -183,26 +183,6 @@ std::vector<float> start_theta(std::size_t n) {
   std::vector<float> t(n);
   for (std::size_t i = 0; i < n; ++i) t[i] = 0.01f * static_cast<float>(static_cast<int>(i % 201) - 100);
   return t;
-}
-
-// Offsets at odd elements, inside a block, across the 2^32-block wrap of the low counter word, and far out.
-const std::uint64_t kOffsets[] = {0, 1, 2, 3, 5, 13, 31, 64, 4 * 0xfffffffdull + 1, 4 * 0xffffffffull - 6,
-                                  0x123456789abcull};
-const std::size_t kSizes[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 1000, 5003, 9001};
-
-TEST(ZoAxpyGaussian, EveryIsaMatchesRefBitForBit) {
-  const PhiloxKey key = step_key(99, 5);
-  for (const std::string& isa : available_isas()) {
-    const KernelTable t = make_kernel_table(isa);
-    for (const std::uint64_t offset : kOffsets)
-      for (const std::size_t n : kSizes) {
-        std::vector<float> want = start_theta(n), got = want;
-        zo_axpy_gaussian_f32_ref(n, 0.001f, key, 4, offset, want.data());
-        t.zo_axpy_gaussian_f32(n, 0.001f, key, 4, offset, got.data());
-        ASSERT_TRUE(testing::same_bits(want, got, isa + " n=" + std::to_string(n) + " offset=" +
-                                                      std::to_string(offset) + " seed=99 step=5"));
-      }
-  }
 }
 
 // FNV-1a of the bits. The constants were recorded on x86-64; qemu's aarch64 run checks they hold there too.

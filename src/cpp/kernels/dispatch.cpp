@@ -1,8 +1,9 @@
-// Run-time kernel choice: detect CPU features once, build the table, let ELASTICZO_ISA or set_isa() override.
+// Run-time kernel choice: detect CPU features once, build one table per ISA level once, and switch between them with
+// an atomic pointer (ELASTICZO_ISA at startup, set_isa() later). Tables are never freed, so a step running on another
+// thread can finish its calls through the table it started with.
 // This file is compiled without ISA flags, so nothing here can execute an instruction the CPU lacks.
-#include <cstdio>
+#include <atomic>
 #include <cstdlib>
-#include <memory>
 #include <mutex>
 #include <stdexcept>
 
@@ -15,53 +16,113 @@
 
 namespace ez {
 
+// Implementations compiled for this architecture: EZ_IMPL(name, isa, arch, ...) expands through EZ_ON_<arch>.
 #if defined(__x86_64__) || defined(_M_X64)
-#define EZ_IMPL(name) name##_fn name##_avx2;
-#include "kernels/avx2.inc"
-#undef EZ_IMPL
-#define EZ_IMPL(name) name##_fn name##_avx512;
-#include "kernels/avx512.inc"
-#undef EZ_IMPL
+#define EZ_ON_x86(...) __VA_ARGS__
+#define EZ_ON_arm(...)
+#elif defined(__aarch64__)
+#define EZ_ON_x86(...)
+#define EZ_ON_arm(...) __VA_ARGS__
+#else
+#define EZ_ON_x86(...)
+#define EZ_ON_arm(...)
 #endif
-#if defined(__aarch64__)
-#define EZ_IMPL(name) name##_fn name##_neon;
-#include "kernels/neon.inc"
+
+#define EZ_KERNEL(name, compare, sig)
+#define EZ_IMPL(name, isa, arch, features) EZ_ON_##arch(name##_fn name##_##isa;)
+#include "kernels/kernels.inc"
 #undef EZ_IMPL
-#define EZ_IMPL(name) name##_fn name##_neon_dotprod;
-#include "kernels/neon_dotprod.inc"
-#undef EZ_IMPL
-#endif
+#undef EZ_KERNEL
 
 namespace {
 
-struct Features {
-  bool avx2 = false, avx512 = false, neon = false, dotprod = false;
-};
-
-Features detect() {
-  Features f;
+CpuFeatures detect() {
+  CpuFeatures f = 0;
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
   // libgcc's checks include the OS (XGETBV) support for the wider registers.
-  f.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  f.avx512 = f.avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  // (__builtin_cpu_supports takes only string literals.)
+#define EZ_DETECT(feature, bit) \
+  if (__builtin_cpu_supports(feature)) f |= bit;
+  EZ_DETECT("avx2", kFeatAvx2)
+  EZ_DETECT("fma", kFeatFma)
+  EZ_DETECT("avx512f", kFeatAvx512f)
+  EZ_DETECT("avx512bw", kFeatAvx512bw)
+  EZ_DETECT("avx512dq", kFeatAvx512dq)
+  EZ_DETECT("avx512vl", kFeatAvx512vl)
+  EZ_DETECT("avx512vnni", kFeatAvx512vnni)
+  EZ_DETECT("avxvnni", kFeatAvxVnni)
+#undef EZ_DETECT
 #elif defined(__aarch64__)
   // getauxval, not /proc/cpuinfo: under qemu-user the latter describes the x86 host.
   const unsigned long hwcap = getauxval(AT_HWCAP);
-  f.neon = (hwcap & HWCAP_ASIMD) != 0;
-  f.dotprod = f.neon && (hwcap & HWCAP_ASIMDDP) != 0;
+  if (hwcap & HWCAP_ASIMD) f |= kFeatAsimd;
+  if (hwcap & HWCAP_ASIMDDP) f |= kFeatAsimdDotprod;
 #endif
   return f;
 }
 
-const Features& features() {
-  static const Features f = detect();
+CpuFeatures cpu() {
+  static const CpuFeatures f = detect();
   return f;
 }
 
-std::mutex g_mutex;
-std::unique_ptr<KernelTable> g_table;
+// An ISA level: what the CPU must have for the level to exist, and which features its table may use. A level
+// allows more than it requires, so an AVX-VNNI kernel joins the avx2 table on a CPU that has AVX-VNNI.
+struct IsaLevel {
+  const char* name;
+  CpuFeatures needs, allows;
+};
+
+const IsaLevel kLevels[] = {
+    {"ref", 0, 0},
+#if defined(__x86_64__) || defined(_M_X64)
+    {"avx2", kAvx2Fma, kAvx2Fma | kFeatAvxVnni},
+    {"avx512", kAvx512, kAvx512 | kFeatAvx512vnni | kFeatAvxVnni},
+#elif defined(__aarch64__)
+    {"neon", kAsimd, kAsimd},
+    {"neon_dotprod", kAsimdDotprod, kAsimdDotprod},
+#endif
+};
+
+bool has_all(CpuFeatures have, CpuFeatures need) { return (have & need) == need; }
+
+std::vector<KernelVariant> list_variants() {
+  std::vector<KernelVariant> out;
+#define EZ_IMPL(name, isa, arch, features)                                                         \
+  EZ_ON_##arch(out.push_back({#name, #isa, features, has_all(cpu(), features),                     \
+                              [](KernelTable& t) { t.name = {&name##_##isa, #isa}; }});)
+#define EZ_KERNEL(name, compare, sig)
+#include "kernels/kernels.inc"
+#undef EZ_KERNEL
+#undef EZ_IMPL
+  return out;
+}
+
+KernelTable build_table(const IsaLevel& level) {
+  KernelTable t;
+  t.isa = level.name;
+  const CpuFeatures usable = cpu() & level.allows;
+  // Implementations are listed best last, so a later runnable one replaces an earlier one.
+  for (const KernelVariant& v : kernel_variants())
+    if (has_all(usable, v.needs)) v.install(t);
+  return t;
+}
+
+// One table per available level, built on first use and never destroyed (not even at exit, where a detached
+// thread could still be calling a kernel).
+const std::vector<KernelTable>& tables() {
+  static const std::vector<KernelTable>* all = [] {
+    auto* v = new std::vector<KernelTable>;
+    for (const IsaLevel& level : kLevels)
+      if (has_all(cpu(), level.needs)) v->push_back(build_table(level));
+    return v;
+  }();
+  return *all;
+}
+
+std::atomic<const KernelTable*> g_active{nullptr};
+std::mutex g_init;
 
 std::string default_isa() {
   const char* env = std::getenv("ELASTICZO_ISA");
@@ -71,83 +132,77 @@ std::string default_isa() {
 
 }  // namespace
 
-std::vector<std::string> available_isas() {
-  std::vector<std::string> isas{"ref"};
-  const Features& f = features();
-  if (f.avx2) isas.push_back("avx2");
-  if (f.avx512) isas.push_back("avx512");
-  if (f.neon) isas.push_back("neon");
-  if (f.dotprod) isas.push_back("neon_dotprod");
-  return isas;
+const std::vector<KernelVariant>& kernel_variants() {
+  static const std::vector<KernelVariant> all = list_variants();
+  return all;
 }
 
-std::vector<std::string> cpu_features() {
-  const Features& f = features();
-  std::vector<std::string> out;
-  if (f.avx2) out.push_back("avx2+fma");
-  if (f.avx512) out.push_back("avx512f/bw/dq/vl");
-  if (f.neon) out.push_back("asimd");
-  if (f.dotprod) out.push_back("asimddp");
-  return out;
-}
-
-KernelTable make_kernel_table(const std::string& isa) {
-  bool known = false;
-  for (const auto& a : available_isas()) known = known || a == isa;
-  if (!known) {
-    std::string avail;
-    for (const auto& a : available_isas()) avail += (avail.empty() ? "" : ", ") + a;
-    throw std::invalid_argument("ISA '" + isa + "' is not available on this CPU (available: " + avail + ")");
-  }
-  KernelTable t;
-  t.isa = isa;
-  // Each level starts from the one below it, so a kernel without a faster version keeps the best it has.
-#if defined(__x86_64__) || defined(_M_X64)
-  if (isa == "avx2" || isa == "avx512") {
-#define EZ_IMPL(name) t.name = {&name##_avx2, "avx2"};
-#include "kernels/avx2.inc"
-#undef EZ_IMPL
-  }
-  if (isa == "avx512") {
-#define EZ_IMPL(name) t.name = {&name##_avx512, "avx512"};
-#include "kernels/avx512.inc"
-#undef EZ_IMPL
-  }
-#endif
-#if defined(__aarch64__)
-  if (isa == "neon" || isa == "neon_dotprod") {
-#define EZ_IMPL(name) t.name = {&name##_neon, "neon"};
-#include "kernels/neon.inc"
-#undef EZ_IMPL
-  }
-  if (isa == "neon_dotprod") {
-#define EZ_IMPL(name) t.name = {&name##_neon_dotprod, "neon_dotprod"};
-#include "kernels/neon_dotprod.inc"
-#undef EZ_IMPL
-  }
-#endif
+KernelTable table_with(const KernelVariant& v) {
+  if (!v.runnable)
+    throw std::invalid_argument(v.kernel + "_" + v.isa + " needs " + feature_names(v.needs) +
+                                ", which this CPU does not report");
+  KernelTable t = kernel_table("ref");
+  t.isa = v.isa;
+  v.install(t);
   return t;
 }
 
+std::vector<std::string> available_isas() {
+  std::vector<std::string> isas;
+  for (const KernelTable& t : tables()) isas.push_back(t.isa);
+  return isas;
+}
+
+std::string feature_names(CpuFeatures f) {
+  static const char* const names[] = {"avx2",     "fma",        "avx512f", "avx512bw", "avx512dq",
+                                      "avx512vl", "avx512vnni", "avxvnni", "asimd",    "asimddp"};
+  std::string out;
+  for (int bit = 0; bit < 10; ++bit)
+    if (f & (1u << bit)) out += (out.empty() ? "" : "+") + std::string(names[bit]);
+  return out.empty() ? "nothing" : out;
+}
+
+std::vector<std::string> cpu_features() {
+  std::vector<std::string> out;
+  for (int bit = 0; bit < 10; ++bit)
+    if (cpu() & (1u << bit)) out.push_back(feature_names(1u << bit));
+  return out;
+}
+
+const KernelTable& kernel_table(const std::string& isa) {
+  for (const KernelTable& t : tables())
+    if (t.isa == isa) return t;
+  std::string avail;
+  for (const auto& a : available_isas()) avail += (avail.empty() ? "" : ", ") + a;
+  throw std::invalid_argument("ISA '" + isa + "' is not available on this CPU (available: " + avail + ")");
+}
+
+KernelTable make_kernel_table(const std::string& isa) { return kernel_table(isa); }
+
 std::vector<std::pair<std::string, std::string>> KernelTable::entries() const {
   std::vector<std::pair<std::string, std::string>> out;
-#define EZ_KERNEL(name, sig) out.emplace_back(#name, name.isa);
+#define EZ_KERNEL(name, compare, sig) out.emplace_back(#name, name.isa);
 #include "kernels/kernels.inc"
 #undef EZ_KERNEL
   return out;
 }
 
 const KernelTable& kernels() {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  if (!g_table) g_table = std::make_unique<KernelTable>(make_kernel_table(default_isa()));
-  return *g_table;
+  const KernelTable* t = g_active.load(std::memory_order_acquire);
+  if (t != nullptr) return *t;
+  std::lock_guard<std::mutex> lock(g_init);  // the first lookup reads ELASTICZO_ISA exactly once
+  t = g_active.load(std::memory_order_acquire);
+  if (t == nullptr) {
+    t = &kernel_table(default_isa());
+    g_active.store(t, std::memory_order_release);
+  }
+  return *t;
 }
 
 void set_isa(const std::string& isa) {
-  KernelTable t = make_kernel_table(isa == "auto" ? available_isas().back() : isa);
-  std::lock_guard<std::mutex> lock(g_mutex);
-  // The old table is replaced, never freed while in use: callers hold a reference only for one call.
-  g_table = std::make_unique<KernelTable>(std::move(t));
+  const KernelTable& t = kernel_table(isa == "auto" ? available_isas().back() : isa);
+  std::lock_guard<std::mutex> lock(g_init);
+  g_active.store(&t, std::memory_order_release);
 }
 
 }  // namespace ez

@@ -1,0 +1,514 @@
+// Every optimized implementation listed in kernels.inc against the scalar reference, on awkward sizes, and every
+// kernel (reference and optimized) bit-identical for 1, 2 and 3 threads. Nothing here names an implementation: the
+// instances come from kernel_variants(), and each kernel of kernels.inc must have its cases_<name>() below (a new
+// kernel without cases does not compile).
+// Comparison, as kernels.inc says per kernel: `exact` bit for bit (NaN and signed zeros included); `rounded`: both
+// results are sums of the same K products, each within gamma_K * sum|terms| of the exact value (gamma_K ~ K 2^-24),
+// so they may differ by 2 (K + 2) 2^-24 * sum|terms|, where sum|terms| is the reference run on absolute values.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bit_compare.h"
+#include "core/parallel.h"
+#include "kernels/kernels.h"
+#include "rng/philox.h"
+
+namespace ez {
+namespace {
+
+using Buf = std::vector<float>;  // a kernel's outputs (an integer kernel's would be stored bit for bit)
+
+// One run of a kernel on fixed inputs: the outputs of table `t`'s implementation, on the absolute values of the
+// inputs when `magnitude` (only `rounded` kernels are asked for that).
+struct KernelCase {
+  std::string what;  // shape and seed, for the failure message
+  long reduction;    // terms per output sum (`rounded` tolerance); 0 for `exact` kernels
+  std::function<Buf(const KernelTable& t, bool magnitude)> run;
+};
+using Cases = std::vector<KernelCase>;
+
+Buf random_buf(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  Buf b(n);
+  for (float& v : b) v = dist(gen);
+  return b;
+}
+
+// Values in [-1, 1), sprinkled with +0, -0 and NaN.
+Buf signed_values(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Buf v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (gen() % 16) {
+      case 0: v[i] = 0.f; break;
+      case 1: v[i] = -0.f; break;
+      case 2: v[i] = std::numeric_limits<float>::quiet_NaN(); break;
+      default: v[i] = u(gen);
+    }
+  }
+  return v;
+}
+
+// Few distinct values (-2 .. 2 and -0), so that pooling windows often hold several equal maxima.
+Buf tied_values(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  Buf v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const int k = static_cast<int>(gen() % 6);
+    v[i] = k == 5 ? -0.f : static_cast<float>(k - 2);
+  }
+  return v;
+}
+
+// The buffer itself, or its absolute values for the magnitude run.
+const float* pick(const Buf& b, bool magnitude, Buf& scratch) {
+  if (!magnitude) return b.data();
+  scratch.resize(b.size());
+  for (std::size_t i = 0; i < b.size(); ++i) scratch[i] = std::fabs(b[i]);
+  return scratch.data();
+}
+
+Buf initial(const Buf& b, bool magnitude) {
+  Buf out = b;
+  if (magnitude)
+    for (float& v : out) v = std::fabs(v);
+  return out;
+}
+
+// ---- dense kernels: gemm, conv2d, linear ----
+
+const std::vector<std::array<int, 3>> kGemmSizes = {
+    // Edges of every tile size; k = 300 spans two reduction blocks, n = 1030 two column blocks, m = 400 packs B,
+    // m small against k takes the dot-tile path when B is transposed; the last two need several threads' chunks.
+    {1, 1, 1},   {3, 7, 5},     {7, 17, 15},  {16, 16, 16}, {17, 33, 3},   {33, 15, 100}, {5, 100, 17},
+    {100, 3, 33}, {1, 65, 300}, {3, 1030, 5}, {400, 17, 33}, {2, 3, 200}, {150, 70, 90}, {9, 40, 400}};
+
+Cases cases_gemm_f32() {
+  Cases out;
+  std::uint32_t seed = 100;
+  for (const auto& [m, n, k] : kGemmSizes)
+    for (int trans = 0; trans < 4; ++trans)
+      for (bool accumulate : {false, true}) {
+        const bool ta = trans & 1, tb = trans & 2;
+        // op(A) and op(B) with row strides 3 and 1 wider than needed; C's padding columns must stay untouched.
+        const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+        const Buf a = random_buf(static_cast<std::size_t>(ta ? k : m) * lda, seed);
+        const Buf b = random_buf(static_cast<std::size_t>(tb ? n : k) * ldb, seed + 1);
+        const Buf c0 = random_buf(static_cast<std::size_t>(m) * ldc, seed + 2);
+        std::ostringstream s;
+        s << "ta=" << ta << " tb=" << tb << " m=" << m << " n=" << n << " k=" << k << " accumulate=" << accumulate
+          << " seed=" << seed;
+        out.push_back({s.str(), k, [=, m = m, n = n, k = k](const KernelTable& t, bool mag) {
+                         Buf sa, sb, c = initial(c0, mag);
+                         t.gemm_f32(ta, tb, m, n, k, pick(a, mag, sa), lda, pick(b, mag, sb), ldb, accumulate,
+                                    c.data(), ldc);
+                         return c;
+                       }});
+        seed += 3;
+      }
+  return out;
+}
+
+// LeNet-5's conv1 and conv2, k = 1 with padding (the flipped kernel of backward data then crops), a kernel larger
+// than the image, an empty output, and two shapes that need several chunks of samples per thread.
+const std::vector<Conv2dShape> kConvShapes = {
+    {1, 1, 5, 5, 1, 1, 0},    {3, 2, 7, 5, 3, 3, 1}, {2, 3, 8, 9, 5, 5, 2}, {1, 1, 28, 28, 6, 5, 2},
+    {2, 6, 14, 14, 16, 5, 2}, {3, 4, 6, 7, 7, 3, 0}, {2, 5, 9, 4, 4, 1, 1}, {1, 2, 3, 3, 2, 5, 2},
+    {1, 17, 5, 3, 2, 3, 2},   {2, 3, 4, 4, 2, 5, 0}, {5, 3, 13, 11, 7, 3, 1}, {17, 8, 30, 30, 8, 3, 1}};
+
+const std::vector<LinearShape> kLinearShapes = {
+    // in = 300 with few rows takes the dot-tile forward; rows = 400 packs the weights; the last three thread.
+    {1, 1, 1},  {3, 7, 15},   {7, 16, 17}, {17, 33, 3},   {33, 100, 16}, {100, 3, 7},  {16, 17, 33},
+    {1, 100, 100}, {5, 300, 10}, {400, 33, 17}, {15, 1, 100}, {64, 120, 84}, {300, 40, 50}, {6, 500, 70}};
+
+std::string str(const Conv2dShape& s) {
+  std::ostringstream o;
+  o << "n=" << s.n << " c_in=" << s.c_in << " h=" << s.h << " w=" << s.w << " c_out=" << s.c_out << " k=" << s.k
+    << " pad=" << s.pad;
+  return o.str();
+}
+std::string str(const LinearShape& s) {
+  return "rows=" + std::to_string(s.rows) + " in=" + std::to_string(s.in) + " out=" + std::to_string(s.out);
+}
+
+struct LayerSizes {
+  std::size_t in, out, weights, bias;
+  long fwd_terms, bwd_data_terms, bwd_weight_terms;
+};
+
+LayerSizes sizes(const Conv2dShape& s) {
+  const std::size_t oh = std::max(0, s.out_h()), ow = std::max(0, s.out_w());
+  return {static_cast<std::size_t>(s.n) * s.c_in * s.h * s.w, static_cast<std::size_t>(s.n) * s.c_out * oh * ow,
+          static_cast<std::size_t>(s.c_out) * s.c_in * s.k * s.k, static_cast<std::size_t>(s.c_out),
+          static_cast<long>(s.c_in) * s.k * s.k, static_cast<long>(s.c_out) * s.k * s.k,
+          static_cast<long>(s.n * oh * ow)};
+}
+LayerSizes sizes(const LinearShape& s) {
+  const std::size_t rows = s.rows;
+  return {rows * s.in, rows * s.out, static_cast<std::size_t>(s.out) * s.in, static_cast<std::size_t>(s.out),
+          s.in, s.out, s.rows};
+}
+
+enum class LayerOp { fwd, bwd_data, bwd_weight };
+
+// One op of a layer (forward, backward data or backward weight) on every shape, with `flag` (bias for forward,
+// accumulate for backward weight) off and on, two seeds each; dbias is given on odd seeds.
+template <class Shape, class Fwd, class BwdData, class BwdWeight>
+Cases layer_cases(const std::vector<Shape>& shapes, LayerOp op, std::uint32_t seed, Fwd KernelTable::*fwd,
+                  BwdData KernelTable::*bwd_data, BwdWeight KernelTable::*bwd_weight) {
+  Cases out;
+  for (const Shape& s : shapes)
+    for (bool flag : {false, true})
+      for (int variant = 0; variant < 2; ++variant, ++seed) {
+        const LayerSizes n = sizes(s);
+        const Buf x = random_buf(n.in, seed), w = random_buf(n.weights, seed + 1), dy = random_buf(n.out, seed + 2);
+        const Buf bias = random_buf(n.bias, seed + 3), y0 = random_buf(n.out, seed + 4);
+        const Buf dx0 = random_buf(n.in, seed + 5), dwb0 = random_buf(n.weights + n.bias, seed + 6);
+        const std::string what = str(s) + " flag=" + std::to_string(flag) + " seed=" + std::to_string(seed);
+        if (op == LayerOp::fwd)
+          out.push_back({what, n.fwd_terms, [=](const KernelTable& t, bool mag) {
+                           Buf sx, sw, sb, y = y0;
+                           (t.*fwd)(s, pick(x, mag, sx), pick(w, mag, sw), flag ? pick(bias, mag, sb) : nullptr,
+                                    y.data());
+                           return y;
+                         }});
+        if (op == LayerOp::bwd_data)
+          out.push_back({what, n.bwd_data_terms, [=](const KernelTable& t, bool mag) {
+                           Buf sdy, sw, dx = dx0;
+                           (t.*bwd_data)(s, pick(dy, mag, sdy), pick(w, mag, sw), dx.data());
+                           return dx;
+                         }});
+        if (op == LayerOp::bwd_weight)
+          out.push_back({what, n.bwd_weight_terms, [=](const KernelTable& t, bool mag) {
+                           Buf sx, sdy, dwb = initial(dwb0, mag);
+                           float* dbias = seed % 2 ? dwb.data() + n.weights : nullptr;
+                           (t.*bwd_weight)(s, pick(x, mag, sx), pick(dy, mag, sdy), flag, dwb.data(), dbias);
+                           return dwb;
+                         }});
+      }
+  return out;
+}
+
+Cases conv_cases(LayerOp op) {
+  return layer_cases(kConvShapes, op, 500, &KernelTable::conv2d_fwd_f32, &KernelTable::conv2d_bwd_data_f32,
+                     &KernelTable::conv2d_bwd_weight_f32);
+}
+Cases linear_cases(LayerOp op) {
+  return layer_cases(kLinearShapes, op, 900, &KernelTable::linear_fwd_f32, &KernelTable::linear_bwd_data_f32,
+                     &KernelTable::linear_bwd_weight_f32);
+}
+Cases cases_conv2d_fwd_f32() { return conv_cases(LayerOp::fwd); }
+Cases cases_conv2d_bwd_data_f32() { return conv_cases(LayerOp::bwd_data); }
+Cases cases_conv2d_bwd_weight_f32() { return conv_cases(LayerOp::bwd_weight); }
+Cases cases_linear_fwd_f32() { return linear_cases(LayerOp::fwd); }
+Cases cases_linear_bwd_data_f32() { return linear_cases(LayerOp::bwd_data); }
+Cases cases_linear_bwd_weight_f32() { return linear_cases(LayerOp::bwd_weight); }
+
+// ---- elementwise kernels ----
+
+const std::size_t kSizes[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 1000, 16389, 40000};
+
+Cases cases_relu_fwd_f32() {
+  Cases out;
+  for (const std::size_t n : kSizes) {
+    const std::uint32_t seed = 11 + static_cast<std::uint32_t>(n);
+    const Buf x = signed_values(n, seed);
+    const std::string what = "n=" + std::to_string(n) + " seed=" + std::to_string(seed);
+    out.push_back({what, 0, [=](const KernelTable& t, bool) {
+                     Buf y(n, 7.f);
+                     t.relu_fwd_f32(n, x.data(), y.data());
+                     return y;
+                   }});
+    out.push_back({what + " in place", 0, [=](const KernelTable& t, bool) {
+                     Buf y = x;
+                     t.relu_fwd_f32(n, y.data(), y.data());
+                     return y;
+                   }});
+  }
+  return out;
+}
+
+Cases cases_relu_bwd_f32() {
+  Cases out;
+  for (const std::size_t n : kSizes) {
+    const std::uint32_t seed = 21 + static_cast<std::uint32_t>(n);
+    Buf y = signed_values(n, seed);
+    relu_fwd_f32_ref(n, y.data(), y.data());  // a real ReLU output: >= 0, with zeros
+    const Buf dy = signed_values(n, seed + 10);
+    out.push_back({"n=" + std::to_string(n) + " seed=" + std::to_string(seed), 0, [=](const KernelTable& t, bool) {
+                     Buf dx(n, 7.f);
+                     t.relu_bwd_f32(n, y.data(), dy.data(), dx.data());
+                     return dx;
+                   }});
+  }
+  return out;
+}
+
+// The product alpha * x is rounded before the add, as in the reference (no FMA contraction).
+Cases cases_axpy_f32() {
+  Cases out;
+  for (const std::size_t n : kSizes)
+    for (const float alpha : {-0.1f, 1.0f / 3.0f, 3.0e5f}) {
+      const std::uint32_t seed = 41 + static_cast<std::uint32_t>(n);
+      const Buf x = signed_values(n, seed), y0 = signed_values(n, seed + 10);
+      out.push_back({"n=" + std::to_string(n) + " alpha=" + std::to_string(alpha) + " seed=" + std::to_string(seed),
+                     0, [=](const KernelTable& t, bool) {
+                       Buf y = y0;
+                       t.axpy_f32(n, alpha, x.data(), y.data());
+                       return y;
+                     }});
+    }
+  return out;
+}
+
+// Offsets at odd elements, inside a block, across the 2^32-block wrap of the low counter word, and far out.
+Cases cases_zo_axpy_gaussian_f32() {
+  const std::uint64_t offsets[] = {0, 1, 2, 3, 5, 13, 31, 64, 4 * 0xfffffffdull + 1, 4 * 0xffffffffull - 6,
+                                   0x123456789abcull};
+  const std::size_t sizes[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 1000, 5003, 61706};
+  const PhiloxKey key = step_key(99, 5);
+  Cases out;
+  for (const std::uint64_t offset : offsets)
+    for (const std::size_t n : sizes) {
+      if (n > 10000 && offset != 3) continue;  // the LeNet-sized run (several threads' chunks) once is enough
+      out.push_back({"n=" + std::to_string(n) + " offset=" + std::to_string(offset) + " seed=99 step=5", 0,
+                     [=](const KernelTable& t, bool) {
+                       Buf theta(n);
+                       for (std::size_t i = 0; i < n; ++i)
+                         theta[i] = 0.01f * static_cast<float>(static_cast<int>(i % 201) - 100);
+                       t.zo_axpy_gaussian_f32(n, 0.001f, key, 4, offset, theta.data());
+                       return theta;
+                     }});
+    }
+  return out;
+}
+
+// ---- pooling: tied maxima must send the error to the first one ----
+
+// Odd and even sizes, rows wider than every vector, LeNet's 28x28 and 14x14 (the first large enough to thread),
+// and a 3x3 window that goes to the reference.
+const Pool2dShape kPoolShapes[] = {{1, 1, 2, 2, 2},   {2, 3, 5, 7, 2},    {1, 2, 3, 67, 2},  {2, 2, 34, 66, 2},
+                                   {8, 6, 28, 28, 2}, {4, 16, 14, 14, 2}, {1, 2, 9, 10, 3}, {1, 1, 1, 5, 2}};
+// Channel counts around the vector widths and the 256-channel task blocks; the last shape is large enough to thread.
+const PointPoolShape kPointShapes[] = {{1, 1, 1},   {2, 3, 5},   {2, 7, 17},   {3, 16, 33},
+                                       {2, 5, 257}, {2, 9, 520}, {1, 1, 1024}, {4, 64, 200}};
+
+std::string str(const Pool2dShape& s) {
+  return "n=" + std::to_string(s.n) + " c=" + std::to_string(s.c) + " h=" + std::to_string(s.h) +
+         " w=" + std::to_string(s.w) + " k=" + std::to_string(s.k);
+}
+std::string str(const PointPoolShape& s) {
+  return "n=" + std::to_string(s.n) + " points=" + std::to_string(s.points) + " c=" + std::to_string(s.c);
+}
+std::size_t in_size(const Pool2dShape& s) { return static_cast<std::size_t>(s.n) * s.c * s.h * s.w; }
+std::size_t out_size(const Pool2dShape& s) { return static_cast<std::size_t>(s.n) * s.c * s.out_h() * s.out_w(); }
+std::size_t in_size(const PointPoolShape& s) { return static_cast<std::size_t>(s.n) * s.points * s.c; }
+std::size_t out_size(const PointPoolShape& s) { return static_cast<std::size_t>(s.n) * s.c; }
+
+// Forward (backward = false) or backward of a pooling kernel on tied and on signed values; backward gets the
+// reference forward's output.
+template <class Shape, std::size_t N, class FwdRef, class Fwd, class Bwd>
+Cases pool_cases(const Shape (&shapes)[N], bool backward, FwdRef fwd_ref, Fwd KernelTable::*fwd,
+                 Bwd KernelTable::*bwd) {
+  Cases out;
+  for (const Shape& s : shapes)
+    for (const bool ties : {true, false}) {
+      const std::size_t in = in_size(s), outn = out_size(s);
+      const Buf x = ties ? tied_values(in, 61) : signed_values(in, 62);
+      const std::string what = str(s) + (ties ? " tied values seed=61" : " signed values seed=62");
+      if (!backward) {
+        out.push_back({what, 0, [=](const KernelTable& t, bool) {
+                         Buf y(outn, 7.f);
+                         (t.*fwd)(s, x.data(), y.data());
+                         return y;
+                       }});
+        continue;
+      }
+      Buf y(outn);
+      fwd_ref(s, x.data(), y.data());
+      const Buf dy = signed_values(outn, 63);
+      out.push_back({what, 0, [=](const KernelTable& t, bool) {
+                       Buf dx(in, 7.f);
+                       (t.*bwd)(s, x.data(), y.data(), dy.data(), dx.data());
+                       return dx;
+                     }});
+    }
+  return out;
+}
+
+Cases cases_maxpool2d_fwd_f32() {
+  return pool_cases(kPoolShapes, false, maxpool2d_fwd_f32_ref, &KernelTable::maxpool2d_fwd_f32,
+                    &KernelTable::maxpool2d_bwd_f32);
+}
+Cases cases_maxpool2d_bwd_f32() {
+  return pool_cases(kPoolShapes, true, maxpool2d_fwd_f32_ref, &KernelTable::maxpool2d_fwd_f32,
+                    &KernelTable::maxpool2d_bwd_f32);
+}
+Cases cases_point_maxpool_fwd_f32() {
+  return pool_cases(kPointShapes, false, point_maxpool_fwd_f32_ref, &KernelTable::point_maxpool_fwd_f32,
+                    &KernelTable::point_maxpool_bwd_f32);
+}
+Cases cases_point_maxpool_bwd_f32() {
+  return pool_cases(kPointShapes, true, point_maxpool_fwd_f32_ref, &KernelTable::point_maxpool_fwd_f32,
+                    &KernelTable::point_maxpool_bwd_f32);
+}
+
+// ---- loss ----
+
+Cases cases_softmax_xent_f32() {
+  Cases out;
+  for (const auto& [rows, classes] : std::vector<std::array<int, 2>>{{1, 1}, {3, 10}, {64, 10}, {7, 40}, {256, 3}}) {
+    const std::uint32_t seed = 80 + static_cast<std::uint32_t>(rows);
+    Buf logits = random_buf(static_cast<std::size_t>(rows) * classes, seed);
+    for (float& v : logits) v *= 20.f;  // far from 0, so the max-shift matters
+    std::vector<std::int32_t> labels(rows);
+    for (int r = 0; r < rows; ++r) labels[r] = (r * 7) % classes;
+    out.push_back({"rows=" + std::to_string(rows) + " classes=" + std::to_string(classes) + " seed=" +
+                       std::to_string(seed),
+                   classes, [=](const KernelTable& t, bool mag) {
+                     Buf sl, grad(logits.size() + 1);
+                     grad.back() = t.softmax_xent_f32(rows, classes, pick(logits, mag, sl), labels.data(), 0.5f,
+                                                      grad.data());
+                     return grad;
+                   }});
+  }
+  return out;
+}
+
+// ---- the harness ----
+
+enum class Compare { exact, rounded };
+
+struct KernelInfo {
+  std::string name;
+  Compare compare;
+  Cases (*cases)();
+};
+
+const std::vector<KernelInfo>& kernel_list() {
+  static const std::vector<KernelInfo> all = {
+#define EZ_KERNEL(name, compare, sig) {#name, Compare::compare, &cases_##name},
+#include "kernels/kernels.inc"
+#undef EZ_KERNEL
+  };
+  return all;
+}
+
+const KernelInfo& info(const std::string& kernel) {
+  for (const KernelInfo& k : kernel_list())
+    if (k.name == kernel) return k;
+  throw std::logic_error("kernel " + kernel + " is not in kernels.inc");
+}
+
+::testing::AssertionResult within_tolerance(const Buf& want, const Buf& mag, const Buf& got, long reduction,
+                                            const std::string& what) {
+  if (got.size() != want.size()) return ::testing::AssertionFailure() << what << ": size differs";
+  const double unit = 2.0 * (reduction + 2) * std::ldexp(1.0, -24);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double tol = unit * mag[i];
+    if (!(std::fabs(static_cast<double>(got[i]) - want[i]) <= tol))
+      return ::testing::AssertionFailure() << what << ": first difference at element " << i << ": got " << got[i]
+                                           << ", reference " << want[i] << ", tolerance " << tol;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Runs `body` with 1, 2 and 3 threads and restores the thread count.
+template <class Body>
+void for_thread_counts(Body body) {
+  const int saved = num_threads();
+  for (const int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    body(threads);
+  }
+  set_num_threads(saved);
+}
+
+std::string name_of(const KernelVariant& v) { return v.kernel + "_" + v.isa; }
+
+std::vector<KernelVariant> runnable_variants() {
+  std::vector<KernelVariant> out;
+  for (const KernelVariant& v : kernel_variants())
+    if (v.runnable) out.push_back(v);
+  return out;
+}
+
+class KernelVariants : public ::testing::TestWithParam<KernelVariant> {};
+
+TEST_P(KernelVariants, MatchesTheReferenceForAnyThreadCount) {
+  const KernelVariant& v = GetParam();
+  const KernelInfo& k = info(v.kernel);
+  const KernelTable& ref = kernel_table("ref");
+  const KernelTable opt = table_with(v);
+  const Cases cases = k.cases();
+  ASSERT_FALSE(cases.empty()) << v.kernel;
+  for (const KernelCase& c : cases) {
+    const std::string what = name_of(v) + " " + c.what;
+    const Buf want = c.run(ref, false);
+    const Buf mag = k.compare == Compare::rounded ? c.run(ref, true) : Buf{};
+    for_thread_counts([&](int threads) {
+      const Buf got = c.run(opt, false);
+      const std::string where = what + " threads=" + std::to_string(threads);
+      if (k.compare == Compare::exact)
+        ASSERT_TRUE(testing::same_bits(want, got, where));
+      else
+        ASSERT_TRUE(within_tolerance(want, mag, got, c.reduction, where));
+    });
+    if (HasFatalFailure()) return;
+  }
+}
+
+// The reference's threading must not change its bits either (a kernel without optimized versions included).
+class KernelReferences : public ::testing::TestWithParam<KernelInfo> {};
+
+TEST_P(KernelReferences, SameBitsForAnyThreadCount) {
+  const KernelTable& ref = kernel_table("ref");
+  for (const KernelCase& c : GetParam().cases()) {
+    Buf one;
+    for_thread_counts([&](int threads) {
+      const Buf got = c.run(ref, false);
+      if (threads == 1) one = got;
+      ASSERT_TRUE(testing::same_bits(one, got, GetParam().name + "_ref " + c.what + " threads=" +
+                                                   std::to_string(threads)));
+    });
+    if (HasFatalFailure()) return;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelVariants, ::testing::ValuesIn(runnable_variants()),
+                         [](const ::testing::TestParamInfo<KernelVariant>& i) { return name_of(i.param); });
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelReferences, ::testing::ValuesIn(kernel_list()),
+                         [](const ::testing::TestParamInfo<KernelInfo>& i) { return i.param.name; });
+
+// A variant whose features this CPU lacks (none on the CI machines: AVX-512 x86, qemu A53/A76) is refused, not run.
+TEST(KernelVariantsList, VariantsTheCpuLacksAreRefused) {
+  for (const KernelVariant& v : kernel_variants())
+    if (!v.runnable) EXPECT_THROW(table_with(v), std::invalid_argument) << name_of(v);
+}
+
+// The reference itself: a window of four equal maxima sends the whole error to its top-left element, on every table.
+TEST(Pooling, MaxPool2dBackwardRoutesToTheFirstMaximum) {
+  const Pool2dShape s{1, 1, 2, 4, 2};
+  const Buf x = {1, 1, 0, 2, 1, 1, 2, 2}, y = {1, 2}, dy = {5, 6};
+  for (const auto& isa : available_isas()) {
+    Buf dx(8, 7.f);
+    kernel_table(isa).maxpool2d_bwd_f32(s, x.data(), y.data(), dy.data(), dx.data());
+    EXPECT_TRUE(testing::same_bits({5, 0, 0, 6, 0, 0, 0, 0}, dx, isa));
+  }
+}
+
+}  // namespace
+}  // namespace ez
