@@ -206,3 +206,24 @@ def test_custom_sequential_model_trains(small_train, mnist_test):
     before = tr.evaluate(mnist_test)["loss"]
     tr.fit(small_train, epochs=3, batch_size=32, progress=False)
     assert tr.evaluate(mnist_test)["loss"] < before - 0.2
+
+
+def test_diverged_zo_step_restores_the_zo_weights(small_train):
+    """A step whose loss is not finite raises with every weight back where it was before that step: the ZO part
+    up to the rounding of the float adds that undo the perturbation (2^-23 of |theta| + eps |z|), the backprop
+    part untouched. Output weights near FLT_MAX make the logits overflow in the + pass."""
+    tr = make_trainer("zo-feat-cls1")
+    x, y = small_train.take(range(64))
+    tr.core.step(x, y)
+    tr.model.set_parameter("fc3.weight", np.full((10, 84), 3e38, np.float32))
+    before = weights(tr)
+    with pytest.raises(RuntimeError, match="loss is not finite at step 1"):
+        tr.core.step(x, y)
+    after = weights(tr)
+    for name in before:
+        if name.split(".")[0] in ("conv1", "conv2", "fc1"):  # the ZO part of Cls1
+            bound = 2.0 ** -23 * (np.abs(before[name]) + tr.config["eps"] * 6.0)  # |z| < 5.8 (24-bit uniforms)
+            assert np.all(np.abs(after[name] - before[name]) <= bound), name
+        else:
+            assert np.array_equal(after[name], before[name]), name
+    assert tr.core.steps_done == 1

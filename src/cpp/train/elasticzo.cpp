@@ -1,19 +1,20 @@
-// ElasticZO step. The backprop part's gradient is the mean of the gradients of the + and - passes, taken right
+// ElasticZO step skeleton. The backprop part's gradient is the mean of the gradients of the + and - passes, taken right
 // after each pass, so only one set of activations ever exists: memory = Full ZO + BP gradients + BP errors (Eq. 5).
 #include "train/elasticzo.h"
 
-#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
-#include "kernels/kernels.h"
 #include "rng/philox.h"
 
 namespace ez {
 
 ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& config)
-    : model_(std::move(model)), cfg_(config), opt_(config.optimizer, config.adam) {
+    : model_(std::move(model)),
+      cfg_(config),
+      opt_(config.optimizer, config.adam),
+      policy_({config.eps, config.lr_zo, config.lr_bp, config.grad_clip}, opt_) {
   if (!model_) throw std::invalid_argument("ElasticZO: model is null");
   const int layers = model_->num_param_layers();
   if (cfg_.zo_layers < 0 || cfg_.zo_layers > layers)
@@ -45,23 +46,47 @@ void ElasticZO::set_learning_rates(float lr_zo, float lr_bp) {
     throw std::invalid_argument("learning rates must be finite and >= 0");
   cfg_.lr_zo = lr_zo;
   cfg_.lr_bp = lr_bp;
+  policy_.set_learning_rates(lr_zo, lr_bp);
 }
 
-void ElasticZO::perturb(float scale, PhiloxKey key, Phase phase) {
-  ScopedPhase timer(times_, phase);
-  for (const ZoSlice& z : zo_slices_) {
-    Tensor& t = z.param->value;
-    kernels().zo_axpy_gaussian_f32(static_cast<std::size_t>(t.numel()), scale, key, z.stream, z.offset, t.f32());
+namespace {
+
+std::runtime_error not_finite(const char* what, std::uint64_t step, const char* advice) {
+  return std::runtime_error(std::string(what) + " is not finite at step " + std::to_string(step) + " (diverged: " +
+                            advice + ")");
+}
+
+// Brings the ZO weights back to the center if the step leaves before completing (an exception): the restore
+// always happens. `at` follows the weights through the step; a completed step sets it back to center.
+struct ZoExcursion {
+  ZoPolicy& policy;
+  const std::vector<ZoSlice>& slices;
+  PhiloxKey key;
+  PhaseTimes& times;
+  ZoPoint at = ZoPoint::center;
+  float projected_grad = 0.0f;
+  ~ZoExcursion() {
+    if (at == ZoPoint::center) return;
+    ScopedPhase timer(times, Phase::zo_update);
+    policy.restore(slices, key, at, projected_grad);
   }
+};
+
+}  // namespace
+
+void ElasticZO::forward(const Tensor& x) {
+  ScopedPhase timer(times_, Phase::forward);
+  model_->forward(x);
+}
+
+void ElasticZO::backward(const Tensor& x, bool accumulate) {
+  ScopedPhase timer(times_, Phase::backward);
+  model_->backward(x, accumulate);
 }
 
 float ElasticZO::loss(const Tensor& labels, float grad_scale) {
   ScopedPhase timer(times_, Phase::loss);
-  const Tensor& out = model_->output();
-  const int rows = static_cast<int>(out.dim(0));
-  const int classes = static_cast<int>(out.numel() / out.dim(0));
-  float* grad = grad_scale != 0.0f ? model_->output_error().f32() : nullptr;
-  return kernels().softmax_xent_f32(rows, classes, out.f32(), labels.s32(), grad_scale, grad);
+  return policy_.loss(*model_, labels, grad_scale);
 }
 
 StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
@@ -79,56 +104,62 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
 
   const bool has_zo = cfg_.zo_layers > 0;
   const bool has_bp = bp_first_ < model_->size();
-  auto forward = [&] {
-    ScopedPhase timer(times_, Phase::forward);
-    model_->forward(x);
-  };
-  auto backward = [&](bool accumulate) {
-    ScopedPhase timer(times_, Phase::backward);
-    model_->backward(x, accumulate);
-  };
   const MemoryOwnerScope scope(model_->memory_owner());  // kernel scratch outside the plan counts as the model's
   model_->prepare(x.shape(), bp_first_);
 
   StepStats st{};
+  const std::uint64_t step = steps_;
+  ZoExcursion zo{policy_, zo_slices_, step_key(cfg_.seed, step), times_};
   if (!has_zo) {
-    forward();
+    forward(x);
     st.loss = st.loss_plus = st.loss_minus = loss(labels, 1.0f);
-    backward(false);
+    if (!std::isfinite(st.loss)) throw not_finite("loss", step, "lower the learning rates");
+    backward(x, false);
   } else {
-    const std::uint64_t step = steps_;
+    // With a backprop part, its gradient is the mean of the two passes' (each pass adds half), unless a clean
+    // third pass gives it.
     const bool bp_from_passes = has_bp && !cfg_.clean_bp_pass;
-    const PhiloxKey key = step_key(cfg_.seed, step);
-    perturb(cfg_.eps, key, Phase::zo_perturb);
-    forward();
-    st.loss_plus = loss(labels, bp_from_passes ? 0.5f : 0.0f);
-    if (bp_from_passes) backward(false);
-    perturb(-2.0f * cfg_.eps, key, Phase::zo_perturb);
-    forward();
-    st.loss_minus = loss(labels, bp_from_passes ? 0.5f : 0.0f);
-    if (bp_from_passes) backward(true);
-    if (!std::isfinite(st.loss_plus) || !std::isfinite(st.loss_minus))
-      throw std::runtime_error("loss is not finite at step " + std::to_string(step) +
-                               " (diverged: lower the learning rates or eps)");
-    float g = (st.loss_plus - st.loss_minus) / (2.0f * cfg_.eps);
-    if (cfg_.grad_clip > 0.0f) g = std::clamp(g, -cfg_.grad_clip, cfg_.grad_clip);
-    st.projected_grad = g;
+    const float pass_grad_scale = bp_from_passes ? 0.5f : 0.0f;
+    // One pass: move to `point`, forward, loss, and the backprop part's half of the gradient.
+    auto pass = [&](ZoPoint point) {
+      {
+        ScopedPhase timer(times_, Phase::zo_perturb);
+        if (point == ZoPoint::plus)
+          policy_.to_plus(zo_slices_, zo.key);
+        else
+          policy_.to_minus(zo_slices_, zo.key);
+        zo.at = point;
+      }
+      forward(x);
+      const float l = loss(labels, pass_grad_scale);
+      if (!std::isfinite(l)) throw not_finite("loss", step, "lower the learning rates or eps");
+      if (bp_from_passes) backward(x, point == ZoPoint::minus);
+      return l;
+    };
+    st.loss_plus = pass(ZoPoint::plus);
+    st.loss_minus = pass(ZoPoint::minus);
+    st.projected_grad = policy_.projected_grad(st.loss_plus, st.loss_minus);
+    if (!std::isfinite(st.projected_grad))
+      throw not_finite("projected gradient", step, "set grad_clip or raise eps");
     st.loss = 0.5f * (st.loss_plus + st.loss_minus);
-    // Restore (+eps) and update (-lr g) in one pass over the same regenerated z.
-    perturb(cfg_.eps - cfg_.lr_zo * g, key, Phase::zo_update);
+    {
+      ScopedPhase timer(times_, Phase::zo_update);
+      policy_.update(zo_slices_, zo.key, st.projected_grad);
+      zo.at = ZoPoint::updated;
+      zo.projected_grad = st.projected_grad;
+    }
     if (has_bp && cfg_.clean_bp_pass) {
-      forward();
-      loss(labels, 1.0f);
-      backward(false);
+      forward(x);
+      if (!std::isfinite(loss(labels, 1.0f)))
+        throw not_finite("loss of the clean pass", step, "lower the learning rates");
+      backward(x, false);
     }
   }
-  if (!std::isfinite(st.loss))
-    throw std::runtime_error("loss is not finite at step " + std::to_string(steps_) +
-                             " (diverged: lower the learning rates)");
   if (has_bp) {
     ScopedPhase timer(times_, Phase::optimizer);
-    opt_.step(cfg_.lr_bp);
+    policy_.update_backprop();
   }
+  zo.at = ZoPoint::center;  // the step is complete: its weights stay
   ++steps_;
   return st;
 }

@@ -1,22 +1,29 @@
 // ElasticZO (Algorithm 1, SPEC §3): parameter layers [0, C) are trained by zeroth-order SPSA with a perturbation
 // regenerated from a per-step key, never stored; layers [C, L) by backprop. C = L is Full ZO, C = 0 Full BP.
-// One step() is one minibatch, entirely in C++.
+// One step() is one minibatch, entirely in C++. The step is a skeleton shared by every precision (partition, seed
+// streams, step key, phases, the restore that always happens) over a numeric policy (train/zo_policy.h): FP32
+// Gaussian SPSA today.
 #pragma once
 #include <cstdint>
 #include <memory>
 
 #include "model/sequential.h"
+#include "train/fp32_spsa.h"
 #include "train/optimizer.h"
 #include "train/phase_timer.h"
+#include "train/zo_policy.h"
 
 namespace ez {
 
+// The trainer's defaults, in one place: the Python trainer takes its own defaults from here (default_config() in the
+// bindings), and the per-model tuned values of elasticzo/hparams.py override them. The numbers are LeNet-5's tuned
+// ZO-Feat-Cls1 values (the partition the paper recommends).
 struct ElasticZOConfig {
   int zo_layers = 0;         // C
   float eps = 1e-3f;         // perturbation scale
-  float lr_zo = 1e-3f;       // ZO learning rate
-  float lr_bp = 1e-2f;       // backprop learning rate
-  float grad_clip = 0.0f;    // clip the projected gradient g to [-c, c]; 0 disables
+  float lr_zo = 5e-4f;       // ZO learning rate
+  float lr_bp = 0.05f;       // backprop learning rate
+  float grad_clip = 3.0f;    // clip the projected gradient g to [-c, c]; 0 disables
   bool clean_bp_pass = false;  // backprop from a third, unperturbed forward pass instead of the mean of +/- passes
   OptimizerKind optimizer = OptimizerKind::sgd;
   AdamConfig adam;
@@ -32,7 +39,9 @@ struct StepStats {
 class ElasticZO {
  public:
   ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& config);
-  // x: model input (batch first); labels: int32 [batch], each in [0, classes).
+  // x: model input (batch first); labels: int32 [batch], each in [0, classes). If the step throws (a non-finite
+  // loss, a bad input), the ZO weights are brought back to where they were before it (Fp32Spsa::restore says how
+  // exactly) and the backprop part is not updated.
   StepStats step(const Tensor& x, const Tensor& labels);
 
   const ElasticZOConfig& config() const { return cfg_; }
@@ -44,19 +53,15 @@ class ElasticZO {
   void clear_times() { times_.clear(); }
 
  private:
-  // Where each ZO tensor draws its z: the stream of its parameter layer, at an offset past the layer's earlier
-  // tensors (weight, then bias). Fixed at construction, so a step walks it without allocating.
-  struct ZoSlice {
-    Param* param;
-    std::uint32_t stream;
-    std::uint64_t offset;
-  };
-  void perturb(float scale, PhiloxKey key, Phase phase);
+  void zo_passes(const Tensor& x, const Tensor& labels, StepStats& st);
+  void forward(const Tensor& x);
+  void backward(const Tensor& x, bool accumulate);
   float loss(const Tensor& labels, float grad_scale);
   std::shared_ptr<Sequential> model_;
   ElasticZOConfig cfg_;
   Optimizer opt_;
-  std::vector<ZoSlice> zo_slices_;
+  Fp32Spsa policy_;
+  std::vector<ZoSlice> zo_slices_;  // the ZO part and its seed streams, fixed at construction
   std::size_t bp_first_;  // first module of the backprop part (size() when C = L)
   std::uint64_t steps_ = 0;
   PhaseTimes times_;

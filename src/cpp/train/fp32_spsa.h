@@ -1,0 +1,34 @@
+// The FP32 numeric policy: Gaussian SPSA (SPEC §3). theta moves to theta + eps z, then theta - eps z; g is the
+// central difference (clipped); restore and update are one pass theta += (eps - lr g) z. z is regenerated from the
+// step key by the dispatched kernel, never stored. The backprop part takes SGD or Adam steps.
+#pragma once
+#include "train/optimizer.h"
+#include "train/phase_timer.h"
+#include "train/zo_policy.h"
+
+namespace ez {
+
+struct Fp32SpsaConfig {
+  float eps, lr_zo, lr_bp, grad_clip;
+};
+
+class Fp32Spsa final : public ZoPolicy {
+ public:
+  Fp32Spsa(const Fp32SpsaConfig& config, Optimizer& optimizer) : cfg_(config), opt_(optimizer) {}
+  void set_learning_rates(float lr_zo, float lr_bp) { cfg_.lr_zo = lr_zo, cfg_.lr_bp = lr_bp; }
+
+  void to_plus(const std::vector<ZoSlice>& s, PhiloxKey key) override { perturb(s, cfg_.eps, key); }
+  void to_minus(const std::vector<ZoSlice>& s, PhiloxKey key) override { perturb(s, -2.0f * cfg_.eps, key); }
+  float loss(Sequential& model, const Tensor& labels, float grad_scale) override;
+  float projected_grad(float loss_plus, float loss_minus) const override;
+  void update(const std::vector<ZoSlice>& s, PhiloxKey key, float g) override;
+  void restore(const std::vector<ZoSlice>& s, PhiloxKey key, ZoPoint at, float g) override;
+  void update_backprop() override { opt_.step(cfg_.lr_bp); }
+
+ private:
+  static void perturb(const std::vector<ZoSlice>& slices, float scale, PhiloxKey key);
+  Fp32SpsaConfig cfg_;
+  Optimizer& opt_;
+};
+
+}  // namespace ez
