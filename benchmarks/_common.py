@@ -77,7 +77,7 @@ def train_steps(trainer, train, batch_size, steps, *, on_checkpoint=None, checkp
     since = 0
     while len(stats) < steps:
         epoch = len(stats) // per_epoch
-        trainer.core.set_learning_rates(*trainer.learning_rates(epoch))
+        trainer.start_epoch(epoch)
         for x, y in batches(train, batch_size, shuffle=True, seed=trainer.seed, epoch=epoch):
             stats.append(trainer.core.step(x, y))
             if marks and len(stats) == marks[0]:

@@ -10,6 +10,18 @@ namespace py = pybind11;
 namespace ez::py_bind {
 
 void register_train(py::module_& m) {
+  m.def("default_config", [] {
+    const ElasticZOConfig c;
+    py::dict d;
+    d["eps"] = c.eps;
+    d["lr_zo"] = c.lr_zo;
+    d["lr_bp"] = c.lr_bp;
+    d["grad_clip"] = c.grad_clip;
+    d["clean_bp_pass"] = c.clean_bp_pass;
+    d["optimizer"] = c.optimizer == OptimizerKind::adam ? "adam" : "sgd";
+    d["seed"] = c.seed;
+    return d;
+  }, "The trainer's default hyperparameters (ElasticZOConfig), the one place they are written.");
   py::class_<ElasticZO>(m, "ElasticZO")
       .def(py::init([](std::shared_ptr<Sequential> model, int zo_layers, float eps, float lr_zo, float lr_bp,
                        float grad_clip, bool clean_bp_pass, const std::string& optimizer, std::uint64_t seed,
@@ -28,9 +40,11 @@ void register_train(py::module_& m) {
              model->set_memory_policy(policy);  // the model's buffers follow its trainer's policy
              return trainer;
            }),
-           py::arg("model"), py::arg("zo_layers"), py::arg("eps") = 1e-3f, py::arg("lr_zo") = 1e-3f,
-           py::arg("lr_bp") = 1e-2f, py::arg("grad_clip") = 0.0f, py::arg("clean_bp_pass") = false,
-           py::arg("optimizer") = "sgd", py::arg("seed") = 0, py::arg("memory_plan") = "static",
+           // No defaults for the hyperparameters: elasticzo.ElasticZO passes every value (its defaults are
+           // default_config()'s).
+           py::arg("model"), py::arg("zo_layers"), py::kw_only(), py::arg("eps"), py::arg("lr_zo"), py::arg("lr_bp"),
+           py::arg("grad_clip"), py::arg("clean_bp_pass"), py::arg("optimizer"), py::arg("seed"),
+           py::arg("memory_plan") = "static",
            py::keep_alive<1, 2>())
       .def("step", [](ElasticZO& t, const py::array& x_arr, const py::array& y_arr) {
         const Tensor x = borrow_f32(x_arr, "x");

@@ -188,12 +188,14 @@ class _OptimizerState(TypedDict):
     m: list[_F32Array]
     v: list[_F32Array]
 
+def default_config() -> dict[str, Any]:
+    """The trainer's default hyperparameters (ElasticZOConfig), the one place they are written."""
+
 class ElasticZO:
     """Trains parameter layers [0, zo_layers) of `model` by zeroth-order SPSA and the rest by backprop."""
 
-    def __init__(self, model: Sequential, zo_layers: int, eps: float = 1e-3, lr_zo: float = 1e-3,
-                 lr_bp: float = 1e-2, grad_clip: float = 0.0, clean_bp_pass: bool = False,
-                 optimizer: Literal["sgd", "adam"] = "sgd", seed: int = 0,
+    def __init__(self, model: Sequential, zo_layers: int, *, eps: float, lr_zo: float, lr_bp: float,
+                 grad_clip: float, clean_bp_pass: bool, optimizer: Literal["sgd", "adam"], seed: int,
                  memory_plan: Literal["static", "lifetime"] = "static") -> None: ...
     def step(self, x: _F32Array, labels: npt.NDArray[np.int32]) -> _StepStats:
         """One ElasticZO step on a minibatch; returns its losses."""

@@ -15,6 +15,8 @@ set within 60 epochs and ends 1.2 points lower). The PointNet values are unswept
 
 from dataclasses import asdict, dataclass
 
+from elasticzo.schedule import StepDecay
+
 
 @dataclass(frozen=True)
 class HParams:
@@ -23,8 +25,8 @@ class HParams:
     eps: float
     grad_clip: float
     batch_size: int = 64
-    lr_decay: float = 0.8
-    lr_decay_every: int = 10
+    lr_decay: float = StepDecay.factor
+    lr_decay_every: int = StepDecay.every
 
     def as_dict(self) -> dict:
         return asdict(self)

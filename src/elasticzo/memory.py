@@ -126,7 +126,8 @@ def measure_step(model, input_shape, zo_layers: int, memory_plan: str, num_class
     saved = model.state_dict()
     model.release_buffers()  # buffers of an earlier plan would count in this step's peak
     try:
-        trainer = _core.ElasticZO(model, zo_layers, optimizer=optimizer, memory_plan=memory_plan, seed=seed)
+        trainer = _core.ElasticZO(model, zo_layers, **{**_core.default_config(), "optimizer": optimizer, "seed": seed},
+                                  memory_plan=memory_plan)
         model.reset_peak_memory()
         trainer.step(x, y)
         peak = model.memory_stats()["peak"]

@@ -1,7 +1,6 @@
 """ElasticZO training driver: epochs, learning-rate decay, metrics and the time breakdown. Every step runs in C++."""
 
 import contextlib
-import math
 import signal
 import threading
 import time
@@ -15,6 +14,12 @@ from elasticzo.data.batches import batches, num_batches
 from elasticzo.data.dataset import Dataset
 from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
 from elasticzo.methods import method_name, zo_layers_for
+from elasticzo.schedule import StepDecay
+
+# The defaults are written once, in C++ (ElasticZOConfig), and the decay's in schedule.StepDecay. A float32 default
+# is shown as the shortest decimal that gives the same float32 (0.001, not 0.0010000000474974513).
+_DEFAULTS = {k: float(str(np.float32(v))) if isinstance(v, float) else v for k, v in _core.default_config().items()}
+_DECAY = StepDecay()
 
 # Phases of the paper's Fig. 7 plus the Python side's data and the rest.
 PHASES = ("forward", "backward", "zo_perturb", "zo_update", "loss", "data", "other")
@@ -57,27 +62,23 @@ def _interrupt_point():
         handler(signal.SIGINT, None)
 
 
-def _positive(value, name):
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return value
-
-
 class ElasticZO:
     """Trains parameter layers [0, C) of `model` by zeroth-order SPSA and the rest by backprop (SPEC §3).
 
     Give either `method` ('full-zo', 'zo-feat-cls2', 'zo-feat-cls1', 'full-bp') or `zo_layers` (C).
-    Learning rates decay by `lr_decay` every `lr_decay_every` epochs (the paper: 0.8 every 10).
+    Learning rates decay by `lr_decay` every `lr_decay_every` epochs (the paper: 0.8 every 10). The defaults are
+    LeNet-5's tuned ZO-Feat-Cls1 values; elasticzo.hparams.defaults(...) has the tuned ones of every model,
+    dataset and method.
     `memory_plan`: 'lifetime' (buffers whose lifetimes do not overlap share memory) or 'static' (the paper's model);
     the same results bit for bit. `memory_budget` (bytes or '3MiB', with `input_shape` of a minibatch) instead of
     method / zo_layers: the partition with the most backprop layers whose measured step fits
     (`partition_choice` says which and why).
     """
 
-    def __init__(self, model, zo_layers=None, *, method=None, lr_zo=5e-4, lr_bp=0.05, eps=1e-3, grad_clip=100.0,
-                 clean_bp_pass=False, optimizer="sgd", seed=0, lr_decay=0.8, lr_decay_every=10,
-                 memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None):
+    def __init__(self, model, zo_layers=None, *, method=None, lr_zo=_DEFAULTS["lr_zo"], lr_bp=_DEFAULTS["lr_bp"],
+                 eps=_DEFAULTS["eps"], grad_clip=_DEFAULTS["grad_clip"], clean_bp_pass=_DEFAULTS["clean_bp_pass"],
+                 optimizer=_DEFAULTS["optimizer"], seed=_DEFAULTS["seed"], lr_decay=_DECAY.factor,
+                 lr_decay_every=_DECAY.every, memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None):
         layers = model.num_param_layers
         self.partition_choice = None
         if memory_budget is not None:
@@ -102,10 +103,8 @@ class ElasticZO:
         self.method = method_name(self.zo_layers, layers)
         self.base_lr_zo = float(lr_zo)
         self.base_lr_bp = float(lr_bp)
-        self.lr_decay = _positive(lr_decay, "lr_decay")
-        if isinstance(lr_decay_every, bool) or not isinstance(lr_decay_every, int) or lr_decay_every < 1:
-            raise ValueError(f"lr_decay_every must be an int >= 1, got {lr_decay_every!r}")
-        self.lr_decay_every = lr_decay_every
+        self.schedule = StepDecay(lr_decay, lr_decay_every)
+        self.lr_decay, self.lr_decay_every = self.schedule.factor, self.schedule.every
         self.seed = int(seed)
         self.config = dict(zo_layers=self.zo_layers, method=self.method, lr_zo=self.base_lr_zo,
                            lr_bp=self.base_lr_bp, eps=float(eps), grad_clip=float(grad_clip),
@@ -123,8 +122,13 @@ class ElasticZO:
 
     def learning_rates(self, epoch: int):
         """(lr_zo, lr_bp) in effect during `epoch` (0-based)."""
-        factor = self.lr_decay ** (epoch // self.lr_decay_every)
-        return self.base_lr_zo * factor, self.base_lr_bp * factor
+        return self.schedule(self.base_lr_zo, epoch), self.schedule(self.base_lr_bp, epoch)
+
+    def start_epoch(self, epoch: int):
+        """Sets the C++ step's learning rates to those of `epoch`; returns them."""
+        rates = self.learning_rates(epoch)
+        self.core.set_learning_rates(*rates)
+        return rates
 
     def train_epoch(self, train, batch_size: int, *, progress=None, on_step=None) -> dict:
         """Runs (the rest of) epoch `self.epoch` over a Dataset; returns its metrics.
@@ -141,8 +145,7 @@ class ElasticZO:
 
     def _train_epoch(self, train, batch_size, progress, on_step):
         self._check_model()
-        lr_zo, lr_bp = self.learning_rates(self.epoch)
-        self.core.set_learning_rates(lr_zo, lr_bp)
+        lr_zo, lr_bp = self.start_epoch(self.epoch)
         self.core.clear_times()
         _core.reset_peak_memory()
         total = num_batches(len(train), batch_size)

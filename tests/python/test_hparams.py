@@ -1,5 +1,6 @@
 """The tuned defaults: a dataset's own entry wins over the model's general one, and lookups fail clearly."""
 
+import numpy as np
 import pytest
 
 from elasticzo.hparams import defaults
@@ -70,3 +71,31 @@ def test_cli_zo_layers_take_the_defaults_of_the_method_they_name():
 def test_defaults_are_reachable_from_the_package():
     import elasticzo
     assert elasticzo.hparams.defaults("lenet5", "mnist", "full-zo").grad_clip == 1.0
+
+
+def test_trainer_defaults_are_written_once():
+    """The Python trainer's defaults are the C++ ElasticZOConfig's, and the decay is schedule.StepDecay's, also for
+    the tuned table: no second copy that could disagree."""
+    import inspect
+
+    from elasticzo import ElasticZO, _core
+    from elasticzo.hparams import HParams
+    from elasticzo.schedule import StepDecay
+
+    params = inspect.signature(ElasticZO).parameters
+    for name, value in _core.default_config().items():
+        assert np.float32(params[name].default) == np.float32(value) if isinstance(value, float) else \
+            params[name].default == value, name
+    assert (params["lr_decay"].default, params["lr_decay_every"].default) == (StepDecay.factor, StepDecay.every)
+    fields = HParams.__dataclass_fields__
+    assert (fields["lr_decay"].default, fields["lr_decay_every"].default) == (StepDecay.factor, StepDecay.every)
+
+
+def test_step_decay_schedule():
+    from elasticzo.schedule import StepDecay
+
+    s = StepDecay(0.5, 3)
+    assert [s(8.0, e) for e in range(7)] == [8.0, 8.0, 8.0, 4.0, 4.0, 4.0, 2.0]
+    for bad in (dict(factor=0.0), dict(factor=float("nan")), dict(factor=True), dict(every=0), dict(every=1.5)):
+        with pytest.raises(ValueError):
+            StepDecay(**bad)

@@ -247,7 +247,7 @@ def test_full_backprop_step_matches_torch_sgd(name, isa, assert_close):
     lr = 64.0  # a power of two (exact scaling) big enough that float32 rounding of the parameters stays far below it
     ref_loss, expected = _torch_sgd_reference(model, net, x, labels, lr)
     before = model.state_dict()
-    trainer = _core.ElasticZO(model, 0, lr_bp=lr, optimizer="sgd")
+    trainer = _core.ElasticZO(model, 0, **{**_core.default_config(), "lr_bp": lr, "optimizer": "sgd"})
     stats = trainer.step(x, labels)
     assert abs(stats["loss"] - ref_loss) <= FWD_TOL * ref_loss, f"{name} isa={isa}: {stats['loss']} != {ref_loss}"
     after = model.state_dict()
