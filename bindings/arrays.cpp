@@ -2,6 +2,7 @@
 #include "arrays.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace py = pybind11;
@@ -23,6 +24,26 @@ void check_layout(const py::array& arr, const std::string& name) {
   // A buffer at an odd byte offset (np.frombuffer(..., offset=1)) is legal numpy but not a valid float* in C++.
   if (!(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
     throw py::value_error(name + " is not aligned to its element size; pass " + name + ".copy()");
+}
+
+// An exponent given from Python: an int (or a 0-d integer array) that fits in int32; bools and floats are refused.
+int exponent_of(const py::object& obj, const std::string& name) {
+  const std::string what = name + "'s exponent";
+  if (py::isinstance<py::bool_>(obj)) throw py::type_error(what + " must be an int, got a bool");
+  py::object index;
+  try {
+    index = py::module_::import("operator").attr("index")(obj);
+  } catch (py::error_already_set&) {
+    throw py::type_error(what + " must be an int, got " + std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  }
+  long long v = 0;
+  try {
+    v = index.cast<long long>();
+  } catch (py::cast_error&) {
+    v = INT64_MAX;  // beyond long long: reported as out of range below
+  }
+  if (v < INT32_MIN || v > INT32_MAX) throw py::value_error(what + " " + std::to_string(v) + " does not fit in int32");
+  return static_cast<int>(v);
 }
 
 py::array as_array(const py::handle& obj, const std::string& name, const char* dtype) {
@@ -61,6 +82,20 @@ Tensor borrow_s32(const py::handle& obj, const std::string& name) {
   return Tensor::borrow(const_cast<void*>(arr.data()), shape_of(arr), DType::s32);
 }
 
+Tensor borrow_s8(const py::handle& obj, const std::string& name) {
+  const py::array arr = as_array(obj, name, "int8");
+  if (arr.dtype().kind() != 'i' || arr.itemsize() != 1)
+    throw py::type_error(name + " must be an int8 array, got " + std::string(py::str(arr.dtype())) +
+                         "; convert with " + name + ".astype(np.int8)");
+  check_layout(arr, name);
+  const auto* p = static_cast<const std::int8_t*>(arr.data());
+  for (py::ssize_t i = 0; i < arr.size(); ++i)
+    if (p[i] == -128)  // NITI's mantissas are symmetric: -128 has no +128 to negate into
+      throw py::value_error(name + " holds -128 at flat index " + std::to_string(i) +
+                            "; int8 mantissas must lie in [-127, 127]");
+  return Tensor::borrow(const_cast<std::int8_t*>(p), shape_of(arr), DType::s8);
+}
+
 py::array_t<float> new_f32(const Shape& shape, Tensor& view) {
   std::vector<py::ssize_t> dims(shape.begin(), shape.end());
   py::array_t<float> out(dims);
@@ -68,18 +103,41 @@ py::array_t<float> new_f32(const Shape& shape, Tensor& view) {
   return out;
 }
 
-py::array_t<float> to_numpy(const Tensor& t) {
-  Tensor view;
-  py::array_t<float> out = new_f32(t.shape(), view);
-  std::memcpy(view.raw(), t.raw(), t.nbytes());
+py::array to_numpy(const Tensor& t) {
+  const std::vector<py::ssize_t> dims(t.shape().begin(), t.shape().end());
+  py::array out;
+  switch (t.dtype()) {
+    case DType::f32: out = py::array_t<float>(dims); break;
+    case DType::s8: out = py::array_t<std::int8_t>(dims); break;
+    case DType::s32: out = py::array_t<std::int32_t>(dims); break;
+  }
+  std::memcpy(out.mutable_data(), t.raw(), t.nbytes());
   return out;
 }
 
-void copy_into(const py::handle& obj, Tensor& dst, const std::string& name) {
-  const Tensor src = borrow_f32(obj, name);
+void copy_into(const py::handle& obj, Tensor& dst, const std::string& name, const py::object& exponent) {
+  const bool int8 = dst.dtype() == DType::s8;
+  if (int8 && exponent.is_none())
+    throw py::value_error(name + " is an int8 tensor: give its exponent (value = mantissa * 2**exponent) too");
+  if (!int8 && !exponent.is_none())
+    throw py::value_error(name + " is " + dtype_name(dst.dtype()) + " and has no exponent");
+  const Tensor src = dst.dtype() == DType::f32 ? borrow_f32(obj, name)
+                     : int8                    ? borrow_s8(obj, name)
+                                               : borrow_s32(obj, name);
   if (src.shape() != dst.shape())
     throw py::value_error(name + " has shape " + shape_str(src.shape()) + ", expected " + shape_str(dst.shape()));
+  const int e = int8 ? exponent_of(exponent, name) : 0;
   std::memcpy(dst.raw(), src.raw(), dst.nbytes());
+  if (int8) dst.set_exponent(e);
+}
+
+void add_to_state(py::dict& out, const std::string& name, const Tensor& t) {
+  out[py::str(name)] = to_numpy(t);
+  if (t.dtype() == DType::s8) {
+    py::array_t<std::int32_t> e(std::vector<py::ssize_t>{});  // a 0-d array, so a state dict holds arrays only
+    *e.mutable_data() = t.exponent();
+    out[py::str(name + ".exponent")] = e;
+  }
 }
 
 }  // namespace ez::py_bind

@@ -177,14 +177,15 @@ void register_model(py::module_& m) {
                              "Seed the parameters were initialized from (None for a layer without parameters).")
       .def("parameters", [](const Layer& l) {
         py::dict d;
-        for (const auto& p : l.params()) d[py::str(p.name)] = to_numpy(p.value);
+        for (const auto& p : l.params()) add_to_state(d, p.name, p.value);
         return d;
-      }, "Copies of the parameters.")
-      .def("set_parameter", [](Layer& l, const std::string& name, const py::object& a) {
+      }, "Copies of the parameters in their dtype; an int8 one is followed by '<name>.exponent'.")
+      .def("set_parameter", [](Layer& l, const std::string& name, const py::object& a, const py::object& exponent) {
         for (auto& p : l.params())
-          if (p.name == name) return copy_into(a, p.value, name);
+          if (p.name == name) return copy_into(a, p.value, name, exponent);
         throw py::key_error(l.repr() + " has no parameter '" + name + "'");
-      }, py::arg("name"), py::arg("value"));
+      }, py::arg("name"), py::arg("value"), py::arg("exponent") = py::none(),
+         "Copies `value` (the parameter's dtype and shape) in; an int8 parameter also takes its exponent.");
 
   using Seed = std::optional<std::uint64_t>;
   py::class_<Conv2d, Layer, std::shared_ptr<Conv2d>>(m, "Conv2d")
@@ -289,14 +290,30 @@ void register_model(py::module_& m) {
       })
       .def("state_dict", [](Sequential& s) {
         py::dict d;
-        for (auto& np : s.named_parameters()) d[py::str(np.name)] = to_numpy(np.param->value);
+        for (auto& np : s.named_parameters()) add_to_state(d, np.name, np.param->value);
         return d;
-      }, "Copies of all parameters by name.")
+      }, "Copies of all parameters by name, in their dtype; an int8 one is followed by '<name>.exponent'.")
       .def("parameter", [](Sequential& s, const std::string& name) { return to_numpy(find_param(s, name).value); },
            py::arg("name"))
-      .def("set_parameter", [](Sequential& s, const std::string& name, const py::object& a) {
-        copy_into(a, find_param(s, name).value, name);
-      }, py::arg("name"), py::arg("value"));
+      .def("set_parameter", [](Sequential& s, const std::string& name, const py::object& a, const py::object& exponent) {
+        copy_into(a, find_param(s, name).value, name, exponent);
+      }, py::arg("name"), py::arg("value"), py::arg("exponent") = py::none(),
+         "Copies `value` (the parameter's dtype and shape) in; an int8 parameter also takes its exponent.");
+
+  // For tests of the dtype plumbing before any layer computes in int8: turns a parameter's storage into int8
+  // mantissas with an exponent (a layer holding it can no longer run forward until an int8 layer exists).
+  py::module_ testing = m.def_submodule("_testing", "Test helpers; not part of the API.");
+  testing.def("make_int8_parameter", [](Layer& l, const std::string& name, const py::object& mantissas,
+                                        const py::object& exponent) {
+    for (auto& p : l.params())
+      if (p.name == name) {
+        Tensor t(p.value.shape(), DType::s8, MemCategory::parameters);
+        copy_into(mantissas, t, name, exponent);
+        p.value = t;
+        return;
+      }
+    throw py::key_error(l.repr() + " has no parameter '" + name + "'");
+  }, py::arg("layer"), py::arg("name"), py::arg("mantissas"), py::arg("exponent"));
 }
 
 }  // namespace ez::py_bind

@@ -9,6 +9,9 @@ import numpy as np
 import numpy.typing as npt
 
 _F32Array = npt.NDArray[np.float32]
+# A parameter in its own dtype: float32 today; int8 mantissas (with a '<name>.exponent' int32 scalar beside them
+# in parameters() / state_dict()) once int8 layers exist.
+_ParamArray = npt.NDArray[np.float32] | npt.NDArray[np.int8] | npt.NDArray[np.int32]
 
 __version__: str
 
@@ -73,11 +76,11 @@ class Layer:
     def backward_weight(self, x: _F32Array, dy: _F32Array) -> dict[str, _F32Array]:
         """dL/dparam for each parameter ('weight', 'bias'), as new arrays; empty for parameter-free layers."""
 
-    def parameters(self) -> dict[str, _F32Array]:
-        """Copies of the parameters."""
+    def parameters(self) -> dict[str, _ParamArray]:
+        """Copies of the parameters in their dtype; an int8 one is followed by '<name>.exponent'."""
 
-    def set_parameter(self, name: str, value: _F32Array) -> None:
-        """KeyError for an unknown name, ValueError for another shape."""
+    def set_parameter(self, name: str, value: _ParamArray, exponent: int | None = None) -> None:
+        """KeyError for an unknown name, ValueError for another shape; an int8 parameter needs its exponent."""
 
 class Conv2d(Layer):
     """Stride-1 convolution with zero padding; NCHW input, weight (out, in, k, k)."""
@@ -167,11 +170,13 @@ class Sequential:
         """The tracker's record of every live allocation of this model (name, category, bytes, lifetime)."""
 
     def parameter_names(self) -> list[str]: ...
-    def state_dict(self) -> dict[str, _F32Array]:
-        """Copies of all parameters by name ('conv1.weight', ...)."""
+    def state_dict(self) -> dict[str, _ParamArray]:
+        """Copies of all parameters by name ('conv1.weight', ...) in their dtype; an int8 one is followed by
+        '<name>.exponent' (a 0-d int32 array)."""
 
-    def parameter(self, name: str) -> _F32Array: ...
-    def set_parameter(self, name: str, value: _F32Array) -> None: ...
+    def parameter(self, name: str) -> _ParamArray: ...
+    def set_parameter(self, name: str, value: _ParamArray, exponent: int | None = None) -> None:
+        """Copies `value` (the parameter's dtype and shape) in; an int8 parameter also takes its exponent."""
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
         """Parameters by PyTorch's names from numpy arrays or torch tensors; defined in elasticzo.nn."""
 

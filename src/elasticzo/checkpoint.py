@@ -6,6 +6,11 @@ tensor (name, dtype, shape, bytes) and every metadata entry is verified on load,
 refused instead of training on; the trainer state is checked key by key so that a tampered or truncated one is a
 CheckpointError naming what is wrong. The model's layers are stored too, so a checkpoint saved from Python with a
 custom model can be evaluated or resumed without the code that built it.
+
+Every tensor keeps its dtype. An int8 tensor (NITI mantissas) is worth nothing without its power-of-two exponent:
+the exponents are stored explicitly in the metadata entry "exponents" ({tensor name: int}, covered by the checksum),
+and a checkpoint whose int8 tensors and exponents do not pair up exactly is refused. Read back, each exponent is the
+0-d int32 array "<tensor name>.exponent" beside its tensor, as in Sequential.state_dict().
 """
 
 import ast
@@ -180,6 +185,31 @@ def check_state(state, path="checkpoint") -> dict:
     return state
 
 
+EXPONENT = ".exponent"
+
+
+def split_exponents(arrays: dict) -> tuple:
+    """(tensors, {tensor name: exponent}) from a state-dict-like mapping whose int8 tensors have a '.exponent' entry."""
+    tensors = {k: v for k, v in arrays.items() if not k.endswith(EXPONENT)}
+    exponents = {k[:-len(EXPONENT)]: int(v) for k, v in arrays.items() if k.endswith(EXPONENT)}
+    _check_exponents(tensors, exponents, "state")
+    return tensors, exponents
+
+
+def _check_exponents(tensors: dict, exponents, path) -> None:
+    if not isinstance(exponents, dict):
+        raise CheckpointError(f"{path}: exponents must be a mapping of tensor name to int, got {exponents!r}")
+    int8 = {k for k, a in tensors.items() if a.dtype == np.int8}
+    if set(exponents) != int8:
+        raise CheckpointError(f"{path}: int8 tensors {sorted(int8)} and exponents {sorted(exponents)} do not pair up "
+                              "(every int8 tensor needs exactly one exponent)")
+    for name, e in exponents.items():
+        if isinstance(e, bool) or not isinstance(e, int) or not -2**31 <= e < 2**31:
+            raise CheckpointError(f"{path}: the exponent of {name} must be an int32, got {e!r}")
+        if (tensors[name] == -128).any():
+            raise CheckpointError(f"{path}: int8 tensor {name} holds -128 (mantissas lie in [-127, 127])")
+
+
 def _check_tensors(tensors: dict, path) -> None:
     for name, a in tensors.items():
         if not (name.startswith("model.") or name.startswith("optimizer.m.") or name.startswith("optimizer.v.")):
@@ -192,7 +222,7 @@ def _check_tensors(tensors: dict, path) -> None:
 
 def save_checkpoint(path, trainer, info=None) -> None:
     """Saves `trainer` (an elasticzo.ElasticZO) with `info` (model/dataset names and the like) to `path`."""
-    tensors = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
+    tensors, exponents = split_exponents({f"model.{k}": v for k, v in trainer.model.state_dict().items()})
     opt = trainer.core.optimizer_state()
     for i, (m, v) in enumerate(zip(opt["m"], opt["v"])):
         tensors[f"optimizer.m.{i}"] = m
@@ -209,7 +239,7 @@ def save_checkpoint(path, trainer, info=None) -> None:
         "optimizer_steps": opt["steps"],
         "history": trainer.history,
     }
-    metadata = {"format": FORMAT, "state": json.dumps(state)}
+    metadata = {"format": FORMAT, "state": json.dumps(state), "exponents": json.dumps(exponents)}
     metadata["sha256"] = checksum(tensors, metadata)
     atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
@@ -241,13 +271,19 @@ def read_checkpoint(path):
         state.setdefault("layers", [])
     check_state(state, path)
     _check_tensors(tensors, path)
+    try:
+        exponents = json.loads(metadata.get("exponents", "{}"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} has damaged exponents: {exc}") from exc
+    _check_exponents(tensors, exponents, path)
+    tensors.update({name + EXPONENT: np.array(e, dtype=np.int32) for name, e in exponents.items()})
     return tensors, state
 
 
 def load_model_parameters(model, tensors: dict, path="checkpoint") -> None:
     """Copies the checkpoint's parameters into `model`, checking names, dtypes and shapes (all before any copy)."""
     names = model.parameter_names()
-    stored = sorted(k[len("model."):] for k in tensors if k.startswith("model."))
+    stored = sorted(k[len("model."):] for k in tensors if k.startswith("model.") and not k.endswith(EXPONENT))
     if sorted(names) != stored:
         raise CheckpointError(f"{path} holds parameters {stored}, the model has {sorted(names)}")
     for name in names:
@@ -256,7 +292,8 @@ def load_model_parameters(model, tensors: dict, path="checkpoint") -> None:
             raise CheckpointError(f"{path}: parameter {name} is {value.dtype} {value.shape}, the model's is "
                                   f"{want.dtype} {want.shape}")
     for name in names:
-        model.set_parameter(name, tensors[f"model.{name}"])
+        exponent = tensors.get(f"model.{name}{EXPONENT}")
+        model.set_parameter(name, tensors[f"model.{name}"], None if exponent is None else int(exponent))
 
 
 def restore_trainer(trainer, tensors: dict, state: dict, path="checkpoint") -> None:

@@ -86,6 +86,12 @@ MemCategory Tensor::category() const {
   return storage_->category();
 }
 
+void Tensor::set_exponent(int e) {
+  if (!storage_) throw std::logic_error("an undefined tensor has no exponent");
+  if (dtype_ == DType::f32 && e != 0) throw std::invalid_argument("a float32 tensor has no exponent");
+  storage_->set_exponent(e);
+}
+
 Tensor Tensor::reshaped(Shape shape) const {
   if (shape_numel(shape) != numel())
     throw std::invalid_argument("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));

@@ -1,5 +1,7 @@
 // Tensor: shape + dtype + shared 64-byte aligned storage from the MemoryTracker.
 // int8 tensors carry one power-of-two exponent (value = mantissa * 2^exponent, NITI); int32 holds accumulators.
+// The exponent belongs to the storage, not to the Tensor handle: every view of the same bytes (Flatten, an in-place
+// ReLU, the alias views Sequential makes once) sees the exponent the last writer set, even when it changes per batch.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -34,11 +36,14 @@ class Storage {
   MemCategory category() const noexcept { return category_; }
   // The tracker's record of this buffer (0 for caller-owned memory; an arena view shares its arena's).
   std::uint64_t record() const noexcept { return record_; }
+  int exponent() const noexcept { return exponent_; }
+  void set_exponent(int e) noexcept { exponent_ = e; }
 
  private:
   std::size_t bytes_;
   MemCategory category_;
   std::uint64_t record_ = 0;  // before data_: the allocation in the initializer list sets it
+  int exponent_ = 0;
   void* data_;
   bool owned_ = true;
   std::shared_ptr<Storage> arena_;
@@ -62,9 +67,9 @@ class Tensor {
   bool defined() const noexcept { return storage_ != nullptr; }
   MemCategory category() const;
 
-  // Power-of-two scale of integer tensors; 0 for f32.
-  int exponent() const noexcept { return exponent_; }
-  void set_exponent(int e) noexcept { exponent_ = e; }
+  // Power-of-two scale of integer tensors (kept by the storage, so shared with every view); 0 for f32.
+  int exponent() const noexcept { return storage_ ? storage_->exponent() : 0; }
+  void set_exponent(int e);
 
   // A view with another shape of the same numel, sharing storage (Flatten uses it).
   Tensor reshaped(Shape shape) const;
@@ -82,7 +87,6 @@ class Tensor {
   void check_dtype(DType want) const;
   Shape shape_;
   DType dtype_ = DType::f32;
-  int exponent_ = 0;
   std::shared_ptr<Storage> storage_;
 };
 
