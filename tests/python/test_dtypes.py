@@ -145,3 +145,18 @@ def test_float32_buffers_and_outputs_keep_float32():
     assert all(m.dtype == np.float32 for m in tr.core.optimizer_state()["m"])
     assert tr.model.forward(x).dtype == np.float32
     assert all(v.dtype == np.float32 for v in tr.model.state_dict().values())
+
+
+def test_load_state_dict_round_trips_int8_with_its_exponent():
+    source, target = with_int8_conv1(-4, seed=7), with_int8_conv1(2, seed=8)
+    assert target.load_state_dict(source.state_dict()) == ([], [])
+    for k, v in source.state_dict().items():
+        assert np.array_equal(target.state_dict()[k], v), k
+    sd = source.state_dict()
+    del sd["conv1.weight.exponent"]
+    with pytest.raises(ValueError, match="conv1.weight.exponent is missing"):
+        target.load_state_dict(sd)
+    sd = source.state_dict()
+    sd["conv1.weight"] = sd["conv1.weight"].astype(np.float32)
+    with pytest.raises(ValueError, match="conv1.weight is an int8 parameter, got dtype float32"):
+        target.load_state_dict(sd)
