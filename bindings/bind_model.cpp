@@ -79,7 +79,8 @@ py::tuple softmax_cross_entropy(const py::object& logits_arr, const py::object& 
   const Tensor logits = borrow_f32(logits_arr, "logits"), labels = borrow_s32(labels_arr, "labels");
   if (logits.ndim() != 2)
     throw py::value_error("logits must have shape (N, classes), got " + shape_str(logits.shape()));
-  const int rows = checked_int(logits.dim(0), "rows"), classes = checked_int(logits.dim(1), "classes");
+  checked_product({logits.dim(0), logits.dim(1)}, kMaxKernelElements, [] { return std::string("logits"); });
+  const int rows = static_cast<int>(logits.dim(0)), classes = static_cast<int>(logits.dim(1));  // fit: checked
   if (labels.ndim() != 1 || labels.dim(0) != rows)
     throw py::value_error("labels must have shape (" + std::to_string(rows) + ",), got " + shape_str(labels.shape()));
   for (int i = 0; i < rows; ++i)
@@ -189,20 +190,21 @@ void register_model(py::module_& m) {
 
   using Seed = std::optional<std::uint64_t>;
   py::class_<Conv2d, Layer, std::shared_ptr<Conv2d>>(m, "Conv2d")
-      .def(py::init([](int in, int out, int kernel, int padding, bool bias, Seed seed) {
+      .def(py::init([](std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t padding, bool bias,
+                       Seed seed) {
              return initialized(std::make_shared<Conv2d>(in, out, kernel, padding, bias), seed);
            }),
            py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("padding") = 0,
            py::arg("bias") = true, py::kw_only(), py::arg("seed") = py::none(),
            "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None.");
   py::class_<Linear, Layer, std::shared_ptr<Linear>>(m, "Linear")
-      .def(py::init([](int in, int out, bool bias, Seed seed) {
+      .def(py::init([](std::int64_t in, std::int64_t out, bool bias, Seed seed) {
              return initialized(std::make_shared<Linear>(in, out, bias, false), seed);
            }),
            py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true, py::kw_only(),
            py::arg("seed") = py::none(),
            "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None.");
-  m.def("PointLinear", [](int in, int out, bool bias, Seed seed) {
+  m.def("PointLinear", [](std::int64_t in, std::int64_t out, bool bias, Seed seed) {
           return initialized(std::make_shared<Linear>(in, out, bias, true), seed);
         },
         py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true, py::kw_only(),
@@ -210,7 +212,8 @@ void register_model(py::module_& m) {
         "Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP); parameters as Linear.");
   m.def("fresh_seed", &fresh_seed, "A 63-bit seed from the operating system's entropy.");
   py::class_<ReLU, Layer, std::shared_ptr<ReLU>>(m, "ReLU").def(py::init<bool>(), py::arg("inplace") = false);
-  py::class_<MaxPool2d, Layer, std::shared_ptr<MaxPool2d>>(m, "MaxPool2d").def(py::init<int>(), py::arg("kernel_size"));
+  py::class_<MaxPool2d, Layer, std::shared_ptr<MaxPool2d>>(m, "MaxPool2d")
+      .def(py::init<std::int64_t>(), py::arg("kernel_size"));
   py::class_<Flatten, Layer, std::shared_ptr<Flatten>>(m, "Flatten").def(py::init<>());
   py::class_<PointMaxPool, Layer, std::shared_ptr<PointMaxPool>>(m, "PointMaxPool").def(py::init<>());
 

@@ -293,7 +293,7 @@ TEST(LayerErrors, BadShapesThrow) {
   const Linear fc(5, 3, true, false), point(3, 8, false, true);
   EXPECT_THROW(fc.output_shape({2, 4}), std::invalid_argument);
   EXPECT_THROW(fc.output_shape({2, 1, 5}), std::invalid_argument);
-  EXPECT_THROW(fc.output_shape({std::int64_t{1} << 40, 5}), std::invalid_argument);
+  EXPECT_THROW(fc.output_shape({std::int64_t{1} << 40, 5}), std::overflow_error);  // test_checked.cpp
   EXPECT_THROW(point.output_shape({2, 3}), std::invalid_argument);
   EXPECT_EQ(point.output_shape({2, 7, 3}), (Shape{2, 7, 8}));
   EXPECT_THROW(MaxPool2d(3).output_shape({1, 1, 2, 9}), std::invalid_argument);

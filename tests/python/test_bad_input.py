@@ -109,7 +109,7 @@ def test_output_shape_rejects_empty_and_negative_dims(shape):
 
 
 def test_output_shape_rejects_dims_beyond_int():
-    with pytest.raises(ValueError, match="batch is out of range"):
+    with pytest.raises(OverflowError, match=_re("Linear(3, 2): input is too large: 1099511627776 x 3 exceeds")):
         nn.Linear(3, 2).output_shape([2 ** 40, 3])
 
 
@@ -123,17 +123,18 @@ def test_y_and_dy_must_have_the_output_shape():
 
 
 BAD_CONSTRUCTORS = [
-    (lambda: nn.Conv2d(-1, 3, 3), ValueError, "Conv2d needs channels >= 1, kernel_size >= 1 and padding >= 0"),
-    (lambda: nn.Conv2d(1, 0, 3), ValueError, "Conv2d needs channels >= 1"),
-    (lambda: nn.Conv2d(1, 3, 0), ValueError, "Conv2d needs channels >= 1, kernel_size >= 1"),
-    (lambda: nn.Conv2d(1, 3, 3, padding=-1), ValueError, "padding >= 0, got Conv2d(1, 3, kernel_size=3, padding=-1)"),
-    (lambda: nn.Linear(0, 3), ValueError, "Linear needs in and out features >= 1, got Linear(0, 3)"),
-    (lambda: nn.Linear(3, -2), ValueError, "Linear needs in and out features >= 1"),
-    (lambda: nn.PointLinear(-3, 2), ValueError, "Linear needs in and out features >= 1, got PointLinear(-3, 2)"),
-    (lambda: nn.MaxPool2d(0), ValueError, "MaxPool2d needs kernel_size >= 1, got 0"),
+    (lambda: nn.Conv2d(-1, 3, 3), ValueError, "Conv2d(-1, 3, kernel_size=3, padding=0): in_channels must be >= 1"),
+    (lambda: nn.Conv2d(1, 0, 3), ValueError, "out_channels must be >= 1, got 0"),
+    (lambda: nn.Conv2d(1, 3, 0), ValueError, "kernel_size must be >= 1, got 0"),
+    (lambda: nn.Conv2d(1, 3, 3, padding=-1), ValueError, "Conv2d(1, 3, kernel_size=3, padding=-1): padding must be"),
+    (lambda: nn.Linear(0, 3), ValueError, "Linear(0, 3): in_features must be >= 1, got 0"),
+    (lambda: nn.Linear(3, -2), ValueError, "out_features must be >= 1, got -2"),
+    (lambda: nn.PointLinear(-3, 2), ValueError, "PointLinear(-3, 2): in_features must be >= 1"),
+    (lambda: nn.MaxPool2d(0), ValueError, "MaxPool2d(0): kernel_size must be >= 1, got 0"),
     (lambda: nn.Conv2d("1", 3, 3), TypeError, "incompatible constructor arguments"),
     (lambda: nn.Linear(2.5, 3), TypeError, "incompatible constructor arguments"),
-    (lambda: nn.Conv2d(2 ** 40, 3, 3), TypeError, "incompatible constructor arguments"),
+    (lambda: nn.Conv2d(2 ** 40, 3, 3), OverflowError, "in_channels is too large: 1099511627776 exceeds 2147483647"),
+    (lambda: nn.Conv2d(1, 3, 3, padding=2 ** 70), TypeError, "incompatible constructor arguments"),
 ]
 
 

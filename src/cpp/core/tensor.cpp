@@ -1,7 +1,10 @@
 // Tensor implementation.
 #include "core/tensor.h"
 
+#include <limits>
 #include <stdexcept>
+
+#include "core/checked.h"
 
 namespace ez {
 
@@ -24,8 +27,12 @@ const char* dtype_name(DType t) {
 }
 
 std::int64_t shape_numel(const Shape& s) {
-  std::int64_t n = 1;
-  for (auto d : s) n *= d;
+  for (auto d : s)
+    if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(s));
+  const std::int64_t n = product_within(s.data(), s.data() + s.size(), std::numeric_limits<std::int64_t>::max());
+  if (n < 0)
+    throw_too_large("shape " + shape_str(s), s.data(), s.data() + s.size(), " x ",
+                    std::numeric_limits<std::int64_t>::max());
   return n;
 }
 
@@ -56,19 +63,20 @@ Storage::~Storage() {
   if (owned_) MemoryTracker::instance().release(data_, record_);
 }
 
+// Every tensor's element and byte counts are checked here, once, so numel() and nbytes() never wrap afterwards.
+static std::size_t checked_tensor_bytes(const Shape& shape, DType dtype) {
+  return checked_bytes(shape_numel(shape), dtype_size(dtype), [&] { return "tensor of shape " + shape_str(shape); });
+}
+
 Tensor::Tensor(Shape shape, DType dtype, MemCategory category) : shape_(std::move(shape)), dtype_(dtype) {
-  for (auto d : shape_)
-    if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(shape_));
-  storage_ = std::make_shared<Storage>(nbytes(), category);
+  storage_ = std::make_shared<Storage>(checked_tensor_bytes(shape_, dtype_), category);
 }
 
 Tensor Tensor::borrow(void* data, Shape shape, DType dtype) {
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  for (auto d : t.shape_)
-    if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(t.shape_));
-  t.storage_ = std::make_shared<Storage>(data, t.nbytes());
+  t.storage_ = std::make_shared<Storage>(data, checked_tensor_bytes(t.shape_, dtype));
   return t;
 }
 

@@ -18,6 +18,7 @@ std::size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 
 using Shape = std::vector<std::int64_t>;
+// Element count; std::invalid_argument for a negative dimension, std::overflow_error if it does not fit int64.
 std::int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);
 
@@ -61,6 +62,7 @@ class Tensor {
   const Shape& shape() const noexcept { return shape_; }
   std::int64_t dim(std::size_t i) const { return shape_.at(i); }
   std::size_t ndim() const noexcept { return shape_.size(); }
+  // Cannot throw: a tensor's counts were checked when it was made (or reshaped).
   std::int64_t numel() const noexcept { return shape_numel(shape_); }
   std::size_t nbytes() const noexcept { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
   DType dtype() const noexcept { return dtype_; }

@@ -9,10 +9,14 @@
 
 namespace ez {
 
-Conv2d::Conv2d(int in_channels, int out_channels, int kernel_size, int padding, bool bias)
+Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, std::int64_t padding,
+               bool bias)
     : in_(in_channels), out_(out_channels), k_(kernel_size), pad_(padding), bias_(bias) {
-  if (in_ < 1 || out_ < 1 || k_ < 1 || pad_ < 0)
-    throw std::invalid_argument("Conv2d needs channels >= 1, kernel_size >= 1 and padding >= 0, got " + repr());
+  layer_arg(repr(), "in_channels", in_, 1);
+  layer_arg(repr(), "out_channels", out_, 1);
+  layer_arg(repr(), "kernel_size", k_, 1);
+  layer_arg(repr(), "padding", pad_, 0);
+  kernel_elements(*this, "weight", {out_, in_, k_, k_});
   params_.push_back({"weight", Tensor({out_, in_, k_, k_}, DType::f32, MemCategory::parameters), Tensor()});
   if (bias_) params_.push_back({"bias", Tensor({out_}, DType::f32, MemCategory::parameters), Tensor()});
 }
@@ -25,11 +29,24 @@ std::string Conv2d::repr() const {
 Conv2dShape Conv2d::problem(const Shape& in) const {
   expect_rank(*this, in, 4, "(N, C, H, W)");
   expect_dim(*this, in, 1, in_, "input channels");
-  Conv2dShape s{checked_int(in[0], "batch"), in_, checked_int(in[2], "height"), checked_int(in[3], "width"),
-                out_, k_, pad_};
-  if (s.out_h() < 1 || s.out_w() < 1)
+  const std::int64_t n = in[0], h = in[2], w = in[3];
+  kernel_elements(*this, "input", {n, in_, h, w});
+  const auto padded = [&](std::int64_t size, std::int64_t border, std::int64_t times) {
+    return checked_sum({size, border * times}, kMaxKernelElements, [&] { return repr() + ": padded input"; });
+  };
+  const std::int64_t hp = padded(h, pad_, 2), wp = padded(w, pad_, 2);  // pad_ <= INT_MAX: 2 * pad_ fits
+  if (hp < k_ || wp < k_)
     throw std::invalid_argument(repr() + ": input " + shape_str(in) + " is smaller than the kernel");
-  return s;
+  const std::int64_t oh = hp - k_ + 1, ow = wp - k_ + 1;
+  kernel_elements(*this, "output", {n, out_, oh, ow});
+  // One sample's zero-padded scratch images: forward and backward weight pad the input by `padding`, backward
+  // data pads the output error by kernel_size - 1 - padding on each side (as wide as the input plus k - 1).
+  kernel_elements(*this, "padded input image", {in_, hp, wp});
+  kernel_elements(*this, "padded output error image", {out_, padded(h, k_ - 1, 1), padded(w, k_ - 1, 1)});
+  kernel_elements(*this, "padded output error rows", {out_, oh, wp});
+  // Every size is now known to fit an int (each is a factor of a checked count, or padding <= INT_MAX).
+  const auto i = [](std::int64_t v) { return static_cast<int>(v); };
+  return {i(n), i(in_), i(h), i(w), i(out_), i(k_), i(pad_)};
 }
 
 Shape Conv2d::output_shape(const Shape& in) const {

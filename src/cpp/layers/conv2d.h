@@ -6,7 +6,9 @@ namespace ez {
 
 class Conv2d final : public Layer {
  public:
-  Conv2d(int in_channels, int out_channels, int kernel_size, int padding, bool bias);
+  // Sizes are taken as int64 so that any value a caller passes reaches the range checks and their message.
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, std::int64_t padding,
+         bool bias);
   std::string kind() const override { return "conv2d"; }
   std::string repr() const override;
   Shape output_shape(const Shape& in) const override;
@@ -18,7 +20,7 @@ class Conv2d final : public Layer {
 
  private:
   Conv2dShape problem(const Shape& in) const;
-  int in_, out_, k_, pad_;
+  std::int64_t in_, out_, k_, pad_;  // checked at construction to fit an int
   bool bias_;
 };
 

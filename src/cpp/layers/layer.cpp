@@ -62,8 +62,17 @@ void expect_dim(const Layer& layer, const Shape& in, std::size_t axis, std::int6
                                 std::to_string(axis) + "), got shape " + shape_str(in));
 }
 
-int checked_int(std::int64_t v, const char* what) {
-  if (v < 0 || v > INT_MAX) throw std::invalid_argument(std::string(what) + " is out of range: " + std::to_string(v));
+std::int64_t kernel_elements(const Layer& layer, const char* what, std::initializer_list<std::int64_t> dims) {
+  return checked_product(dims, kMaxKernelElements, [&] { return layer.repr() + ": " + what; });
+}
+
+int layer_arg(const std::string& repr, const char* name, std::int64_t v, std::int64_t min) {
+  if (v < min)
+    throw std::invalid_argument(repr + ": " + name + " must be >= " + std::to_string(min) + ", got " +
+                                std::to_string(v));
+  if (v > INT_MAX)
+    throw std::overflow_error(repr + ": " + name + " is too large: " + std::to_string(v) + " exceeds " +
+                              std::to_string(INT_MAX));
   return static_cast<int>(v);
 }
 

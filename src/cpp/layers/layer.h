@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/checked.h"
 #include "core/tensor.h"
 #include "kernels/shapes.h"
 
@@ -86,7 +87,12 @@ class Layer : public std::enable_shared_from_this<Layer> {
 // Checks shared by the layers; messages name the layer and both shapes.
 void expect_rank(const Layer& layer, const Shape& in, std::size_t rank, const char* layout);
 void expect_dim(const Layer& layer, const Shape& in, std::size_t axis, std::int64_t want, const char* what);
-int checked_int(std::int64_t v, const char* what);
+// Elements of a buffer that a kernel of `layer` indexes with int (an input, output, weight or one sample's padded
+// scratch image): std::overflow_error naming the layer and the sizes if the count exceeds kMaxKernelElements.
+std::int64_t kernel_elements(const Layer& layer, const char* what, std::initializer_list<std::int64_t> dims);
+// A constructor argument in [min, INT_MAX]: std::invalid_argument (below) or std::overflow_error (above), both
+// naming the layer as `repr` describes it and the argument.
+int layer_arg(const std::string& repr, const char* name, std::int64_t v, std::int64_t min);
 void init_uniform(Tensor& t, float bound, std::uint64_t seed, std::uint32_t stream);
 // The default buffers plus the kernels' workspace for forward and backward (0: none, as without backprop).
 std::vector<BufferSpec> with_workspace(std::vector<BufferSpec> specs, std::size_t forward, std::size_t backward);

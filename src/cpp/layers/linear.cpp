@@ -9,9 +9,11 @@
 
 namespace ez {
 
-Linear::Linear(int in_features, int out_features, bool bias, bool per_point)
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, bool per_point)
     : in_(in_features), out_(out_features), bias_(bias), per_point_(per_point) {
-  if (in_ < 1 || out_ < 1) throw std::invalid_argument("Linear needs in and out features >= 1, got " + repr());
+  layer_arg(repr(), "in_features", in_, 1);
+  layer_arg(repr(), "out_features", out_, 1);
+  kernel_elements(*this, "weight", {out_, in_});
   params_.push_back({"weight", Tensor({out_, in_}, DType::f32, MemCategory::parameters), Tensor()});
   if (bias_) params_.push_back({"bias", Tensor({out_}, DType::f32, MemCategory::parameters), Tensor()});
 }
@@ -25,11 +27,14 @@ LinearShape Linear::problem(const Shape& in) const {
   if (per_point_) {
     expect_rank(*this, in, 3, "(N, points, features)");
     expect_dim(*this, in, 2, in_, "input features");
-    return {checked_int(in[0] * in[1], "batch x points"), in_, out_};
+  } else {
+    expect_rank(*this, in, 2, "(N, features)");
+    expect_dim(*this, in, 1, in_, "input features");
   }
-  expect_rank(*this, in, 2, "(N, features)");
-  expect_dim(*this, in, 1, in_, "input features");
-  return {checked_int(in[0], "batch"), in_, out_};
+  const std::int64_t rows = per_point_ ? kernel_elements(*this, "batch x points", {in[0], in[1]}) : in[0];
+  kernel_elements(*this, "input", {rows, in_});
+  kernel_elements(*this, "output", {rows, out_});
+  return {static_cast<int>(rows), static_cast<int>(in_), static_cast<int>(out_)};  // each fits: checked above
 }
 
 Shape Linear::output_shape(const Shape& in) const {

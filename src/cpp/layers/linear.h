@@ -7,7 +7,7 @@ namespace ez {
 
 class Linear final : public Layer {
  public:
-  Linear(int in_features, int out_features, bool bias, bool per_point);
+  Linear(std::int64_t in_features, std::int64_t out_features, bool bias, bool per_point);
   std::string kind() const override { return per_point_ ? "point_linear" : "linear"; }
   std::string repr() const override;
   Shape output_shape(const Shape& in) const override;
@@ -19,7 +19,7 @@ class Linear final : public Layer {
 
  private:
   LinearShape problem(const Shape& in) const;
-  int in_, out_;
+  std::int64_t in_, out_;  // checked at construction to fit an int
   bool bias_, per_point_;
 };
 

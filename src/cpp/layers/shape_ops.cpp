@@ -23,6 +23,7 @@ void copy_if_distinct(const Tensor& from, Tensor& to) {
 
 Shape ReLU::output_shape(const Shape& in) const {
   expect_nonempty(*this, in);
+  shape_numel(in);  // std::overflow_error if the element count does not fit
   return in;
 }
 
@@ -41,14 +42,13 @@ void ReLU::backward_data(const Tensor& /*x*/, const Tensor& y, const Tensor& dy,
   kernels().relu_bwd_f32(static_cast<std::size_t>(y.numel()), y.f32(), dy.f32(), dx.f32());
 }
 
-MaxPool2d::MaxPool2d(int kernel_size) : k_(kernel_size) {
-  if (k_ < 1) throw std::invalid_argument("MaxPool2d needs kernel_size >= 1, got " + std::to_string(k_));
-}
+MaxPool2d::MaxPool2d(std::int64_t kernel_size) : k_(kernel_size) { layer_arg(repr(), "kernel_size", k_, 1); }
 
 Pool2dShape MaxPool2d::problem(const Shape& in) const {
   expect_rank(*this, in, 4, "(N, C, H, W)");
-  Pool2dShape s{checked_int(in[0], "batch"), checked_int(in[1], "channels"), checked_int(in[2], "height"),
-                checked_int(in[3], "width"), k_};
+  kernel_elements(*this, "input", {in[0], in[1], in[2], in[3]});
+  const auto i = [](std::int64_t v) { return static_cast<int>(v); };  // factors of a checked count: they fit
+  Pool2dShape s{i(in[0]), i(in[1]), i(in[2]), i(in[3]), i(k_)};
   if (s.out_h() < 1 || s.out_w() < 1)
     throw std::invalid_argument(repr() + ": input " + shape_str(in) + " is smaller than the window");
   return s;
@@ -81,7 +81,9 @@ void Flatten::backward_data(const Tensor& /*x*/, const Tensor& /*y*/, const Tens
 
 PointPoolShape PointMaxPool::problem(const Shape& in) const {
   expect_rank(*this, in, 3, "(N, points, features)");
-  return {checked_int(in[0], "batch"), checked_int(in[1], "points"), checked_int(in[2], "features")};
+  kernel_elements(*this, "input", {in[0], in[1], in[2]});
+  const auto i = [](std::int64_t v) { return static_cast<int>(v); };  // factors of a checked count: they fit
+  return {i(in[0]), i(in[1]), i(in[2])};
 }
 
 Shape PointMaxPool::output_shape(const Shape& in) const {

@@ -22,7 +22,7 @@ class ReLU final : public Layer {
 
 class MaxPool2d final : public Layer {
  public:
-  explicit MaxPool2d(int kernel_size);
+  explicit MaxPool2d(std::int64_t kernel_size);
   std::string kind() const override { return "maxpool2d"; }
   std::string repr() const override { return "MaxPool2d(" + std::to_string(k_) + ")"; }
   Shape output_shape(const Shape& in) const override;
@@ -31,7 +31,7 @@ class MaxPool2d final : public Layer {
 
  private:
   Pool2dShape problem(const Shape& in) const;
-  int k_;
+  std::int64_t k_;  // checked at construction to fit an int
 };
 
 class Flatten final : public Layer {
