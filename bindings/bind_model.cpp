@@ -1,5 +1,7 @@
 // Layers and Sequential. Each layer's forward/backward is callable on its own (tests compare them with PyTorch);
-// training goes through Sequential and the trainer, which keep their buffers in C++.
+// training goes through Sequential and the trainer, which keep their buffers in C++. Every method that reads or
+// writes parameters or buffers holds the layer's (= its model's) lock, so it takes turns with training steps run
+// by other threads (README, "Threads").
 #include <pybind11/stl.h>
 
 #include <cstring>
@@ -8,6 +10,7 @@
 
 #include "arrays.h"
 #include "kernels/kernels.h"
+#include "locks.h"
 #include "layers/conv2d.h"
 #include "layers/linear.h"
 #include "layers/shape_ops.h"
@@ -21,13 +24,14 @@ namespace ez::py_bind {
 namespace {
 
 py::array_t<float> layer_forward(Layer& layer, const py::object& x_arr) {
+  const LayerGuard guard = lock_without_gil(layer);
   const Tensor x = borrow_f32(x_arr, "x");
   const Shape out_shape = layer.output_shape(x.shape());
   Tensor y;
   py::array_t<float> out = new_f32(out_shape, y);
   if (layer.aliases_input()) {
     std::memcpy(y.raw(), x.raw(), x.nbytes());  // a standalone call never overwrites the caller's input
-    py::gil_scoped_release release;             // safe: x_arr and out are held by this frame
+    py::gil_scoped_release release;             // safe: x_arr and out are held by this frame, the layer locked
     layer.forward(y, y);
   } else {
     py::gil_scoped_release release;
@@ -38,6 +42,7 @@ py::array_t<float> layer_forward(Layer& layer, const py::object& x_arr) {
 
 py::array_t<float> layer_backward_data(Layer& layer, const py::object& x_arr, const py::object& y_arr,
                                        const py::object& dy_arr) {
+  const LayerGuard guard = lock_without_gil(layer);
   const Tensor x = borrow_f32(x_arr, "x"), y = borrow_f32(y_arr, "y"), dy = borrow_f32(dy_arr, "dy");
   const Shape out_shape = layer.output_shape(x.shape());
   if (y.shape() != out_shape || dy.shape() != out_shape)
@@ -51,6 +56,9 @@ py::array_t<float> layer_backward_data(Layer& layer, const py::object& x_arr, co
 }
 
 py::dict layer_backward_weight(Layer& layer, const py::object& x_arr, const py::object& dy_arr) {
+  // The layer's gradient slots point at this call's arrays until it returns: its model's step, which uses them,
+  // must not run meanwhile (issue 14: use-after-free when a step ran in another thread).
+  const LayerGuard guard = lock_without_gil(layer);
   const Tensor x = borrow_f32(x_arr, "x"), dy = borrow_f32(dy_arr, "dy");
   const Shape out_shape = layer.output_shape(x.shape());
   if (dy.shape() != out_shape)
@@ -68,9 +76,10 @@ py::dict layer_backward_weight(Layer& layer, const py::object& x_arr, const py::
     restore.saved.push_back(p.grad);
     grads[py::str(p.name)] = new_f32(p.value.shape(), p.grad);
   }
-  // The GIL stays held: the layer's gradient slots point at this call's arrays until it returns, so another
-  // Python thread's call on the same layer must not interleave.
-  layer.backward_weight(x, dy, false);
+  {
+    py::gil_scoped_release release;  // safe: the arrays are held by this frame, the layer locked
+    layer.backward_weight(x, dy, false);
+  }
   return grads;
 }
 
@@ -174,14 +183,18 @@ void register_model(py::module_& m) {
       .def("backward_weight", &layer_backward_weight, py::arg("x"), py::arg("dy"),
            "dL/dparam for each parameter, as a dict of new arrays.")
       .def_property_readonly("num_params", &Layer::num_params)
-      .def_property_readonly("seed", &Layer::init_seed,
-                             "Seed the parameters were initialized from (None for a layer without parameters).")
+      .def_property_readonly("seed", [](const Layer& l) {
+        const LayerGuard guard = lock_without_gil(l);
+        return l.init_seed();
+      }, "Seed the parameters were initialized from (None for a layer without parameters).")
       .def("parameters", [](const Layer& l) {
+        const LayerGuard guard = lock_without_gil(l);
         py::dict d;
         for (const auto& p : l.params()) add_to_state(d, p.name, p.value);
         return d;
       }, "Copies of the parameters in their dtype; an int8 one is followed by '<name>.exponent'.")
       .def("set_parameter", [](Layer& l, const std::string& name, const py::object& a, const py::object& exponent) {
+        const LayerGuard guard = lock_without_gil(l);
         for (auto& p : l.params())
           if (p.name == name) return copy_into(a, p.value, name, exponent);
         throw py::key_error(l.repr() + " has no parameter '" + name + "'");
@@ -222,9 +235,17 @@ void register_model(py::module_& m) {
 
   py::class_<Sequential, std::shared_ptr<Sequential>>(m, "Sequential")
       .def(py::init<>())
-      .def("add", &Sequential::add, py::arg("name"), py::arg("layer"))
-      .def("__len__", &Sequential::size)
+      .def("add", [](Sequential& s, const std::string& name, std::shared_ptr<Layer> layer) {
+        py::gil_scoped_release release;  // add() waits for the model's and the layer's locks; no Python object used
+        s.add(name, std::move(layer));
+      }, py::arg("name"), py::arg("layer"),
+         "Appends a module. A layer with parameters can belong to one model only; it then shares the model's lock.")
+      .def("__len__", [](const Sequential& s) {
+        const auto guard = lock_without_gil(s);
+        return s.size();
+      })
       .def("__getitem__", [](Sequential& s, py::ssize_t i) {
+        const auto guard = lock_without_gil(s);
         const auto n = static_cast<py::ssize_t>(s.size());
         if (i < -n || i >= n)
           throw py::index_error("module index " + std::to_string(i) + " is out of range for " + std::to_string(n) +
@@ -232,23 +253,39 @@ void register_model(py::module_& m) {
         const auto k = static_cast<std::size_t>(i < 0 ? i + n : i);
         return std::make_pair(s.name(k), s.layer(k).shared_from_this());
       }, py::arg("index"), "(name, layer) of module `index`.")
-      .def_property_readonly("num_param_layers", &Sequential::num_param_layers)
-      .def_property_readonly("num_params", &Sequential::num_params)
+      .def_property_readonly("num_param_layers", [](const Sequential& s) {
+        const auto guard = lock_without_gil(s);
+        return s.num_param_layers();
+      })
+      .def_property_readonly("num_params", [](const Sequential& s) {
+        const auto guard = lock_without_gil(s);
+        return s.num_params();
+      })
       .def("param_layer_names", [](Sequential& s) {
+        const auto guard = lock_without_gil(s);
         std::vector<std::string> names;
         for (int p = 0; p < s.num_param_layers(); ++p) names.push_back(s.name(s.param_module(p)));
         return names;
       }, "Module name of each parameter layer, in order.")
-      .def("init_parameters", &Sequential::init_parameters, py::arg("seed"),
-           "PyTorch-style uniform initialization from a seed, identical on every platform.")
-      .def_property_readonly("seed", &Sequential::init_seed,
-                             "Seed of the last init_parameters (None if the layers kept their own).")
-      .def("output_shape", &Sequential::output_shape, py::arg("input_shape"))
+      .def("init_parameters", [](Sequential& s, std::uint64_t seed) {
+        py::gil_scoped_release release;  // takes the model's lock; touches no Python object
+        s.init_parameters(seed);
+      }, py::arg("seed"), "PyTorch-style uniform initialization from a seed, identical on every platform.")
+      .def_property_readonly("seed", [](const Sequential& s) {
+        const auto guard = lock_without_gil(s);
+        return s.init_seed();
+      }, "Seed of the last init_parameters (None if the layers kept their own).")
+      .def("output_shape", [](const Sequential& s, const Shape& in) {
+        py::gil_scoped_release release;  // takes the model's lock; touches no Python object
+        return s.output_shape(in);
+      }, py::arg("input_shape"))
       .def("forward", [](Sequential& s, const py::object& x_arr) {
+        // Held until the output is copied: another thread's forward or step would reallocate or overwrite it.
+        const auto guard = lock_without_gil(s);
         const Tensor x = borrow_f32(x_arr, "x");
         s.output_shape(x.shape());
         {
-          py::gil_scoped_release release;  // safe: x_arr is held by this frame; the model is not shared
+          py::gil_scoped_release release;  // safe: x_arr is held by this frame, the model locked
           s.forward(x);
         }
         return to_numpy(s.output());
@@ -287,18 +324,24 @@ void register_model(py::module_& m) {
         return out;
       }, "The tracker's record of every live allocation of this model (name, category, bytes, lifetime).")
       .def("parameter_names", [](Sequential& s) {
+        const auto guard = lock_without_gil(s);
         std::vector<std::string> names;
         for (auto& np : s.named_parameters()) names.push_back(np.name);
         return names;
       })
       .def("state_dict", [](Sequential& s) {
+        // Under the model's lock, which a trainer holds for a whole step: never mid-step weights (theta +- eps z).
+        const auto guard = lock_without_gil(s);
         py::dict d;
         for (auto& np : s.named_parameters()) add_to_state(d, np.name, np.param->value);
         return d;
       }, "Copies of all parameters by name, in their dtype; an int8 one is followed by '<name>.exponent'.")
-      .def("parameter", [](Sequential& s, const std::string& name) { return to_numpy(find_param(s, name).value); },
-           py::arg("name"))
+      .def("parameter", [](Sequential& s, const std::string& name) {
+        const auto guard = lock_without_gil(s);
+        return to_numpy(find_param(s, name).value);
+      }, py::arg("name"))
       .def("set_parameter", [](Sequential& s, const std::string& name, const py::object& a, const py::object& exponent) {
+        const auto guard = lock_without_gil(s);
         copy_into(a, find_param(s, name).value, name, exponent);
       }, py::arg("name"), py::arg("value"), py::arg("exponent") = py::none(),
          "Copies `value` (the parameter's dtype and shape) in; an int8 parameter also takes its exponent.");
@@ -308,6 +351,7 @@ void register_model(py::module_& m) {
   py::module_ testing = m.def_submodule("_testing", "Test helpers; not part of the API.");
   testing.def("make_int8_parameter", [](Layer& l, const std::string& name, const py::object& mantissas,
                                         const py::object& exponent) {
+    const LayerGuard guard = lock_without_gil(l);
     for (auto& p : l.params())
       if (p.name == name) {
         Tensor t(p.value.shape(), DType::s8, MemCategory::parameters);

@@ -1,7 +1,9 @@
-// The ElasticZO trainer: one call per minibatch, the whole step in C++ with the GIL released.
+// The ElasticZO trainer: one call per minibatch, the whole step in C++ with the GIL released. The trainer's state
+// is read and changed under its model's lock, which step() holds throughout (README, "Threads").
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "locks.h"
 #include "register.h"
 #include "train/elasticzo.h"
 
@@ -36,6 +38,7 @@ void register_train(py::module_& m) {
              c.clean_bp_pass = clean_bp_pass;
              c.optimizer = parse_optimizer(optimizer);
              c.seed = seed;
+             py::gil_scoped_release release;  // these take the model's lock; they touch no Python object
              auto trainer = std::make_unique<ElasticZO>(model, c);
              model->set_memory_policy(policy);  // the model's buffers follow its trainer's policy
              return trainer;
@@ -51,7 +54,8 @@ void register_train(py::module_& m) {
         const Tensor y = borrow_s32(y_arr, "labels");
         StepStats st;
         {
-          py::gil_scoped_release release;  // safe: the arrays are held by this frame, the trainer by the caller
+          // Safe: the arrays are held by this frame, the trainer by the caller; step() takes the model's lock.
+          py::gil_scoped_release release;
           st = t.step(x, y);
         }
         py::dict d;
@@ -61,20 +65,39 @@ void register_train(py::module_& m) {
         d["projected_grad"] = st.projected_grad;
         return d;
       }, py::arg("x"), py::arg("labels"), "One ElasticZO step on a minibatch; returns its losses.")
-      .def_property_readonly("zo_layers", [](const ElasticZO& t) { return t.config().zo_layers; })
-      .def_property_readonly("lr_zo", [](const ElasticZO& t) { return t.config().lr_zo; })
-      .def_property_readonly("lr_bp", [](const ElasticZO& t) { return t.config().lr_bp; })
-      .def("set_learning_rates", &ElasticZO::set_learning_rates, py::arg("lr_zo"), py::arg("lr_bp"))
-      .def_property("steps_done", &ElasticZO::steps_done, &ElasticZO::set_steps_done,
-                    "Steps taken; the step number keys each perturbation, so resuming sets it back.")
+      .def_property_readonly("zo_layers", [](const ElasticZO& t) { return t.config().zo_layers; })  // fixed
+      .def_property_readonly("lr_zo", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        return t.config().lr_zo;
+      })
+      .def_property_readonly("lr_bp", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        return t.config().lr_bp;
+      })
+      .def("set_learning_rates", [](ElasticZO& t, float lr_zo, float lr_bp) {
+        const auto guard = lock_without_gil(t);
+        t.set_learning_rates(lr_zo, lr_bp);
+      }, py::arg("lr_zo"), py::arg("lr_bp"))
+      .def_property("steps_done", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        return t.steps_done();
+      }, [](ElasticZO& t, std::uint64_t n) {
+        const auto guard = lock_without_gil(t);
+        t.set_steps_done(n);
+      }, "Steps taken; the step number keys each perturbation, so resuming sets it back.")
       .def("times", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
         py::dict d;
         for (int p = 0; p < static_cast<int>(Phase::count); ++p)
           d[phase_name(static_cast<Phase>(p))] = t.times().get(static_cast<Phase>(p));
         return d;
       }, "Seconds spent per phase since the last clear_times().")
-      .def("clear_times", &ElasticZO::clear_times)
+      .def("clear_times", [](ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        t.clear_times();
+      })
       .def("optimizer_state", [](ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
         py::dict d;
         Optimizer& o = t.optimizer();
         py::list m, v;
@@ -87,6 +110,7 @@ void register_train(py::module_& m) {
       }, "Adam's moments (empty for SGD) and its step count, for checkpoints.")
       .def("load_optimizer_state", [](ElasticZO& t, std::int64_t steps, const std::vector<py::array>& m,
                                       const std::vector<py::array>& v) {
+        const auto guard = lock_without_gil(t);
         Optimizer& o = t.optimizer();
         if (m.size() != o.first_moments().size() || v.size() != o.second_moments().size())
           throw py::value_error("optimizer state has " + std::to_string(m.size()) + " moments, expected " +

@@ -52,7 +52,11 @@ def reset_peak_memory() -> None: ...
 
 class Layer:
     """A layer: forward, backward_data and backward_weight are separate so the zeroth-order path needs no backward.
-    Not constructible itself: use Conv2d, Linear, PointLinear, ReLU, MaxPool2d, Flatten or PointMaxPool."""
+    Not constructible itself: use Conv2d, Linear, PointLinear, ReLU, MaxPool2d, Flatten or PointMaxPool.
+    Sizes beyond what the kernels can index raise OverflowError naming the layer.
+
+    Threads: every method that touches parameters holds the layer's lock, which is its model's once the layer is
+    added to a Sequential, so calls from several threads take turns with each other and with training steps."""
 
     @property
     def kind(self) -> str: ...
@@ -121,7 +125,11 @@ def softmax_cross_entropy(logits: _F32Array, labels: npt.NDArray[np.int32]) -> t
     """(mean loss, dL/dlogits) of softmax cross-entropy; labels are int32 in [0, classes)."""
 
 class Sequential:
-    """A chain of named modules; elasticzo.nn.Sequential builds one from (name, layer) pairs."""
+    """A chain of named modules; elasticzo.nn.Sequential builds one from (name, layer) pairs.
+
+    Threads: one lock guards the model's buffers and its layers' parameters; every method holds it for the whole
+    call and a trainer's step holds it from start to end, so state_dict() and forward() from another thread never
+    see mid-step weights. A layer with parameters can belong to one model only (ValueError otherwise)."""
 
     def __init__(self) -> None: ...
     def add(self, name: str, layer: Layer) -> None: ...
@@ -197,7 +205,10 @@ def default_config() -> dict[str, Any]:
     """The trainer's default hyperparameters (ElasticZOConfig), the one place they are written."""
 
 class ElasticZO:
-    """Trains parameter layers [0, zo_layers) of `model` by zeroth-order SPSA and the rest by backprop."""
+    """Trains parameter layers [0, zo_layers) of `model` by zeroth-order SPSA and the rest by backprop.
+
+    Threads: step() and every other method hold the model's lock, so the trainer's state (step count, optimizer
+    moments, learning rates) is read and changed between steps only."""
 
     def __init__(self, model: Sequential, zo_layers: int, *, eps: float, lr_zo: float, lr_bp: float,
                  grad_clip: float, clean_bp_pass: bool, optimizer: Literal["sgd", "adam"], seed: int,

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "layers/conv2d.h"
@@ -468,6 +471,36 @@ TEST(MemoryPlan, DeclaredWorkspaceCoversEveryKernelExactly) {
     }
   }
   set_isa(before);
+}
+
+// Threads: a layer with parameters takes its model's lock, so it can join one model only; stateless layers share.
+TEST(SequentialThreads, ALayerWithParametersJoinsOneModelAndItsLock) {
+  auto fc = std::make_shared<Linear>(4, 2, true, false);
+  auto relu = std::make_shared<ReLU>(false);
+  Sequential a, b;
+  // Each thread below must wait: it is released only after 20 ms, and must then go on.
+  const auto waits_for = [](auto& held, auto&& take) {
+    std::atomic<bool> done{false};
+    std::thread t([&] {
+      take();
+      done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_FALSE(done);
+    held.unlock();
+    t.join();
+    EXPECT_TRUE(done);
+  };
+  LayerGuard own = fc->lock();  // a call on the layer alone is in progress: adding it waits
+  waits_for(own.lock, [&] { a.add("fc", fc); });
+  ASSERT_EQ(a.size(), 1u);
+  auto model = a.lock();  // the layer now uses its model's lock
+  waits_for(model, [&] { const LayerGuard g = fc->lock(); });
+  EXPECT_THROW(b.add("fc", fc), std::invalid_argument);
+  EXPECT_THROW(a.add("again", fc), std::invalid_argument);
+  a.add("relu", relu);
+  b.add("relu", relu);
+  EXPECT_EQ(b.size(), 1u);
 }
 
 }  // namespace

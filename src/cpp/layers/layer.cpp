@@ -42,6 +42,26 @@ std::vector<BufferSpec> with_workspace(std::vector<BufferSpec> specs, std::size_
   return specs;
 }
 
+LayerGuard Layer::lock() const {
+  // The mutex can be replaced (share_lock) between reading it and locking it: then retry with the new one.
+  for (;;) {
+    std::shared_ptr<std::recursive_mutex> m = std::atomic_load(&mutex_);
+    std::unique_lock<std::recursive_mutex> l(*m);
+    if (std::atomic_load(&mutex_) == m) return {std::move(m), std::move(l)};
+  }
+}
+
+bool Layer::share_lock(const std::shared_ptr<std::recursive_mutex>& model_mutex) {
+  const std::lock_guard<std::mutex> once(share_mutex_);
+  if (shared_) return false;  // checked before waiting on anything: never waits for another model's lock
+  // Still the layer's own mutex: wait for calls in progress on the layer alone, which take no other lock.
+  const std::shared_ptr<std::recursive_mutex> own = std::atomic_load(&mutex_);
+  const std::lock_guard<std::recursive_mutex> idle(*own);
+  std::atomic_store(&mutex_, model_mutex);
+  shared_ = true;
+  return true;
+}
+
 std::int64_t Layer::num_params() const {
   std::int64_t n = 0;
   for (const auto& p : params_) n += p.value.numel();

@@ -2,6 +2,7 @@
 // separate, so the zeroth-order path runs forward only and never touches backward code or buffers.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,11 +43,27 @@ struct Param {
   Tensor grad;       // category gradients; allocated only while the layer is trained by backprop
 };
 
+// Held while a layer's parameters or gradient slots are used: it keeps the mutex alive even if the layer moves to
+// another lock meanwhile.
+struct LayerGuard {
+  std::shared_ptr<std::recursive_mutex> mutex;
+  std::unique_lock<std::recursive_mutex> lock;
+};
+
 // enable_shared_from_this lets the bindings hand a Sequential's layer back to Python as a shared owner even after
 // its original Python wrapper is gone (pybind11 then rebuilds the holder from the object).
+//
+// Threads: a layer's parameters and gradient slots are guarded by one recursive mutex, its own until it joins a
+// Sequential, then that model's (Sequential::add), so using a layer from one thread while another trains its model
+// takes turns with the model's steps instead of racing them. A layer with parameters belongs to one model at most.
 class Layer : public std::enable_shared_from_this<Layer> {
  public:
   virtual ~Layer() = default;
+  // The lock of this layer's state (its model's once it belongs to one); take it for any use of params().
+  LayerGuard lock() const;
+  // Makes `model_mutex` guard this layer from now on (waits until no one holds the current one); false, and
+  // nothing changed, if the layer already uses a model's lock.
+  bool share_lock(const std::shared_ptr<std::recursive_mutex>& model_mutex);
   virtual std::string kind() const = 0;  // "conv2d", "linear", "relu", ...
   virtual std::string repr() const = 0;  // "Conv2d(1, 6, kernel_size=5, padding=2)"
   // Output shape for an input shape (batch first); std::invalid_argument if the input does not fit.
@@ -82,6 +99,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
 
  private:
   std::optional<std::uint64_t> init_seed_;
+  std::shared_ptr<std::recursive_mutex> mutex_ = std::make_shared<std::recursive_mutex>();  // atomic access only
+  std::mutex share_mutex_;  // serializes share_lock(), the only writer of mutex_ and shared_
+  bool shared_ = false;
 };
 
 // Checks shared by the layers; messages name the layer and both shapes.

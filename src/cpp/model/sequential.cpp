@@ -25,7 +25,13 @@ void Sequential::add(const std::string& name, std::shared_ptr<Layer> layer) {
       MemoryTracker::instance().describe(
           st->record(), {name + "." + prm.name, MemCategory::parameters, st->bytes(), kWholeStep, kWholeStep, owner_});
   }
-  if (!layer->params().empty()) param_modules_.push_back(layers_.size());
+  if (!layer->params().empty()) {
+    // Its parameters and gradient slots would be trained by two models (or twice by one) under different locks.
+    if (!layer->share_lock(mutex_))
+      throw std::invalid_argument("Sequential: " + layer->repr() + " (module '" + name +
+                                  "') already belongs to a model; a layer with parameters can be in one model only");
+    param_modules_.push_back(layers_.size());
+  }
   names_.push_back(name);
   layers_.push_back(std::move(layer));
   free_buffers();  // the plan no longer matches the chain
@@ -55,12 +61,14 @@ std::int64_t Sequential::num_params() const {
 }
 
 void Sequential::init_parameters(std::uint64_t seed) {
+  const auto guard = lock();
   // Each module draws from its own seed so that inserting a layer does not shift the others' values.
   for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->initialize(seed * 1000003u + i);
   init_seed_ = seed;
 }
 
 Shape Sequential::output_shape(const Shape& input) const {
+  const auto guard = lock();  // reads the module list, which add() changes
   if (layers_.empty()) throw std::invalid_argument("Sequential has no modules");
   Shape s = input;
   for (const auto& l : layers_) s = l->output_shape(s);

@@ -77,15 +77,17 @@ class Sequential {
   // The tracker's owner id of this model's buffers (its parameters, plan, and what trainers allocate for it).
   std::uint64_t memory_owner() const { return owner_; }
 
-  // Held by every call that touches the buffers, and by a trainer for a whole step: two Python threads sharing
-  // a model (the GIL is released during compute) then take turns instead of freeing each other's buffers.
-  std::unique_lock<std::recursive_mutex> lock() { return std::unique_lock<std::recursive_mutex>(mutex_); }
+  // Threads: one recursive mutex guards the model's buffers and the parameters of all its layers (add() makes
+  // each layer with parameters use it). forward, backward, prepare/release_backward, add and init_parameters take
+  // it; a trainer holds it for a whole step, so no other thread ever sees mid-step weights (theta +- eps z).
+  // Callers of the other accessors (layer(), named_parameters(), activation(), output()) hold it themselves.
+  std::unique_lock<std::recursive_mutex> lock() const { return std::unique_lock<std::recursive_mutex>(*mutex_); }
 
  private:
   void free_buffers();
   bool plan_matches(const Shape& input, std::size_t bp_first) const;
   void run_forward(std::size_t i, const Tensor& in);
-  std::recursive_mutex mutex_;
+  std::shared_ptr<std::recursive_mutex> mutex_ = std::make_shared<std::recursive_mutex>();
   std::uint64_t owner_;
   MemoryPolicy policy_ = MemoryPolicy::static_;
   MemoryPlan plan_;

@@ -16,6 +16,7 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
       opt_(config.optimizer, config.adam),
       policy_({config.eps, config.lr_zo, config.lr_bp, config.grad_clip}, opt_) {
   if (!model_) throw std::invalid_argument("ElasticZO: model is null");
+  const auto guard = model_->lock();
   const int layers = model_->num_param_layers();
   if (cfg_.zo_layers < 0 || cfg_.zo_layers > layers)
     throw std::invalid_argument("zo_layers must be in [0, " + std::to_string(layers) + "] for this model, got " +

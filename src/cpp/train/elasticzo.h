@@ -49,6 +49,9 @@ class ElasticZO {
   std::uint64_t steps_done() const { return steps_; }
   void set_steps_done(std::uint64_t n) { steps_ = n; }  // resume: the next step draws the same z as before
   Optimizer& optimizer() { return opt_; }
+  // The trainer's state (learning rates, step count, optimizer moments, times) changes during step(), which holds
+  // the model's lock: other threads take the same lock to read or change it.
+  std::unique_lock<std::recursive_mutex> lock() const { return model_->lock(); }
   const PhaseTimes& times() const { return times_; }
   void clear_times() { times_.clear(); }
 
