@@ -291,16 +291,25 @@ void register_model(py::module_& m) {
         return to_numpy(s.output());
       }, py::arg("x"), "Model output for input x (a new array).")
       .def_property("memory_plan",
-                    [](const Sequential& s) { return std::string(memory_policy_name(s.memory_policy())); },
-                    [](Sequential& s, const std::string& p) { s.set_memory_policy(parse_memory_policy(p)); },
+                    [](const Sequential& s) {
+                      const auto guard = lock_without_gil(s);
+                      return std::string(memory_policy_name(s.memory_policy()));
+                    },
+                    [](Sequential& s, const std::string& p) {
+                      const MemoryPolicy policy = parse_memory_policy(p);
+                      const auto guard = lock_without_gil(s);
+                      s.set_memory_policy(policy);
+                    },
                     "Allocation policy of the planned buffers: 'static' (each buffer its own memory for the whole "
                     "step, the paper's model) or 'lifetime' (buffers whose lifetimes do not overlap share memory).")
       .def("plan", [](Sequential& s, const Shape& input_shape, int zo_layers, const std::string& policy) {
+        const auto guard = lock_without_gil(s);
         return plan_dict(s.plan_for(input_shape, s.first_module(zo_layers), parse_memory_policy(policy)));
       }, py::arg("input_shape"), py::arg("zo_layers"), py::arg("policy"),
          "The memory plan (every buffer, its bytes, category and lifetime in one pass of the step) for a training "
          "step with the first zo_layers parameter layers trained by ZO; allocates nothing.")
       .def("current_plan", [](const Sequential& s) -> py::object {
+        const auto guard = lock_without_gil(s);  // a step on another thread may plan again meanwhile
         const MemoryPlan* p = s.current_plan();
         return p ? py::object(plan_dict(*p)) : py::none();
       }, "The plan the model's buffers are allocated from (None before the first pass).")
@@ -308,7 +317,10 @@ void register_model(py::module_& m) {
            "Current and peak bytes per category of this model's memory: its parameters, planned buffers, and "
            "what trainers and kernels allocate for it.")
       .def("reset_peak_memory", [](const Sequential& s) { MemoryTracker::instance().reset_peak(s.memory_owner()); })
-      .def("release_buffers", &Sequential::release_buffers,
+      .def("release_buffers", [](Sequential& s) {
+        const auto guard = lock_without_gil(s);
+        s.release_buffers();
+      },
            "Frees every planned buffer (activations, errors, gradients, workspace); the next pass plans again.")
       .def("memory_records", [](const Sequential& s) {
         py::list out;
