@@ -3,11 +3,13 @@
 #   scripts/arm/test-python.sh [--tier 1|2] [PYTEST ARGS...]
 #   (default: tier 1, pytest tests/python -m "not training": whole-epoch runs are native-only; the emulated run
 #   trains briefly in tests/python/test_cross_platform.py instead)
-# Tier 1 (CI, ~2 min): the wheel is cross-built on the host (scikit-build-core, aarch64 gcc, the rootfs as
-#   sysroot), pip puts it and the aarch64 wheels of its dependencies into the rootfs's /usr/local site dir,
-#   and only Python runs emulated: pytest as cortex-a53 and as cortex-a76.
-# Tier 2 (by hand, slow): what a Pi user does, all emulated in a chroot: a venv, `pip install ".[test]"`
-#   (scikit-build-core, cmake and g++ 12 on arm64, dependencies from PyPI), then pytest as both CPUs.
+# Tier 1 (CI): the release's wheel as a Pi user installs it. scripts/release.sh cross-builds and repairs the cp311
+#   manylinux aarch64 wheel; in a chroot into an arm64 Debian 12 rootfs with no compiler, no python3-dev and no
+#   libgomp, Debian's python3 makes a venv and Debian's pip installs the wheel and its dependencies from PyPI;
+#   elasticzo and numpy are imported in both orders; pytest runs as cortex-a53 and cortex-a76 side by side.
+# Tier 2 (by hand, slow): the source build a Pi user falls back to, all emulated in a chroot: a venv,
+#   `pip install ".[test]"` (scikit-build-core, cmake and g++ 12 on arm64, dependencies from PyPI), then pytest
+#   as both CPUs.
 # Both also check that build_info() offers neon_dotprod exactly on the A76. The PyTorch-oracle tests report
 # themselves skipped there (pytest.importorskip): PyTorch is the x86 test oracle only, as on a real Pi.
 # Needs root or sudo and setup.sh --rootfs; rootfs in $ELASTICZO_ARM_CACHE.
@@ -27,55 +29,79 @@ print(json.dumps({k: info[k] for k in ("machine", "isa", "available_isas", "thre
 want = os.environ["ELASTICZO_EXPECT_DOTPROD"] == "1"
 assert info["machine"] == "aarch64", info
 assert ("neon_dotprod" in info["available_isas"]) == want and info["isa"] == info["available_isas"][-1], info'
+# python -c "$imports_together" numpy elasticzo (or the other order): both load and compute in one process.
+imports_together='import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+import numpy as np, elasticzo
+a = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
+assert np.allclose(a @ a.T, (a @ a.T).T, atol=1e-3)
+out = elasticzo.models.lenet5(seed=0).forward(np.zeros((64, 1, 28, 28), np.float32))
+assert out.shape == (64, 10) and np.isfinite(out).all()
+print("imported", " then ".join(sys.argv[1:]) + ": numpy", np.__version__, "and elasticzo computed side by side")'
+
+# Datasets the tests read from outside the repository (tests/python/conftest.py) come into a chroot by bind mount.
+binds=()
+for data in ${ELASTICZO_DATA:+${ELASTICZO_DATA//:/ }} "$EZ_SRC/../shared/data" /work/shared/data; do
+  if [ -d "$data" ]; then binds=(--bind "$(realpath "$data"):/data"); export ELASTICZO_DATA=/data; break; fi
+done
 
 tier1() {
-  local root=$EZ_ARM_CACHE/rootfs-py dist=$EZ_ARM_CACHE/dist
-  local site=$root/usr/local/lib/python3.11/dist-packages   # on the path of Debian's python3
-  local ext=.cpython-311-aarch64-linux-gnu.so
-  "$EZ_SRC/scripts/arm/make-rootfs.sh" "$root" python3,python3-dev,libstdc++6,libgomp1
-  [ "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = 3.11 ] ||
-    die "the host's python3 must be 3.11 like Debian 12's to cross-build its wheel"
-  rm -rf "$dist"
-  # scikit-build-core takes the wheel's platform from _PYTHON_HOST_PLATFORM and the module suffix from
-  # SETUPTOOLS_EXT_SUFFIX; pybind11 and FindPython need the suffix and the headers spelled out. Debian's cmake
-  # (setup.sh): otherwise pip, seeing that platform, fills the isolated build environment with an aarch64 cmake.
-  timed "cross-build the wheel" env ELASTICZO_ARM_SYSROOT="$root" _PYTHON_HOST_PLATFORM=linux-aarch64 \
-    SETUPTOOLS_EXT_SUFFIX=$ext CMAKE_EXECUTABLE=/usr/bin/cmake python3 -m pip wheel -q --no-deps -w "$dist" . \
-    --config-settings=cmake.define.CMAKE_TOOLCHAIN_FILE="$EZ_SRC/cmake/toolchain-aarch64.cmake" \
-    --config-settings=cmake.define.Python_INCLUDE_DIR="$root/usr/include/python3.11" \
-    --config-settings=cmake.define.PYTHON_MODULE_EXTENSION=$ext \
-    --config-settings=cmake.define.PYTHON_MODULE_DEBUG_POSTFIX=
-  local wheel
-  wheel=$(ls "$dist"/elasticzo-*-cp311-cp311-linux_aarch64.whl) || die "no linux_aarch64 wheel in $dist"
-  # The host's pip picks aarch64 wheels for Python 3.11 and Debian 12's glibc 2.36 (manylinux tags down to
-  # 2.17 must be listed one by one), nothing runs emulated.
-  local plats=(--platform linux_aarch64 --platform manylinux2014_aarch64) m
-  for ((m = 36; m >= 17; m--)); do plats+=(--platform "manylinux_2_${m}_aarch64"); done
-  $SUDO rm -rf "$site"
-  timed "install the wheel and its aarch64 dependencies" $SUDO python3 -m pip install -q --target "$site" \
-    --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 "${plats[@]}" "$wheel[test]"
-  # One emulated Python keeps about one core busy, so the CPU models run side by side; logs follow in turn.
-  local cpu pids=() failed=0 logs=$EZ_ARM_CACHE/logs
-  mkdir -p "$logs"
-  for cpu in $cpus; do
-    tier1_cpu "$root" "$cpu" >"$logs/$cpu.log" 2>&1 &
-    pids+=($!)
+  # What a Pi user gets from the release: Debian 12's own python3 and pip, no compiler, no python3-dev, no libgomp.
+  local root=$EZ_ARM_CACHE/rootfs-wheel in=("$EZ_SRC/scripts/arm/in-rootfs.sh") wheel
+  "$EZ_SRC/scripts/arm/make-rootfs.sh" "$root" python3-venv,libstdc++6
+  if compgen -G "$root/usr/bin/*gcc*" >/dev/null || compgen -G "$root/usr/bin/*g++*" >/dev/null ||
+    compgen -G "$root/usr/lib/aarch64-linux-gnu/libgomp*" >/dev/null; then
+    die "$root must have no compiler and no libgomp"
+  fi
+  "$EZ_SRC/scripts/release.sh" cp311-aarch64
+  wheel=$(ls -t "$EZ_SRC"/dist/elasticzo-*-cp311-cp311-manylinux_*_aarch64.whl | head -n1)
+  $SUDO rm -rf "$root/root/venv" "$root/root/dist" "$root/root/elasticzo"
+  $SUDO mkdir -p "$root/root/dist" "$root/root/elasticzo"
+  $SUDO cp "$wheel" "$root/root/dist/"
+  wheel=/root/dist/${wheel##*/}
+  # The files the tests read (MNIST, the README, pytest's settings), and no src/: the tests import the wheel.
+  git ls-files -z --cached --others --exclude-standard -- tests/python data README.md LICENSE pyproject.toml |
+    tar -c --null -T - | $SUDO tar -x -C "$root/root/elasticzo"
+  timed "python3 -m venv (emulated)" "${in[@]}" "$root" -- python3 -m venv /root/venv
+  timed "pip install the wheel (emulated, bookworm's pip)" "${in[@]}" "$root" -- \
+    /root/venv/bin/pip install --disable-pip-version-check --only-binary=:all: "$wheel"
+  timed "pip install the test extra (emulated)" "${in[@]}" "$root" -- \
+    /root/venv/bin/pip install --disable-pip-version-check --only-binary=:all: "$wheel[test]"
+  # No OpenMP runtime is linked (README, "Raspberry Pi"): elasticzo and numpy (OpenBLAS threads) load and compute
+  # together in either order.
+  local order
+  for order in "numpy elasticzo" "elasticzo numpy"; do
+    timed "import $order" "${in[@]}" "$root" -- /root/venv/bin/python -c "$imports_together" $order
   done
-  for cpu in $cpus; do
-    wait "${pids[0]}" || failed=1
-    pids=("${pids[@]:1}")
-    cat "$logs/$cpu.log"
-  done
-  [ $failed = 0 ] || die "arm64 Python tests failed"
+  # One emulated Python keeps about one core busy, so the CPU models run side by side, in one chroot session
+  # (qemu reads QEMU_CPU at each exec); logs follow in turn.
+  local cpu models=()
+  for cpu in $cpus; do models+=("$cpu:$(expect_dotprod "$cpu")"); done
+  timed "build_info and pytest as ${cpus// /, }, side by side" "${in[@]}" "$root" "${binds[@]}" -- \
+    bash -c "$side_by_side" bash "$check_info" "${models[*]}" "${pytest_args[@]}"
 }
 
-tier1_cpu() {  # tier1_cpu ROOTFS CPU: the checks as one CPU model
-  local run=("$EZ_SRC/scripts/arm/qemu-run.sh" --libs "$1" "$1/usr/bin/python3")
-  export ELASTICZO_ARM_CPU=$2 ELASTICZO_EXPECT_DOTPROD
-  ELASTICZO_EXPECT_DOTPROD=$(expect_dotprod "$2")
-  timed "build_info as $2" "${run[@]}" -c "$check_info"
-  timed "pytest as $2" "${run[@]}" -m pytest -q -p no:cacheprovider "${pytest_args[@]}"
-}
+# In the chroot: bash -c "$side_by_side" bash CHECK_INFO "CPU:DOTPROD..." PYTEST_ARGS...
+side_by_side='check_info=$1 models=$2
+shift 2
+cd /root/elasticzo
+pids=() failed=0
+for m in $models; do
+  (export QEMU_CPU=${m%:*} ELASTICZO_EXPECT_DOTPROD=${m#*:}
+   t0=$SECONDS
+   /root/venv/bin/python -c "$check_info" && /root/venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+   status=$?
+   echo "[pytest as $QEMU_CPU took $((SECONDS - t0)) s, exit $status]"
+   exit $status) >"/tmp/pytest-${m%:*}.log" 2>&1 &
+  pids+=($!)
+done
+for m in $models; do
+  wait "${pids[0]}" || failed=1
+  pids=("${pids[@]:1}")
+  cat "/tmp/pytest-${m%:*}.log"
+done
+exit $failed'
 
 tier2() {
   # The apt packages the README tells a Pi user to install, nothing more.
@@ -85,11 +111,6 @@ tier2() {
   $SUDO rm -rf "$root/root/elasticzo" "$root/root/venv"
   $SUDO mkdir -p "$root/root/elasticzo"
   git ls-files -z --cached --others --exclude-standard | tar -c --null -T - | $SUDO tar -x -C "$root/root/elasticzo"
-  # Datasets the tests read from outside the repository (tests/python/conftest.py) come in by bind mount.
-  local data binds=()
-  for data in ${ELASTICZO_DATA:+${ELASTICZO_DATA//:/ }} "$EZ_SRC/../shared/data" /work/shared/data; do
-    if [ -d "$data" ]; then binds=(--bind "$(realpath "$data"):/data"); export ELASTICZO_DATA=/data; break; fi
-  done
   timed "python3 -m venv (emulated)" "${in[@]}" "$root" -- python3 -m venv /root/venv
   timed "pip install .[test] (emulated, as a Pi user)" "${in[@]}" "$root" -- \
     sh -c 'cd /root/elasticzo && /root/venv/bin/pip install --disable-pip-version-check ".[test]"'
