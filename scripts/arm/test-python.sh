@@ -56,7 +56,8 @@ tier1() {
   fi
   "$EZ_SRC/scripts/release.sh" cp311-aarch64
   wheel=$(ls -t "$EZ_SRC"/dist/elasticzo-*-cp311-cp311-manylinux_*_aarch64.whl | head -n1)
-  $SUDO rm -rf "$root/root/venv" "$root/root/dist" "$root/root/elasticzo"
+  # No pip cache either: the timed install downloads numpy & co. as on a fresh Pi (README, "Raspberry Pi").
+  $SUDO rm -rf "$root/root/venv" "$root/root/dist" "$root/root/elasticzo" "$root/root/.cache/pip"
   $SUDO mkdir -p "$root/root/dist" "$root/root/elasticzo"
   $SUDO cp "$wheel" "$root/root/dist/"
   wheel=/root/dist/${wheel##*/}
