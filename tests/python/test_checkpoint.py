@@ -208,6 +208,8 @@ CTRL_C_SCRIPT = textwrap.dedent("""
         def own_handler(signum, frame):
             raise KeyboardInterrupt("from the application's handler")
         signal.signal(signal.SIGINT, own_handler)
+    else:  # Python's own handler, even where the test runner inherited SIGINT ignored (started with `cmd &`)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     interrupted = trainer()
     def press_ctrl_c():  # lands while a step runs in C++ (nearly all of the time is spent there)
