@@ -92,6 +92,7 @@ class Pool {
   int threads() const { return threads_.load(std::memory_order_relaxed); }
 
   void set_backoff(bool on) {
+    if (t_in_task) throw std::logic_error("set_stall_backoff called from a parallel_for task");
     std::lock_guard<std::mutex> job(submit_);
     backoff_on_ = on;
     serial_until_ = {};
@@ -99,6 +100,7 @@ class Pool {
   }
 
   void set_threads(int n) {
+    if (t_in_task) throw std::logic_error("set_num_threads called from a parallel_for task");
     std::lock_guard<std::mutex> job(submit_);
     if (n == threads()) return;
     stop_workers();
@@ -175,9 +177,12 @@ class Pool {
     run_.store(std::max<std::int64_t>(1, tasks / (8 * team)), std::memory_order_relaxed);
     team_.store(team, std::memory_order_relaxed);
     for (int s = 0; s < team; ++s) {
-      ranges_[s].end.store(tasks * (s + 1) / team, std::memory_order_relaxed);
+      // The cursor first, then the end with release: a thread still in an earlier job that reads this job's end
+      // (acquire, before the cursor) also reads this job's generation in the cursor, so it cannot pair a new end
+      // with an old cursor and claim tasks past the old end.
       ranges_[s].next.store(std::uint64_t{gen} << 32 | static_cast<std::uint64_t>(tasks * s / team),
                             std::memory_order_relaxed);
+      ranges_[s].end.store(tasks * (s + 1) / team, std::memory_order_release);
     }
     done_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
@@ -221,7 +226,7 @@ class Pool {
     const int team = team_.load(std::memory_order_relaxed);
     for (int k = 0; k < team; ++k) {
       Range& range = ranges_[(slot + k) % team];
-      const std::int64_t end = range.end.load(std::memory_order_relaxed);
+      const std::int64_t end = range.end.load(std::memory_order_acquire);  // before next: see run_job
       std::uint64_t t = range.next.load(std::memory_order_acquire);
       for (;;) {
         if (static_cast<std::uint32_t>(t >> 32) != gen) return;  // the job is over
@@ -248,15 +253,14 @@ class Pool {
     }
   }
 
-  void worker_main(int slot) {
+  void worker_main(int slot, std::uint32_t seen) {
     t_in_task = true;
-    std::uint32_t seen = gen_.load();
     for (;;) {
       auto fresh = [&] { return gen_.load(std::memory_order_acquire) != seen; };
       if (!spin_until([&] { return fresh() || stop_.load(std::memory_order_relaxed); })) {
         std::unique_lock<std::mutex> lock(sleep_mutex_);
         sleepers_.fetch_add(1);  // seq_cst: ordered before the predicate's read of gen_
-        wake_.wait(lock, [&] { return fresh() || stop_.load(); });
+        wake_.wait(lock, [&] { return gen_.load() != seen || stop_.load(); });  // seq_cst, as sleepers_
         sleepers_.fetch_sub(1);
       }
       if (stop_.load()) return;
@@ -268,7 +272,9 @@ class Pool {
   void start_workers() {
     ranges_.reset(new Range[static_cast<std::size_t>(threads())]);
     stop_.store(false);
-    for (int slot = 1; slot < threads(); ++slot) workers_.emplace_back([this, slot] { worker_main(slot); });
+    const std::uint32_t seen = gen_.load();  // the job about to be published is new to the workers
+    for (int slot = 1; slot < threads(); ++slot)
+      workers_.emplace_back([this, slot, seen] { worker_main(slot, seen); });
   }
 
   void stop_workers() {

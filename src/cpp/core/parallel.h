@@ -26,8 +26,10 @@ void run_tasks(int team, std::int64_t tasks, TaskFn fn, const void* ctx);
 }  // namespace detail
 
 // fn(task) or fn(task, slot) for every task in [0, tasks), on at most `team` threads. `slot` in [0, team) is
-// unique among the threads running tasks of this job at once (per-thread scratch). Each task runs exactly once;
-// which thread runs it is unspecified. Returns when all are done; the first exception a task threw is rethrown.
+// unique among the threads running tasks of this job at once (per-thread scratch). Each task runs at most once,
+// and exactly once unless a task throws; which thread runs it is unspecified. Returns when all are done; if a task
+// threw, the first exception is rethrown and which other tasks ran is unspecified. set_num_threads (and a fork)
+// must not be called from inside a task: the job holds the pool (set_num_threads throws std::logic_error there).
 template <class Fn>
 void parallel_for(int team, std::int64_t tasks, const Fn& fn) {
   detail::run_tasks(team, tasks, [](const void* ctx, std::int64_t task, int slot) {
