@@ -24,7 +24,8 @@ def _batch(n, seed):
 
 def _trainer(zo_layers, optimizer="sgd"):
     model = lenet5(seed=3)
-    return model, _core.ElasticZO(model, zo_layers, eps=1e-2, lr_zo=1e-3, lr_bp=1e-2, optimizer=optimizer, seed=5)
+    return model, _core.ElasticZO(model, zo_layers, eps=1e-2, lr_zo=1e-3, lr_bp=1e-2, grad_clip=0.0,
+                                  clean_bp_pass=False, optimizer=optimizer, seed=5)
 
 
 def _snapshot(model):
@@ -122,7 +123,8 @@ def test_trainer_state_read_and_set_while_another_thread_trains():
 def test_two_trainers_on_one_model_take_turns():
     x, y = _batch(16, 0)
     model, first = _trainer(zo_layers=2)
-    second = _core.ElasticZO(model, 5, eps=1e-2, lr_zo=1e-3, seed=7)
+    second = _core.ElasticZO(model, 5, eps=1e-2, lr_zo=1e-3, lr_bp=1e-2, grad_clip=0.0, clean_bp_pass=False,
+                             optimizer="sgd", seed=7)
     _train_beside(first, x, y, lambda: second.step(x, y))
     assert all(np.isfinite(v).all() for v in model.state_dict().values())
 
