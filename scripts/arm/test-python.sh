@@ -67,8 +67,8 @@ tier1() {
   timed "python3 -m venv (emulated)" "${in[@]}" "$root" -- python3 -m venv /root/venv
   timed "pip install the wheel (emulated, bookworm's pip)" "${in[@]}" "$root" -- \
     /root/venv/bin/pip install --disable-pip-version-check --only-binary=:all: "$wheel"
-  timed "pip install the test extra (emulated)" "${in[@]}" "$root" -- \
-    /root/venv/bin/pip install --disable-pip-version-check --only-binary=:all: "$wheel[test]"
+  timed "pip install the test and plot extras (emulated)" "${in[@]}" "$root" -- \
+    /root/venv/bin/pip install --disable-pip-version-check --only-binary=:all: "$wheel[test,plot]"
   # No OpenMP runtime is linked (README, "Raspberry Pi"): elasticzo and numpy (OpenBLAS threads) load and compute
   # together in either order.
   local order
