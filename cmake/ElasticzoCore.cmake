@@ -75,6 +75,9 @@ else()
 endif()
 
 if(ELASTICZO_SANITIZE_ADDRESS)
-  target_compile_options(elasticzo_core PUBLIC -fsanitize=address,undefined -fno-omit-frame-pointer)
-  target_link_options(elasticzo_core PUBLIC -fsanitize=address,undefined)
+  # -fno-sanitize-recover=all: a UBSan finding aborts the process (so fails its test) instead of printing a report
+  # and going on. PUBLIC, so the tests and the Python module are instrumented too (scripts/sanitize.sh).
+  set(_ez_sanitize -fsanitize=address,undefined -fno-sanitize-recover=all)
+  target_compile_options(elasticzo_core PUBLIC ${_ez_sanitize} -fno-omit-frame-pointer)
+  target_link_options(elasticzo_core PUBLIC ${_ez_sanitize})
 endif()

@@ -1,7 +1,7 @@
 # Build options, all with the ELASTICZO_ prefix.
 option(ELASTICZO_THREADS "Run kernels on the library's own thread pool (std::thread); all serial when off" ON)
 option(ELASTICZO_BUILD_PYTHON "Build the pybind11 module outside scikit-build-core" OFF)
-option(ELASTICZO_SANITIZE_ADDRESS "Build with AddressSanitizer and UBSan" OFF)
+option(ELASTICZO_SANITIZE_ADDRESS "Build with AddressSanitizer and UBSan (UBSan findings fatal)" OFF)
 if(SKBUILD)
   set(_ez_dev_default OFF)
 else()
