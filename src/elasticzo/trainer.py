@@ -98,7 +98,6 @@ class ElasticZO:
         if isinstance(zo_layers, bool) or not isinstance(zo_layers, (int, np.integer)):
             raise ValueError(f"zo_layers must be an int, got {zo_layers!r}")
         self.model = model
-        self._modules = len(model)  # a layer added later would never be trained: steps refuse it (_check_model)
         self.zo_layers = int(zo_layers)
         self.method = method_name(self.zo_layers, layers)
         self.base_lr_zo = float(lr_zo)
@@ -138,13 +137,7 @@ class ElasticZO:
         with _deferred_interrupts():
             return self._train_epoch(train, batch_size, progress, on_step)
 
-    def _check_model(self):
-        if len(self.model) != self._modules:
-            raise RuntimeError(f"the model has {len(self.model)} modules, {self._modules} when this trainer was built; "
-                               "a layer added since would not be trained: build a new ElasticZO for the new model")
-
     def _train_epoch(self, train, batch_size, progress, on_step):
-        self._check_model()
         lr_zo, lr_bp = self.start_epoch(self.epoch)
         self.core.clear_times()
         _core.reset_peak_memory()
@@ -159,7 +152,6 @@ class ElasticZO:
             data_time += time.perf_counter() - t0
             if batch is None:
                 break
-            self._check_model()
             loss = self.core.step(*batch)["loss"]
             self.epoch_loss_sum += loss
             self.batch_in_epoch += 1

@@ -186,6 +186,10 @@ def test_layer_added_after_the_trainer_is_refused(mnist_train):
     with pytest.raises(RuntimeError, match="a layer added since would not be trained"):
         tr.fit(mnist_train.subset(np.arange(32)), epochs=1, batch_size=32, progress=False)
     assert tr.core.steps_done == 0
+    x, y = mnist_train.take(np.arange(8))
+    with pytest.raises(RuntimeError, match="a layer added since would not be trained"):  # the C++ trainer, directly
+        tr.core.step(x, y)
+    assert tr.core.steps_done == 0
 
 
 CTRL_C_SCRIPT = textwrap.dedent("""

@@ -26,6 +26,7 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
   if (!(cfg_.grad_clip >= 0.0f)) throw std::invalid_argument("grad_clip must be >= 0 (0 disables clipping)");
   set_learning_rates(cfg_.lr_zo, cfg_.lr_bp);
   bp_first_ = model_->first_module(cfg_.zo_layers);
+  modules_ = model_->size();
   std::vector<Param*> bp_params;
   std::uint64_t offset = 0;
   for (const NamedParam& np : model_->named_parameters()) {
@@ -92,6 +93,11 @@ float ElasticZO::loss(const Tensor& labels, float grad_scale) {
 
 StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
   const auto guard = model_->lock();
+  if (model_->size() != modules_)
+    throw std::logic_error("the model has " + std::to_string(model_->size()) + " modules, " +
+                           std::to_string(modules_) +
+                           " when this trainer was built; a layer added since would not be trained: build a new "
+                           "trainer for the new model");
   const Shape out_shape = model_->output_shape(x.shape());
   if (out_shape.size() != 2)
     throw std::invalid_argument("ElasticZO needs a model whose output is (N, classes), got " + shape_str(out_shape));

@@ -66,6 +66,9 @@ class ElasticZO {
   Fp32Spsa policy_;
   std::vector<ZoSlice> zo_slices_;  // the ZO part and its seed streams, fixed at construction
   std::size_t bp_first_;  // first module of the backprop part (size() when C = L)
+  // The model's module count at construction: the partition, seed streams and optimizer state are built from it,
+  // so a step after model.add() would train a model this trainer was not built for.
+  std::size_t modules_;
   std::uint64_t steps_ = 0;
   PhaseTimes times_;
 };
