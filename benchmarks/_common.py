@@ -88,3 +88,26 @@ def train_steps(trainer, train, batch_size, steps, *, on_checkpoint=None, checkp
             if len(stats) == steps:
                 break
     return stats
+
+
+def run_elasticzo(args, what):
+    """Runs `python -m elasticzo.cli ARGS` to its end; on Ctrl-C/SIGTERM of this script the run gets exactly one
+    SIGINT, saves its checkpoint and exits, and KeyboardInterrupt goes on up. Returns its stdout."""
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "elasticzo.cli", *args]
+    print(f"{what}: elasticzo {' '.join(args)}", file=sys.stderr, flush=True)
+    # Own session: group signals reach only this script, which passes one SIGINT on (a second one would
+    # interrupt the trainer while it writes its checkpoint).
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = proc.communicate()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise SystemExit(f"elasticzo failed (exit code {proc.returncode}) for {what}")
+    return out

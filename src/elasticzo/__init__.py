@@ -15,6 +15,7 @@ from elasticzo.info import build_info
 from elasticzo.memory import memory_report
 from elasticzo import data, hparams, models, nn
 from elasticzo.trainer import ElasticZO, evaluate
+from elasticzo.weights import from_torch, save_safetensors
 
 __all__ = [
     "__version__",
@@ -33,4 +34,6 @@ __all__ = [
     "nn",
     "ElasticZO",
     "evaluate",
+    "from_torch",
+    "save_safetensors",
 ]

@@ -19,7 +19,8 @@ RUN_DEFAULTS = {"model": "lenet5", "dataset": "mnist", "method": "zo-feat-cls1",
 RESUME_POLICY = """\
 --resume continues the run in --out with its own settings. These flags may be given again only with the run's
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
---dataset, --data, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples.
+--dataset, --data, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples,
+--test-samples, --angle, --init-from.
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
 --lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
@@ -43,9 +44,19 @@ def _add_train_args(p):
     p.add_argument("--zo-layers", type=int, default=None,
                    help="partition point C: ZO trains the first C parameter layers (overrides --method; "
                         "default: given by --method)")
-    p.add_argument("--epochs", type=int, default=1, help="train until this many epochs are done (default: 1)")
+    p.add_argument("--epochs", type=int, default=1,
+                   help="train until this many epochs are done; 0 only evaluates the starting weights (default: 1)")
     p.add_argument("--train-samples", type=int, default=None,
                    help="train on the first N training samples only, for quick trials (default: all)")
+    p.add_argument("--test-samples", type=int, default=None,
+                   help="evaluate on the first N test samples only (default: all)")
+    p.add_argument("--angle", type=float, default=None,
+                   help="rotate the train and test images by this many degrees, counter-clockwise (bilinear; the "
+                        "rotated MNIST / Fashion-MNIST of the paper's fine-tuning, Table 2) (default: none)")
+    p.add_argument("--init-from", metavar="FILE",
+                   help="start from these weights instead of a random initialization: a .safetensors file, an "
+                        "elasticzo checkpoint, or a PyTorch .pt state dict (needs torch); names and shapes as in "
+                        "PyTorch (conv1.weight, ...) (default: none)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="minibatch size (default: the tuned one, 64 for LeNet-5, 32 for PointNet)")
     p.add_argument("--lr", type=float, default=None,
@@ -98,6 +109,10 @@ def _parser():
                     help="test set (default: the checkpoint's dataset; needed when it names none)")
     ev.add_argument("--data", default=None, metavar="FILE.npz",
                     help="evaluate on this file's x_test, y_test (default: the run's own --data file, if any)")
+    ev.add_argument("--angle", type=float, default=None,
+                    help="rotate the test images by this many degrees (default: the run's --angle, if any)")
+    ev.add_argument("--test-samples", type=int, default=None,
+                    help="evaluate on the first N test samples (default: the run's --test-samples, if any)")
     ev.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default: 256)")
     ev.add_argument("--json", action="store_true", help="print the result as JSON (default: off)")
     pl = sub.add_parser("plot", help="loss and accuracy curves and the time breakdown of a run (needs matplotlib)")

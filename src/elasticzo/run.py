@@ -6,17 +6,19 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from elasticzo import _core, hparams, models
 from elasticzo.checkpoint import (CheckpointError, atomic_write, build_model, load_model_parameters, read_checkpoint,
                                   remove_stale_temps, restore_trainer, save_checkpoint)
 from elasticzo.cli import RUN_DEFAULTS
-from elasticzo.data import load_dataset, load_npz
+from elasticzo.data import load_dataset, load_npz, rotated_subset
 from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
 from elasticzo.methods import method_name
 from elasticzo.peak_rss import peak_rss_bytes
 from elasticzo.trainer import PHASES, ElasticZO, evaluate, model_dataset
+from elasticzo.weights import from_torch
 
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
@@ -81,7 +83,8 @@ def _resume_settings(args, state, path):
              "method": config["method"],
              "zo_layers": config["zo_layers"], "seed": config["seed"], "optimizer": config["optimizer"],
              "clean_bp_pass": config["clean_bp_pass"], "batch_size": info["batch_size"],
-             "train_samples": info.get("train_samples")}
+             "train_samples": info.get("train_samples"), "test_samples": info.get("test_samples"),
+             "angle": info.get("angle"), "init_from": info.get("init_from")}
     conflicts = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {v})" for k, v in saved.items()
                  if getattr(args, k) is not None and getattr(args, k) != v]
     if conflicts:
@@ -138,7 +141,7 @@ def _summary(trainer, info, test_acc):
     breakdown = {p: sum(m["time_breakdown"][p] for m in h) for p in PHASES}
     total = sum(breakdown.values()) or 1.0
     return {
-        "model": info["model"], "dataset": info["dataset"], "method": trainer.method,
+        "model": info["model"], "dataset": info["dataset"], "angle": info.get("angle"), "method": trainer.method,
         "zo_layers": trainer.zo_layers, "epochs": trainer.epoch,
         "test_accuracy": test_acc, "train_loss": h[-1]["train_loss"] if h else None,
         "seconds_per_epoch": sum(m["seconds"] for m in h) / len(h) if h else None,
@@ -160,6 +163,26 @@ def _load_data(args):
     return load_dataset(args.dataset, args.data_dir, "train"), load_dataset(args.dataset, args.data_dir, "test")
 
 
+def _first(data, count, flag):
+    """The first `count` samples of `data` (all when count is None)."""
+    if count is None or data is None:
+        return data
+    if not 1 <= count <= len(data):
+        raise ValueError(f"{flag} must be in [1, {len(data)}], got {count}")
+    return data.subset(range(count))
+
+
+def _rotated(data, angle):
+    """`data` with every image rotated by `angle` degrees (unchanged when angle is None)."""
+    if angle is None or data is None:
+        return data
+    if data.x.ndim not in (3, 4):
+        raise ValueError(f"--angle rotates images; {data.name} holds samples of shape {data.sample_shape}")
+    if data.x.ndim == 3:  # (N, H, W) arrays of a --data file: rotation needs the channel axis
+        data = replace(data, x=data.x[:, None])
+    return rotated_subset(data, angle)
+
+
 def _partition_for_budget(args, model, train):
     """Sets --zo-layers (and the batch size it was measured with) to the partition that fits --memory-budget."""
     if args.batch_size is None:
@@ -176,6 +199,8 @@ def train_command(args) -> int:
         if args.dataset is not None:
             raise ValueError("give --dataset (a bundled dataset) or --data (your own arrays), not both")
         args.data = str(Path(args.data).resolve())  # recorded in the run, so --resume works from any folder
+    if args.init_from is not None:
+        args.init_from = str(Path(args.init_from).resolve())
     _configure_runtime(args)
     if args.memory_budget is not None:
         if args.resume:
@@ -203,15 +228,16 @@ def _train(args, run_dir) -> int:
     train, test = _load_data(args)
     args.model = args.model or models.model_for(train.sample_shape)
     _fill_run_defaults(args)
-    if args.train_samples is not None:
-        if not 1 <= args.train_samples <= len(train):
-            raise ValueError(f"--train-samples must be in [1, {len(train)}], got {args.train_samples}")
-        train = train.subset(range(args.train_samples))
+    train = _rotated(_first(train, args.train_samples, "--train-samples"), args.angle)
+    test = _rotated(_first(test, args.test_samples, "--test-samples"), args.angle)
     model = models.build(args.model, train.num_classes, seed=args.seed, input_shape=train.sample_shape)
+    if args.init_from is not None and state is None:  # a resumed run's weights come from its checkpoint
+        from_torch(args.init_from, model)
     train = model_dataset(model, train, split="train")  # names any mismatch of the data and the model
     test = model_dataset(model, test) if test is not None else None
     info = {"model": args.model, "dataset": args.dataset, "data": args.data, "num_classes": train.num_classes,
-            "train_samples": args.train_samples}
+            "train_samples": args.train_samples, "test_samples": args.test_samples, "angle": args.angle,
+            "init_from": args.init_from}
     if state is not None:
         # The saved config names C directly; the method name follows from it.
         cfg, batch_size = dict(state["config"]), state["info"]["batch_size"]
@@ -269,8 +295,9 @@ def _train(args, run_dir) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        trainer.fit(train, until_epoch=args.epochs, batch_size=batch_size, test=test, progress=not args.no_progress,
-                    on_epoch_end=on_epoch_end, on_step=on_step)
+        if args.epochs != 0:  # --epochs 0 only evaluates the starting weights (e.g. those of --init-from)
+            trainer.fit(train, until_epoch=args.epochs, batch_size=batch_size, test=test,
+                        progress=not args.no_progress, on_epoch_end=on_epoch_end, on_step=on_step)
     except KeyboardInterrupt:
         if run_dir is not None:
             save_checkpoint(run_dir / CHECKPOINT, trainer, info)
@@ -308,6 +335,8 @@ def eval_command(args) -> int:
             raise ValueError(f"{args.checkpoint} does not name its dataset (saved without dataset=...); pass "
                              "--dataset")
         test = load_dataset(dataset, args.data_dir, "test")
+    test = _rotated(_first(test, args.test_samples if args.test_samples is not None else info.get("test_samples"),
+                           "--test-samples"), args.angle if args.angle is not None else info.get("angle"))
     if state["layers"]:
         model = build_model(state["layers"])
     elif "model" in info and "num_classes" in info:  # checkpoints of format 1

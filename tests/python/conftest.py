@@ -10,6 +10,17 @@ from skip_policy import pytest_addoption, pytest_sessionfinish  # noqa: F401 (ho
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def torch_lenet5(torch):
+    """The paper's LeNet-5 in PyTorch, with the module names elasticzo.models.lenet5 uses (the test oracle)."""
+    from collections import OrderedDict
+    t = torch.nn
+    return t.Sequential(OrderedDict([
+        ("conv1", t.Conv2d(1, 6, 5, padding=2)), ("relu1", t.ReLU()), ("pool1", t.MaxPool2d(2)),
+        ("conv2", t.Conv2d(6, 16, 5, padding=2)), ("relu2", t.ReLU()), ("pool2", t.MaxPool2d(2)),
+        ("flatten", t.Flatten()), ("fc1", t.Linear(784, 120)), ("relu3", t.ReLU()), ("fc2", t.Linear(120, 84)),
+        ("relu4", t.ReLU()), ("fc3", t.Linear(84, 10))]))
+
+
 # ---- datasets (elasticzo.data) --------------------------------------------------------------------------------
 # MNIST ships in the repository; Fashion-MNIST and ModelNet40 come from a shared data folder: the roots in
 # $ELASTICZO_DATA, then ../shared/data beside the clone, then /work/shared/data. A test that needs a dataset

@@ -11,7 +11,7 @@ from importlib import metadata
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, torch_lenet5
 from elasticzo import models, nn
 from elasticzo.data.locate import installed_dir
 from elasticzo.data.registry import MNIST
@@ -120,13 +120,7 @@ def test_load_state_dict_not_strict_reports_missing_and_unexpected():
 
 def test_load_state_dict_from_a_pytorch_lenet5():
     torch = pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed")
-    from collections import OrderedDict
-    t = torch.nn
-    net = t.Sequential(OrderedDict([
-        ("conv1", t.Conv2d(1, 6, 5, padding=2)), ("relu1", t.ReLU()), ("pool1", t.MaxPool2d(2)),
-        ("conv2", t.Conv2d(6, 16, 5, padding=2)), ("relu2", t.ReLU()), ("pool2", t.MaxPool2d(2)),
-        ("flatten", t.Flatten()), ("fc1", t.Linear(784, 120)), ("relu3", t.ReLU()), ("fc2", t.Linear(120, 84)),
-        ("relu4", t.ReLU()), ("fc3", t.Linear(84, 10))]))
+    net = torch_lenet5(torch)
     ours = models.lenet5(seed=0)
     assert ours.load_state_dict(net.state_dict()) == ([], [])
     x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)

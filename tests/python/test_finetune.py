@@ -1,0 +1,80 @@
+"""The fine-tuning workflow of Table 2 on the command line: `train --init-from FILE --angle A`, its "w/o FT" figure
+(--epochs 0), eval of the rotated test subset, and --resume keeping the run's angle, subsets and start weights."""
+
+import json
+
+import numpy as np
+import pytest
+
+import elasticzo
+from elasticzo import models
+from elasticzo.data import rotated_subset
+from test_cli import cli
+
+ANGLE = 45.0
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, mnist_train):
+    """LeNet-5 after one epoch of Full BP with Adam on 2,000 MNIST images (the paper's pretraining, smaller)."""
+    model = models.lenet5(seed=0)
+    trainer = elasticzo.ElasticZO(model, method="full-bp", optimizer="adam", lr_bp=1e-3, seed=0)
+    trainer.fit(mnist_train.subset(range(2000)), epochs=1, batch_size=32, progress=False)
+    path = tmp_path_factory.mktemp("pre") / "lenet5.safetensors"
+    elasticzo.save_safetensors(model, path)
+    return path
+
+
+def summary(proc):
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def finetune_args(weights, *extra):
+    return ["train", "--init-from", str(weights), "--angle", str(ANGLE), "--train-samples", "512",
+            "--test-samples", "256", "--no-progress", "--json", *extra]
+
+
+@pytest.mark.training
+def test_epochs_0_reports_the_pretrained_accuracy_on_the_rotated_test_subset(pretrained, mnist_test):
+    without_ft = summary(cli(*finetune_args(pretrained, "--epochs", "0")))
+    model = elasticzo.from_torch(pretrained, models.lenet5(seed=1))
+    expected = elasticzo.evaluate(model, rotated_subset(mnist_test.subset(range(256)), ANGLE))["accuracy"]
+    upright = elasticzo.evaluate(model, mnist_test.subset(range(256)))["accuracy"]
+    assert without_ft["test_accuracy"] == expected and without_ft["angle"] == ANGLE
+    assert expected < upright - 0.1  # the rotation is what the fine-tuning has to make up for
+
+
+@pytest.mark.training
+def test_finetuning_improves_and_eval_and_resume_keep_the_runs_rotation(pretrained, tmp_path):
+    before = summary(cli(*finetune_args(pretrained, "--epochs", "0")))["test_accuracy"]
+    run = tmp_path / "ft"
+    after = summary(cli(*finetune_args(pretrained, "--method", "full-bp", "--lr", "0.02", "--epochs", "2", "--out",
+                                       str(run))))
+    assert after["test_accuracy"] > before + 0.05, (before, after)
+
+    evaluated = json.loads(cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), "--json").stdout)
+    assert evaluated["accuracy"] == after["test_accuracy"]  # the run's angle and test subset by default
+    upright = json.loads(cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), "--angle", "0",
+                             "--json").stdout)
+    assert upright["accuracy"] != evaluated["accuracy"]
+
+    for flag, value in (("--angle", "30"), ("--test-samples", "128"), ("--init-from", str(run / "x.pt"))):
+        proc = cli("train", "--resume", "--out", str(run), "--epochs", "3", flag, value, check=False)
+        assert proc.returncode == 2 and f"{flag} " in proc.stderr, proc.stderr
+    resumed = summary(cli("train", "--resume", "--out", str(run), "--epochs", "3", "--json", "--no-progress"))
+    assert resumed["angle"] == ANGLE and resumed["epochs"] == 3
+
+
+def test_angle_needs_images_and_init_from_must_fit_the_model(pretrained, tmp_path):
+    rng = np.random.default_rng(0)
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, x_train=rng.standard_normal((20, 5)).astype(np.float32), y_train=rng.integers(0, 3, 20))
+    proc = cli("train", "--data", str(flat), "--angle", "30", "--epochs", "0", check=False)
+    assert proc.returncode == 2 and "--angle rotates images" in proc.stderr, proc.stderr
+
+    three = tmp_path / "three.npz"
+    np.savez(three, x_train=rng.integers(0, 255, (20, 28, 28), dtype=np.uint8), y_train=rng.integers(0, 3, 20))
+    proc = cli("train", "--data", str(three), "--init-from", str(pretrained), "--epochs", "0", check=False)
+    assert proc.returncode == 2 and "size mismatch for fc3.weight" in proc.stderr, proc.stderr
+    proc = cli("train", "--init-from", str(tmp_path / "absent.safetensors"), "--epochs", "0", check=False)
+    assert proc.returncode == 2 and "no weights file" in proc.stderr, proc.stderr

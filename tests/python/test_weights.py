@@ -1,0 +1,163 @@
+"""Weights in and out by name: PyTorch state dicts and .pt files, .safetensors files and elasticzo checkpoints in,
+.safetensors out, with PyTorch as the oracle of the round trip."""
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import elasticzo
+from conftest import torch_lenet5
+from elasticzo import _core, models
+from elasticzo.weights import _quantize_floats, float_state_dict
+
+
+def _torch():
+    return pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed")
+
+
+def _images(n=8, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, 1, 28, 28)).astype(np.float32)
+
+
+def test_torch_lenet5_round_trip_through_safetensors_gives_identical_weights_and_outputs(tmp_path):
+    torch = _torch()
+    torch.manual_seed(0)
+    net = torch_lenet5(torch)
+    ours = elasticzo.from_torch(net.state_dict(), models.lenet5(seed=1))
+    x = _images()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours.forward(x), expected, rtol=0, atol=1e-5)
+
+    path = tmp_path / "lenet5.safetensors"
+    elasticzo.save_safetensors(ours, path)
+    from safetensors.torch import load_file
+    back = torch_lenet5(torch)
+    assert not back.load_state_dict(load_file(str(path))).missing_keys  # strict: every key, no extra one
+    for name, value in net.state_dict().items():
+        assert torch.equal(back.state_dict()[name], value), name
+    with torch.no_grad():
+        np.testing.assert_allclose(back(torch.from_numpy(x)).numpy(), expected, rtol=0, atol=1e-6)
+
+
+def test_from_torch_reads_pt_files_modules_and_checkpoints(tmp_path):
+    torch = _torch()
+    torch.manual_seed(1)
+    net = torch_lenet5(torch)
+    want = {k: v.numpy() for k, v in net.state_dict().items()}
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    torch.save({"state_dict": net.state_dict(), "epoch": 3}, tmp_path / "ckpt.pth")
+    for source in (tmp_path / "w.pt", str(tmp_path / "ckpt.pth"), net):
+        got = elasticzo.from_torch(source, models.lenet5(seed=2)).state_dict()
+        assert all(np.array_equal(got[k], want[k]) for k in want), source
+
+    trainer = elasticzo.ElasticZO(elasticzo.from_torch(net, models.lenet5(seed=2)), method="zo-feat-cls1")
+    trainer.save(tmp_path / "run.safetensors")  # an elasticzo checkpoint: its model's parameters are taken
+    got = elasticzo.from_torch(tmp_path / "run.safetensors", models.lenet5(seed=3)).state_dict()
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_wrong_key_shape_or_dtype_is_named_and_nothing_is_copied(tmp_path):
+    model = models.lenet5(seed=0)
+    before = model.state_dict()
+    good = models.lenet5(seed=1).state_dict()
+    cases = {
+        "missing key(s): fc3.bias": {k: v for k, v in good.items() if k != "fc3.bias"},
+        "unexpected key(s): fc4.weight": dict(good, **{"fc4.weight": good["fc3.weight"]}),
+        "size mismatch for fc3.weight: got (12, 84)": dict(good, **{"fc3.weight": np.zeros((12, 84), np.float32)}),
+        "fc1.bias has dtype int64": dict(good, **{"fc1.bias": np.zeros(120, np.int64)}),
+    }
+    for expected, state in cases.items():
+        with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            elasticzo.from_torch(state, model)
+        path = tmp_path / "bad.safetensors"
+        save_file(state, str(path))
+        with pytest.raises(ValueError) as e:  # from a file, the message names the file too
+            elasticzo.from_torch(path, model)
+        assert str(path) in str(e.value) and expected in str(e.value)
+    for k, v in model.state_dict().items():
+        assert np.array_equal(v, before[k]), k
+
+
+def test_unreadable_sources_are_clear_errors(tmp_path):
+    model = models.lenet5(seed=0)
+    with pytest.raises(ValueError, match="no weights file"):
+        elasticzo.from_torch(tmp_path / "absent.safetensors", model)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        elasticzo.from_torch(tmp_path / "junk.safetensors", model)
+    (tmp_path / "junk.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable PyTorch state dict"):
+        elasticzo.from_torch(tmp_path / "junk.pt", model)
+    with pytest.raises(TypeError, match="state dict, a torch.nn.Module or a file path"):
+        elasticzo.from_torch(42, model)
+
+
+def test_a_saved_module_is_refused_with_the_fix(tmp_path):
+    torch = _torch()
+    torch.save([torch.zeros(2)], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="not a state dict"):
+        elasticzo.from_torch(tmp_path / "list.pt", models.lenet5(seed=0))
+
+
+def test_save_safetensors_writes_float32_by_name_atomically(tmp_path):
+    from safetensors import safe_open
+    model = models.lenet5(seed=4)
+    path = tmp_path / "m.safetensors"
+    elasticzo.save_safetensors(model, path, metadata={"note": "x"})
+    with safe_open(str(path), framework="numpy") as f:
+        assert f.metadata()["note"] == "x" and f.metadata()["producer"].startswith("elasticzo")
+        assert sorted(f.keys()) == sorted(model.parameter_names())
+        assert all(np.array_equal(f.get_tensor(k), model.parameter(k)) for k in f.keys())
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    with pytest.raises(TypeError, match="str to str"):
+        elasticzo.save_safetensors(model, path, metadata={"n": 1})
+
+
+class _Int8Model:
+    """The part of a model's interface the int8 import/export uses, holding one int8 and one float parameter."""
+
+    def __init__(self, mantissas, exponent):
+        self.params = {"fc.weight": mantissas, "fc.bias": np.zeros(3, np.float32)}
+        self.exponent = exponent
+
+    def parameter_names(self):
+        return list(self.params)
+
+    def parameter(self, name):
+        return self.params[name]
+
+    def state_dict(self):
+        return {"fc.weight": self.params["fc.weight"], "fc.weight.exponent": np.int32(self.exponent),
+                "fc.bias": self.params["fc.bias"]}
+
+
+def test_int8_parameters_are_quantized_on_import_and_dequantized_on_export():
+    w = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32) * 0.1
+    model = _Int8Model(np.zeros((3, 4), np.int8), 0)
+    state = _quantize_floats(model, {"fc.weight": w, "fc.bias": np.ones(3, np.float32)})
+    mantissas, exponent = state["fc.weight"], int(state["fc.weight.exponent"])
+    expected_m, expected_e = _core.int8_quantize_input(w)
+    assert mantissas.dtype == np.int8 and np.array_equal(mantissas, expected_m) and exponent == expected_e
+    assert 64 <= np.abs(mantissas).max() <= 127  # the power-of-two scale uses at least half the int8 range
+    assert np.abs(mantissas * 2.0**exponent - w).max() <= 2.0**exponent  # within one step of NITI's grid
+    assert state["fc.bias"].dtype == np.float32  # float parameters are left as given
+
+    exported = float_state_dict(_Int8Model(mantissas, exponent))
+    assert exported["fc.weight"].dtype == np.float32 and "fc.weight.exponent" not in exported
+    assert np.array_equal(exported["fc.weight"], mantissas.astype(np.float32) * np.float32(2.0**exponent))
+
+
+def test_readme_finetuning_example_runs(tmp_path, monkeypatch):
+    torch = _torch()
+    import re
+    from conftest import REPO_ROOT
+    section = (REPO_ROOT / "README.md").read_text().split("## Fine-tuning: weights in and out by name")[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    torch.manual_seed(0)
+    torch_model = torch_lenet5(torch)
+    before = {k: v.clone() for k, v in torch_model.state_dict().items()}
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"torch_model": torch_model})
+    assert (tmp_path / "finetuned.safetensors").is_file()
+    assert not all(torch.equal(before[k], v) for k, v in torch_model.state_dict().items())  # fine-tuned weights
