@@ -33,6 +33,17 @@ PAPER_TABLE2_FP32 = {
 
 PRETRAIN_LR = 1e-3  # Adam's customary rate; the paper gives none
 
+# Choice: the paper's angles were lost. These put the accuracy of our pretrained model (seed 0) on the first 1024
+# rotated test images near the paper's "w/o FT" row (measured: MNIST 30° 73.24%, 43° 47.07%; Fashion-MNIST 27°
+# 38.57%, 47° 23.05%). One pair for both datasets cannot: at 30° Fashion-MNIST gives 31.54% against 39.65%.
+ANGLES = {"mnist": (30.0, 43.0), "fashion-mnist": (27.0, 47.0)}
+
+# Choice: fine-tuning rates (vanilla SGD; the paper's were lost), from 5- and 50-epoch trials on MNIST at 45°
+# with 2048 images. Full BP's training-from-scratch rate 0.2 wrecks the pretrained model (13% after one epoch);
+# 0.05 fine-tunes it. ZO's 5e-4 moves Full ZO 3 points in 5 epochs; 2e-3 moves it 10.
+FINETUNE_FLAGS = {"full-zo": ["--lr", "2e-3"], "zo-feat-cls2": ["--lr", "2e-3"], "zo-feat-cls1": ["--lr", "2e-3"],
+                  "full-bp": ["--lr", "0.05"]}
+
 
 def _runtime(args):
     out = ["--threads", str(args.threads), "--no-progress"]
@@ -71,7 +82,7 @@ def finetune(dataset, angle, method, weights, args):
     if len(read_jsonl(run_dir / "metrics.jsonl")) < args.epochs:
         run_elasticzo(["train", "--init-from", str(weights), "--dataset", dataset, "--angle", f"{angle:g}",
                        "--train-samples", str(args.train_samples), "--test-samples", str(args.test_samples),
-                       "--method", method, "--epochs", str(args.epochs), "--seed", str(args.seed),
+                       "--method", method, *FINETUNE_FLAGS[method], "--epochs", str(args.epochs), "--seed", str(args.seed),
                        "--out", str(run_dir), *_resume_if_started(run_dir), *_runtime(args)],
                       f"{dataset} {angle:g} deg {method}")
     metrics = read_jsonl(run_dir / "metrics.jsonl")[:args.epochs]
@@ -80,17 +91,17 @@ def finetune(dataset, angle, method, weights, args):
 
 
 def table(results, args, datasets):
-    angles = args.angles
-    head = "| method |" + "".join(f" {DATA_NAMES[d]} {a:g}° ours | paper | diff |" for d in datasets for a in angles)
+    head = "| method |" + "".join(f" {DATA_NAMES[d]} {a:g}° ours | paper | diff |" for d in datasets
+                                  for a in args.angles[d])
     lines = [f"Test accuracy (%) of LeNet-5 (FP32) on {args.test_samples} rotated test images after fine-tuning "
              f"{args.epochs} epochs on {args.train_samples} rotated training images; pretrained {args.pretrain_epochs} "
              f"epoch(s) with Adam. The paper's two angles were lost: its columns are its smaller and larger angle.",
-             "", head, "|---|" + "---|---|---|" * len(datasets) * len(angles)]
+             "", head, "|---|" + "---|---|---|" * 2 * len(datasets)]
     for row in ROWS:
         text = f"| {NAMES[row]} |"
         for d in datasets:
-            for i, a in enumerate(angles):
-                paper = PAPER_TABLE2_FP32[d][row][min(i, 1)]
+            for i, a in enumerate(args.angles[d]):
+                paper = PAPER_TABLE2_FP32[d][row][i]
                 ours = results.get((d, a, row))
                 text += (f" {100 * ours:.2f} | {paper:.2f} | {100 * ours - paper:+.2f} |" if ours is not None
                          else f" – | {paper:.2f} | – |")
@@ -99,10 +110,12 @@ def table(results, args, datasets):
 
 
 def details(runs, datasets, angles):
+    """Per run: its rates, final train loss, best epoch and speed."""
     # The best epoch is shown, never reported as the result: picking it would select on the test set.
     lines = ["| dataset | angle | method | lr_zo | lr_bp | eps | clip | final train loss | best test % (epoch) | "
              "s/epoch |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for (d, a, m), (h, c) in sorted(runs.items(), key=lambda kv: (datasets.index(kv[0][0]), angles.index(kv[0][1]),
+    for (d, a, m), (h, c) in sorted(runs.items(), key=lambda kv: (datasets.index(kv[0][0]),
+                                                                   angles[kv[0][0]].index(kv[0][1]),
                                                                    METHODS.index(kv[0][2]))):
         best = max(range(len(h)), key=lambda i: h[i]["test_accuracy"])
         lines.append(f"| {d} | {a:g} | {NAMES[m]} | {c['lr_zo']:g} | {c['lr_bp']:g} | {c['eps']:g} | "
@@ -113,12 +126,13 @@ def details(runs, datasets, angles):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--angles", type=float, nargs=2, default=[30.0, 45.0], metavar=("SMALL", "LARGE"),
-                   help="the two rotation angles in degrees (default 30 45: chosen so that the pretrained model's "
-                        "w/o FT accuracy on MNIST lands near the paper's, see the README)")
+    for d in DATASETS:
+        p.add_argument(f"--angles-{d}", type=float, nargs=2, default=list(ANGLES[d]), metavar=("SMALL", "LARGE"),
+                       help=f"the two rotation angles of {d} in degrees (default {ANGLES[d][0]:g} {ANGLES[d][1]:g}: "
+                            "chosen so that the pretrained model's w/o FT accuracy lands near the paper's)")
     p.add_argument("--epochs", type=int, default=50, help="fine-tuning epochs (default 50, the paper's)")
     p.add_argument("--pretrain-epochs", type=int, default=1, help="Adam pretraining epochs (default 1, the paper's)")
-    p.add_argument("--train-samples", type=int, default=2048, help="rotated training images (default 2048)")
+    p.add_argument("--train-samples", type=int, default=4096, help="rotated training images (default 4096)")
     p.add_argument("--test-samples", type=int, default=1024,
                    help="rotated test images (default 1024: the paper's accuracies are multiples of 1/1024)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
@@ -131,6 +145,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.epochs < 1 or args.pretrain_epochs < 1:
         p.error("--epochs and --pretrain-epochs must be >= 1")
+    args.angles = {d: getattr(args, f"angles_{d.replace('-', '_')}") for d in DATASETS}
     methods = [m for m in METHODS if m in args.methods]
     datasets = [d for d in DATASETS if d in args.datasets]
 
@@ -140,9 +155,9 @@ def main(argv=None):
     try:
         for d in datasets:
             weights = pretrain(d, args)
-            for a in args.angles:
+            for a in args.angles[d]:
                 results[(d, a, "w/o-ft")] = without_finetuning(d, a, weights, args)
-            for a in args.angles:
+            for a in args.angles[d]:
                 for m in methods:
                     runs[(d, a, m)] = finetune(d, a, m, weights, args)
                     results[(d, a, m)] = runs[(d, a, m)][0][-1]["test_accuracy"]
