@@ -65,6 +65,11 @@ void register_train(py::module_& m) {
         d["projected_grad"] = st.projected_grad;
         return d;
       }, py::arg("x"), py::arg("labels"), "One ElasticZO step on a minibatch; returns its losses.")
+      .def("apply_zo_update", [](ElasticZO& t, std::uint64_t step, float coefficient) {
+        py::gil_scoped_release release;  // takes the model's lock; touches no Python object
+        t.apply_zo_update(step, coefficient);
+      }, py::arg("step"), py::arg("coefficient"),
+         "theta[ZO] += coefficient * z(step): replays a ZO update (coefficient = -lr_zo * g) on these weights.")
       .def_property_readonly("zo_layers", [](const ElasticZO& t) { return t.config().zo_layers; })  // fixed
       .def_property_readonly("lr_zo", [](const ElasticZO& t) {
         const auto guard = lock_without_gil(t);

@@ -216,6 +216,9 @@ class ElasticZO:
     def step(self, x: _F32Array, labels: npt.NDArray[np.int32]) -> _StepStats:
         """One ElasticZO step on a minibatch; returns its losses."""
 
+    def apply_zo_update(self, step: int, coefficient: float) -> None:
+        """theta[ZO] += coefficient * z(step): replays a ZO update (coefficient = -lr_zo * g) on these weights."""
+
     @property
     def zo_layers(self) -> int: ...
     @property

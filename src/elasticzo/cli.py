@@ -1,4 +1,4 @@
-"""The `elasticzo` command: `info`, `train`, `eval` and `plot`."""
+"""The `elasticzo` command: `info`, `train`, `eval`, `plot`, `memory` and `federated`."""
 
 import argparse
 import json
@@ -6,6 +6,7 @@ import os
 import sys
 
 from elasticzo import _core
+from elasticzo.federated_cli import add_federated_args
 from elasticzo.info import build_info
 from elasticzo.memory_cli import add_memory_args
 from elasticzo.methods import METHODS
@@ -118,6 +119,8 @@ def _parser():
     pl = sub.add_parser("plot", help="loss and accuracy curves and the time breakdown of a run (needs matplotlib)")
     pl.add_argument("run_dir", help="a run directory written by train --out")
     pl.add_argument("--output", default=None, help="image file to write (default: RUN_DIR/plot.png)")
+    add_federated_args(sub.add_parser("federated", help="federated ElasticZO over Flower: seeds and scalars for the "
+                                                        "ZO layers, FedAvg for the head (needs elasticzo[federated])"))
     return parser
 
 
@@ -134,6 +137,10 @@ def _run(args) -> int:
         from elasticzo.plot import plot_command
 
         return plot_command(args)
+    if args.command == "federated":
+        from elasticzo.federated_cli import federated_command
+
+        return federated_command(args)
     if args.command == "memory":
         from elasticzo.memory_cli import memory_command
 

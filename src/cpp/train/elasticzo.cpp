@@ -51,6 +51,14 @@ void ElasticZO::set_learning_rates(float lr_zo, float lr_bp) {
   policy_.set_learning_rates(lr_zo, lr_bp);
 }
 
+void ElasticZO::apply_zo_update(std::uint64_t step, float coefficient) {
+  const auto guard = model_->lock();
+  if (!std::isfinite(coefficient))
+    throw std::invalid_argument("ZO update coefficient of step " + std::to_string(step) + " is not finite");
+  ScopedPhase timer(times_, Phase::zo_update);
+  policy_.apply(zo_slices_, step_key(cfg_.seed, step), coefficient);
+}
+
 namespace {
 
 std::runtime_error not_finite(const char* what, std::uint64_t step, const char* advice) {

@@ -44,6 +44,10 @@ class ElasticZO {
   // exactly) and the backprop part is not updated.
   StepStats step(const Tensor& x, const Tensor& labels);
 
+  // theta[ZO] += coefficient * z(step): the ZO update of step `step` given by its coefficient (-lr_zo g, computed
+  // by whoever averaged g), applied to the weights as they are. The same (step, coefficient) sequence applied to the
+  // same weights gives the same bits on every replica, thread count and ISA (the z kernel is exact).
+  void apply_zo_update(std::uint64_t step, float coefficient);
   const ElasticZOConfig& config() const { return cfg_; }
   void set_learning_rates(float lr_zo, float lr_bp);
   std::uint64_t steps_done() const { return steps_; }

@@ -24,6 +24,9 @@ class Fp32Spsa final : public ZoPolicy {
   void update(const std::vector<ZoSlice>& s, PhiloxKey key, float g) override;
   void restore(const std::vector<ZoSlice>& s, PhiloxKey key, ZoPoint at, float g) override;
   void update_backprop() override { opt_.step(cfg_.lr_bp); }
+  // theta[ZO] += coefficient * z(key) from the center: a ZO update given as one number (-lr g), so that replicas
+  // applying the same (key, coefficient) pairs in the same order hold the same bits (federated training).
+  void apply(const std::vector<ZoSlice>& s, PhiloxKey key, float coefficient) { perturb(s, coefficient, key); }
 
  private:
   static void perturb(const std::vector<ZoSlice>& slices, float scale, PhiloxKey key);

@@ -1,0 +1,118 @@
+"""The server side of federated ElasticZO, without Flower: it chooses the steps (their keys are (seed, step), the
+same on every replica), averages the clients' projected gradients per step into one coefficient -lr_zo g each, and
+the clients' heads into one head (FedAvg, weighted by their sample counts), and keeps its own replica, the reference
+every client must match bit for bit.
+
+Catch-up: the server remembers the coefficients of the last `max_replay_steps` steps and the step each client's
+replica is at. A client that is behind replays them (4 bytes per step) or, when that would cost more bytes than the
+ZO weights themselves or the steps are no longer kept, pulls the ZO weights (`choose_catch_up`).
+"""
+
+import numpy as np
+
+from elasticzo.federated.replica import Replica
+
+COEFFICIENT_BYTES = 4  # float32 per step
+
+
+def choose_catch_up(missed_steps: int, zo_bytes: int, policy: str, max_replay_steps: int, kept: bool) -> str:
+    """'none', 'replay' or 'pull' for a replica `missed_steps` behind; `kept`: the server still has those steps."""
+    if missed_steps == 0:
+        return "none"
+    if not kept or policy == "pull":
+        return "pull"
+    if policy == "replay":
+        return "replay"
+    cheaper = missed_steps * COEFFICIENT_BYTES < zo_bytes
+    return "replay" if cheaper and missed_steps <= max_replay_steps else "pull"
+
+
+class FederatedServer:
+    def __init__(self, spec, num_classes: int, sample_shape):
+        self.spec = spec
+        self.replica = Replica(spec, num_classes, sample_shape)
+        self.history = np.empty(0, dtype=np.float32)  # coefficients of steps [history_start, replica.step)
+        self.history_start = 0
+        self.synced = {}  # node -> the step its replica holds; a node never heard from is at 0 (the seed's model)
+        self.rounds = []  # per round: nodes, catch-up modes, digests, losses (for logs, tests, benchmarks)
+
+    @property
+    def step(self) -> int:
+        return self.replica.step
+
+    def sync_message(self, node) -> tuple:
+        """(config, arrays) that bring `node`'s replica to the server's step."""
+        start = self.synced.get(node, 0)
+        behind = self.step - start
+        mode = choose_catch_up(behind, self.replica.zo_bytes, self.spec.catch_up, self.spec.max_replay_steps,
+                               kept=start >= self.history_start)
+        config = {"catch_up": mode, "step": self.step, "digest": self.replica.digest()}
+        arrays = {}
+        if mode == "replay":
+            config["catchup_from"] = start
+            arrays["coefficients"] = self.history[start - self.history_start:]
+        elif mode == "pull":
+            arrays.update({f"zo/{n}": a for n, a in self.replica.arrays(self.replica.zo_names).items()})
+        if behind:  # the head changed since (a replica at the server's step already holds this head)
+            arrays.update({f"head/{n}": a for n, a in self.replica.arrays(self.replica.head_names).items()})
+        return config, arrays
+
+    def train_message(self, node, round_index: int) -> tuple:
+        config, arrays = self.sync_message(node)
+        lr_zo, lr_bp = self.spec.learning_rates(round_index)
+        config.update(round=round_index, local_steps=self.spec.local_steps, batch_size=self.spec.value("batch_size"),
+                      lr_zo=lr_zo, lr_bp=lr_bp)
+        return config, arrays
+
+    def sample(self, nodes, round_index: int) -> list:
+        """The nodes of a round: `clients_per_round` of them (all when 0), drawn from (seed, round)."""
+        nodes = sorted(nodes)
+        count = min(self.spec.sampled_per_round, len(nodes))
+        picked = np.random.default_rng([self.spec.seed, 0x5A, round_index]).choice(len(nodes), count, replace=False)
+        return [nodes[i] for i in sorted(picked)]
+
+    def aggregate(self, round_index: int, replies: dict, sent: dict) -> dict:
+        """Applies a round from {node: (config, arrays)} (the replies that arrived); `sent` maps every node the round
+        was sent to onto its catch-up mode. Returns the round's record."""
+        first, steps = self.step, self.spec.local_steps
+        for node, (config, _) in replies.items():
+            if int(config["step"]) != first:
+                raise RuntimeError(f"node {node} trained from step {config['step']}, the round is at step {first}")
+        record = {"round": round_index + 1, "first_step": first, "sent": dict(sent),
+                  "nodes": sorted(replies), "digests": {n: c["digest"] for n, (c, _) in replies.items()},
+                  "server_digest_before": self.replica.digest()}
+        for node in replies:
+            self.synced[node] = first  # a client restores the weights it trained from: this step's
+        if not replies:
+            record["skipped"] = True  # nobody answered: the model stays where it is
+            self.rounds.append(record)
+            return record
+        weights = np.array([float(c["num_examples"]) for c, _ in replies.values()])
+        weights /= weights.sum()
+        lr_zo, _ = self.spec.learning_rates(round_index)
+        if self.replica.zo_names:
+            grads = np.stack([np.asarray(a["grads"], dtype=np.float64) for _, a in replies.values()])
+            if grads.shape[1] != steps:
+                raise RuntimeError(f"a client returned {grads.shape[1]} projected gradients for {steps} steps")
+            mean = weights @ grads
+            coefficients = (-lr_zo * mean).astype(np.float32)
+        else:
+            mean = np.zeros(steps)
+            coefficients = np.zeros(steps, dtype=np.float32)  # Full BP: the steps move nothing under ZO
+        self.replica.apply(first, coefficients)
+        if self.replica.head_names:
+            self.replica.load({n: sum(w * np.asarray(a[f"head/{n}"], dtype=np.float64)
+                                      for w, (_, a) in zip(weights, replies.values())).astype(np.float32)
+                               for n in self.replica.head_names})
+        self.history = np.concatenate([self.history, coefficients])
+        drop = max(len(self.history) - self.spec.max_replay_steps, 0)
+        self.history, self.history_start = self.history[drop:], self.history_start + drop
+        record.update(projected_grad_mean=[float(g) for g in mean],
+                      train_loss=float(weights @ np.array([float(c["train_loss"]) for c, _ in replies.values()])),
+                      server_digest_after=self.replica.digest())
+        self.rounds.append(record)
+        return record
+
+    def confirm(self, node, step: int) -> None:
+        """`node` reported its replica at `step` (an evaluate reply)."""
+        self.synced[node] = int(step)
