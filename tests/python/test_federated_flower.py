@@ -36,3 +36,59 @@ def test_simulated_federation_keeps_every_replica_bit_identical(monkeypatch):
     # round 1 sends no arrays at all (every replica builds the seed's model); later rounds send the coefficients
     # (4 bytes per step) and the averaged head
     assert all(b["down"] < 1024 for b in summary["rounds"][0]["bytes"].values())
+
+
+def _free_port_prefix() -> str:
+    """A 4-digit prefix P whose ports P0..P2 (SuperNodes) and P9 (SuperLink) are free on the loopback interface."""
+    import random
+    import socket
+
+    for _ in range(50):
+        prefix = str(random.randrange(2000, 6000))
+        try:
+            for port in (0, 1, 2, 9):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", int(f"{prefix}{port}")))
+        except OSError:
+            continue
+        return prefix
+    raise RuntimeError("no free ports on 127.0.0.1")
+
+
+def test_readme_fleet_runs_as_written_on_the_deployment_engine(tmp_path, mnist_test):
+    # The README's fleet block, verbatim but for the port numbers: a SuperLink and three SuperNodes as separate
+    # processes on the loopback interface, `flwr run` of the app `elasticzo federated app` writes, no network.
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from elasticzo import ElasticZO
+    from test_newcomer import code_blocks, readme_section
+
+    blocks = code_blocks(readme_section("Many boards: federated training over Flower"), "bash")
+    fleet = next(b for b in blocks if "flower-superlink" in b)
+    prefix = _free_port_prefix()
+    script = fleet.replace("9091", f"{prefix}9").replace("910$i", f"{prefix}$i")
+    env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    log = tmp_path / "fleet.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["bash", "-e", "-c", script], cwd=tmp_path, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=600)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)  # whatever the block left running (it stops its own jobs)
+            except ProcessLookupError:
+                pass
+    assert proc.returncode == 0, log.read_text()[-4000:]
+    summary_file = tmp_path / "fleet" / "out" / "summary.json"
+    assert summary_file.is_file(), log.read_text()[-4000:]
+    summary = json.loads(summary_file.read_text())
+    assert summary["errors"] == [] and summary["replicas_identical"], summary
+    assert sorted(f["partition_id"] for f in summary["final"].values()) == [0, 1, 2]
+    assert summary["steps"] == 30 and summary["test"]["accuracy"] > 0.1
+    trainer = ElasticZO.load(tmp_path / "fleet" / "out" / "checkpoint.safetensors")  # the server's model
+    assert trainer.evaluate(mnist_test)["accuracy"] == summary["test"]["accuracy"]
