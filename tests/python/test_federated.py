@@ -152,7 +152,8 @@ def test_a_damaged_replica_is_detected_when_it_catches_up():
 
 
 def test_without_flower_the_apps_say_how_to_install_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, "flwr", None)  # as if Flower were not installed
+    for name in ["flwr"] + [m for m in sys.modules if m.startswith("flwr.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if Flower were not installed (even if imported before)
     monkeypatch.delitem(sys.modules, "elasticzo.federated.flower", raising=False)
     with pytest.raises(ImportError, match=r'pip install "elasticzo\[federated\]"'):
         import elasticzo.federated.flower  # noqa: F401
