@@ -1,7 +1,10 @@
-"""The paper's Table 1 (FP32 rows) and Fig. 2: the four methods of LeNet-5 on MNIST and Fashion-MNIST.
+"""The paper's Table 1 (FP32 rows) and Fig. 2: the four methods of LeNet-5 on MNIST and Fashion-MNIST, and of
+PointNet on ModelNet40 (`--datasets modelnet40`).
 
 Each (dataset, method) trains through `elasticzo train` in its own run directory under --out, so an interrupted
 run continues from its checkpoint, and a finished shorter run is extended to more epochs by running again.
+`--epochs-per-turn K` advances the runs K epochs at a time in turn, so that a stopped reproduction has every
+method at about the same epoch (PointNet's epochs are long); the table then shows each run at the epoch it reached.
 Writes a Markdown table (our test accuracy after --epochs beside the paper's 100-epoch figure) and a plot of the
 train loss per epoch (needs matplotlib; without it the plot alone is skipped).
 """
@@ -13,18 +16,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import DATASETS, METHODS, PAPER_FP32, RESULTS_DIR, add_runtime_args, read_jsonl
+from _common import DATASETS, METHODS, MODEL_OF, PAPER_FP32, RESULTS_DIR, add_runtime_args, read_jsonl
 
+ALL_DATASETS = DATASETS + ("modelnet40",)
 NAMES = {"full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1", "full-bp": "Full BP"}
-DATA_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+DATA_ALL_DATASETS = DATASETS + ("modelnet40",)
+NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "modelnet40": "ModelNet40"}
+MODEL_ALL_DATASETS = DATASETS + ("modelnet40",)
+NAMES = {"lenet5": "LeNet-5", "pointnet": "PointNet"}
+PAPER_EPOCHS = {"lenet5": "100 epochs", "pointnet": "an epoch count the paper does not state"}
 
 
-def train(run_dir: Path, dataset, method, args):
-    """Brings the run in run_dir to args.epochs finished epochs (nothing to do if it has them)."""
-    if len(read_jsonl(run_dir / "metrics.jsonl")) >= args.epochs:
+def train(run_dir: Path, dataset, method, epochs, args):
+    """Brings the run in run_dir to `epochs` finished epochs (nothing to do if it has them)."""
+    if len(read_jsonl(run_dir / "metrics.jsonl")) >= epochs:
         return
-    cmd = [sys.executable, "-m", "elasticzo.cli", "train", "--model", "lenet5", "--dataset", dataset,
-           "--method", method, "--epochs", str(args.epochs), "--out", str(run_dir), "--threads", str(args.threads),
+    cmd = [sys.executable, "-m", "elasticzo.cli", "train", "--model", MODEL_OF[dataset], "--dataset", dataset,
+           "--method", method, "--epochs", str(epochs), "--out", str(run_dir), "--threads", str(args.threads),
            "--no-progress"]
     if (run_dir / "checkpoint.safetensors").exists():
         cmd.append("--resume")
@@ -45,9 +53,10 @@ def train(run_dir: Path, dataset, method, args):
 
 
 def collect(run_dir: Path, epochs):
-    """The first `epochs` epochs of a run's metrics and its configuration, or None if it has fewer."""
+    """The first `epochs` epochs of a run's metrics (fewer if it has not reached them) and its configuration, or None
+    if it has none."""
     metrics = read_jsonl(run_dir / "metrics.jsonl")[:epochs]
-    if len(metrics) < epochs:
+    if not metrics:
         return None
     cfg = json.loads((run_dir / "config.json").read_text())
     return {"metrics": metrics, "config": cfg["config"], "batch_size": cfg["info"]["batch_size"]}
@@ -55,8 +64,11 @@ def collect(run_dir: Path, epochs):
 
 def table(results, epochs, datasets, methods):
     head = "| method |" + "".join(f" {DATA_NAMES[d]} ours | paper | diff |" for d in datasets)
-    lines = [f"Test accuracy (%) of LeNet-5, FP32, after **{epochs} epoch{'s' if epochs != 1 else ''}** "
-             f"(the paper's figures are after 100 epochs).", "", head, "|---|" + "---|---|---|" * len(datasets)]
+    models = list(dict.fromkeys(MODEL_OF[d] for d in datasets))
+    lines = [f"Test accuracy (%) of {' and '.join(MODEL_NAMES[m] for m in models)}, FP32, after **{epochs} "
+             f"epoch{'s' if epochs != 1 else ''}** (the paper's figures: "
+             f"{'; '.join(f'{MODEL_NAMES[m]} after {PAPER_EPOCHS[m]}' for m in models)}). A run stopped short shows "
+             "its last epoch in brackets.", "", head, "|---|" + "---|---|---|" * len(datasets)]
     for m in methods:
         row = f"| {NAMES[m]} |"
         for d in datasets:
@@ -66,17 +78,25 @@ def table(results, epochs, datasets, methods):
                 row += f" – | {paper:.2f} | – |"
                 continue
             ours = 100 * r["metrics"][-1]["test_accuracy"]
-            row += f" {ours:.2f} | {paper:.2f} | {ours - paper:+.2f} |"
+            short = f" ({len(r['metrics'])})" if len(r["metrics"]) < epochs else ""
+            row += f" {ours:.2f}{short} | {paper:.2f} | {ours - paper:+.2f} |"
         lines.append(row)
     # The best epoch is shown, never reported as the result: picking it would select on the test set.
-    lines += ["", "| dataset | method | lr_zo | lr_bp | eps | clip | batch | final train loss | best test % (epoch) "
-              "| s/epoch |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| dataset | method | lr_zo | lr_bp | eps | clip | batch | augment | epochs | final train loss | "
+              "best test % (epoch) | s/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (d, m), r in sorted(results.items(), key=lambda kv: (datasets.index(kv[0][0]), methods.index(kv[0][1]))):
         c, h = r["config"], r["metrics"]
         best = max(range(len(h)), key=lambda i: h[i]["test_accuracy"])
         lines.append(f"| {DATA_NAMES[d]} | {NAMES[m]} | {c['lr_zo']:g} | {c['lr_bp']:g} | {c['eps']:g} | "
-                     f"{c['grad_clip']:g} | {r['batch_size']} | {h[-1]['train_loss']:.4f} | "
+                     f"{c['grad_clip']:g} | {r['batch_size']} | {c.get('augment', 'none')} | {len(h)} | "
+                     f"{h[-1]['train_loss']:.4f} | "
                      f"{100 * h[best]['test_accuracy']:.2f} ({best + 1}) | {sum(x['seconds'] for x in h) / len(h):.1f} |")
+    lines += ["", "Test accuracy (%) by epoch (at most 10 points per run, the last epoch always):", ""]
+    for (d, m), r in sorted(results.items(), key=lambda kv: (datasets.index(kv[0][0]), methods.index(kv[0][1]))):
+        h = r["metrics"]
+        shown = sorted({round(i * (len(h) - 1) / 9) for i in range(10)}) if len(h) > 10 else range(len(h))
+        lines.append(f"- {DATA_NAMES[d]} {NAMES[m]}: " +
+                     ", ".join(f"{i + 1}: {100 * h[i]['test_accuracy']:.2f}" for i in shown))
     return "\n".join(lines) + "\n"
 
 
@@ -95,9 +115,9 @@ def plot(results, epochs, datasets, methods, path):
         for m in methods:
             r = results.get((d, m))
             if r is not None:
-                ax.plot(range(1, epochs + 1), [x["train_loss"] for x in r["metrics"]], marker="o" if epochs <= 10
-                        else None, label=NAMES[m])
-        ax.set_title(f"LeNet-5 / {DATA_NAMES[d]} ({epochs} epochs)")
+                ax.plot(range(1, len(r["metrics"]) + 1), [x["train_loss"] for x in r["metrics"]],
+                        marker="o" if epochs <= 10 else None, label=NAMES[m])
+        ax.set_title(f"{MODEL_NAMES[MODEL_OF[d]]} / {DATA_NAMES[d]} ({epochs} epochs)")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("train loss")
@@ -120,25 +140,41 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=100, help="epochs per run (default 100, the paper's setting)")
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--datasets", default=",".join(DATASETS),
+                   help=f"comma-separated, from {', '.join(ALL_DATASETS)} (default: {','.join(DATASETS)})")
+    p.add_argument("--epochs-per-turn", type=int, default=None,
+                   help="advance every run this many epochs in turn until --epochs (default: each run to --epochs "
+                        "before the next starts)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the table and plot from the runs in --out as far as they got")
     p.add_argument("--out", default="runs/paper_table1", help="run directories: OUT/<dataset>/<method>")
-    p.add_argument("--table", default=str(RESULTS_DIR / "table1_fp32.md"))
-    p.add_argument("--plot", default=str(RESULTS_DIR / "table1_loss.png"))
+    p.add_argument("--table", default=None,
+                   help="Markdown table to write (default: results/table1_fp32.md for MNIST and Fashion-MNIST, "
+                        "results/table1_fp32_<datasets>.md for others, e.g. table1_fp32_modelnet40.md)")
+    p.add_argument("--plot", default=None, help="loss curves (default: named like --table, table1_loss*.png)")
     add_runtime_args(p)
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
+    if args.epochs_per_turn is not None and args.epochs_per_turn < 1:
+        p.error("--epochs-per-turn must be >= 1")
     methods = _names(args.methods, METHODS, "method")
-    datasets = _names(args.datasets, DATASETS, "dataset")
+    datasets = _names(args.datasets, ALL_DATASETS, "dataset")
+    turn = args.epochs_per_turn or args.epochs
+    suffix = "" if datasets == list(DATASETS) else "_" + "_".join(d.replace("-", "") for d in datasets)
+    args.table = args.table or str(RESULTS_DIR / f"table1_fp32{suffix}.md")
+    args.plot = args.plot or str(RESULTS_DIR / f"table1_loss{suffix}.png")
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: the running trainer checkpoints
     results = {}
     try:
+        for target in ([] if args.report_only else range(min(turn, args.epochs), args.epochs + turn, turn)):
+            for d in datasets:
+                for m in methods:
+                    train(Path(args.out) / d / m, d, m, min(target, args.epochs), args)
         for d in datasets:
             for m in methods:
-                run_dir = Path(args.out) / d / m
-                train(run_dir, d, m, args)
-                results[(d, m)] = collect(run_dir, args.epochs)
+                results[(d, m)] = collect(Path(args.out) / d / m, args.epochs)
     except KeyboardInterrupt:
         print(f"interrupted: run the same command again to continue from the checkpoints in {args.out}",
               file=sys.stderr)

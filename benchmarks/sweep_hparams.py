@@ -1,4 +1,5 @@
-"""Resumable hyperparameter sweep for LeNet-5 (lr_zo, lr_bp, eps, grad_clip) of the four methods, by validation accuracy.
+"""Resumable hyperparameter sweep (lr_zo, lr_bp, eps, grad_clip) of the four methods, by validation accuracy: LeNet-5 on
+MNIST and Fashion-MNIST, or (--model pointnet) PointNet on ModelNet40.
 
 Stages, each planned from the results of the ones before (all kept in one JSONL, so a stopped sweep continues):
   lr       coarse: every method's learning rate(s) on a grid, eps 1e-3 and clip 100, for --coarse-epochs.
@@ -9,6 +10,11 @@ Stages, each planned from the results of the ones before (all kept in one JSONL,
   fmnist   the chosen values on Fashion-MNIST for --confirm-epochs.
 Selection is on a validation set held out of the training set (--val samples); test accuracy is reported for the
 confirm, long and fmnist runs only. All runs share seed 0 (init, data order, perturbations): differences are paired.
+
+PointNet (--model pointnet, results in sweep_pointnet.jsonl) has one stage, pointnet, for --coarse-epochs each: a
+PointNet step costs about 100 LeNet-5 steps, so its grid is small and ordered by what matters most (ZO-Feat-Cls1's
+backprop rate first, then Full BP's, Full ZO's and the ZO rate of the ZO-Feat methods, then eps and clip), each axis
+starting from the best value found before it, and a stopped sweep has settled the first axes.
 """
 
 import argparse
@@ -41,6 +47,11 @@ BLOWN_UP_LOSS = 100.0
 # network that sharpens as its ZO-trained weights grow, which a loose clip (100) lets run away.
 TIGHT_CLIP = 1.0
 STAGES = ("lr", "refine", "confirm", "long", "fmnist")
+PN_LR_BP = (0.01, 0.03, 0.1)
+PN_LR_ZO = (3e-4, 1e-3, 3e-3)  # trials on 32-point shapes: Full ZO at 1e-2 blew up within 2 epochs, even clipped to 1
+PN_EPS = (1e-3, 1e-2)
+PN_CLIP = (1.0, 100.0)
+PN_BASE = dict(lr_zo=3e-4, lr_bp=0.01, eps=1e-3, grad_clip=TIGHT_CLIP, dataset="modelnet40")
 
 
 def config(method, lr_zo=0.0, lr_bp=BASE["lr_bp"], eps=BASE["eps"], grad_clip=BASE["grad_clip"], dataset="mnist"):
@@ -175,6 +186,28 @@ def fmnist_stage(records, budget):
     return [dict(c, dataset="fashion-mnist") for c in (chosen(records, m) for m in METHODS) if c]
 
 
+def _pn_best(records, steps, method, **match):
+    rec = best(records, steps, method=method, dataset="modelnet40", **match)
+    return rec and _fields(rec)
+
+
+def pointnet_stage(records, budget):
+    """Axis after axis, each from the best configuration so far of its method (planned again after every run)."""
+    steps = budget["coarse"]
+    plan = [config("zo-feat-cls1", **dict(PN_BASE, lr_bp=v)) for v in PN_LR_BP]
+    plan += [config("full-bp", **dict(PN_BASE, lr_bp=v)) for v in PN_LR_BP]
+    plan += [config("full-zo", **dict(PN_BASE, lr_zo=v)) for v in PN_LR_ZO]
+    cls1 = _pn_best(records, steps, "zo-feat-cls1")
+    if cls1 is not None:
+        plan += [dict(cls1, lr_zo=v) for v in PN_LR_ZO]
+        plan += [dict(cls1, method="zo-feat-cls2")]
+    for m in ("full-zo", "zo-feat-cls1"):
+        top = _pn_best(records, steps, m)
+        if top is not None:
+            plan += [dict(top, eps=v) for v in PN_EPS] + [dict(top, grad_clip=v) for v in PN_CLIP]
+    return plan
+
+
 class BlownUp(Exception):
     pass
 
@@ -182,7 +215,7 @@ class BlownUp(Exception):
 def run(cfg, steps, stage, data, args, with_test):
     """Trains one configuration for `steps` steps; returns its record."""
     train, val, test = data[cfg["dataset"]]
-    model = elasticzo.models.lenet5(num_classes=train.num_classes, seed=0)
+    model = elasticzo.models.build(args.model, train.num_classes, seed=0)
     tr = elasticzo.ElasticZO(model, method=cfg["method"], lr_zo=cfg["lr_zo"], lr_bp=cfg["lr_bp"],
                              eps=cfg["eps"], grad_clip=cfg["grad_clip"], seed=0)
     curve = []
@@ -195,7 +228,8 @@ def run(cfg, steps, stage, data, args, with_test):
         if not train_loss < BLOWN_UP_LOSS:
             raise BlownUp
 
-    points = max(4, round(2 * steps / args.steps_per_epoch))  # quarters, or every half epoch for longer runs
+    # quarters, or every half epoch for longer runs; PointNet halves (a validation pass costs 1/8 epoch)
+    points = max(2 if args.model == "pointnet" else 4, round(2 * steps / args.steps_per_epoch))
     marks = [max(1, round(steps * q / points)) for q in range(1, points + 1)]
     start = time.perf_counter()
     diverged = False
@@ -239,36 +273,48 @@ def markdown_table(records):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runtime_args(p)
-    p.add_argument("--out", default=str(RESULTS_DIR / "sweep_hparams.jsonl"), help="results, one JSON per line")
-    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    p.add_argument("--model", choices=("lenet5", "pointnet"), default="lenet5",
+                   help="lenet5 (MNIST, Fashion-MNIST) or pointnet (ModelNet40); default lenet5")
+    p.add_argument("--out", default=None,
+                   help="results, one JSON per line (default: results/sweep_hparams.jsonl, for PointNet "
+                        "results/sweep_pointnet.jsonl)")
+    p.add_argument("--stages", default=None,
+                   help=f"comma-separated subset of {','.join(STAGES)} (default: all; PointNet has one, pointnet)")
     p.add_argument("--coarse-epochs", type=float, default=0.5)
     p.add_argument("--confirm-epochs", type=float, default=3.0)
     p.add_argument("--long-epochs", type=float, default=10.0)
-    p.add_argument("--val", type=int, default=5000, help="training samples held out for validation")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--val", type=int, default=None,
+                   help="training samples held out for validation (default 5000; PointNet 1000)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 64; PointNet 32")
     p.add_argument("--methods", default=",".join(METHODS), help="run only these methods' configurations")
     p.add_argument("--dry-run", action="store_true", help="print the configurations still to run and stop")
     p.add_argument("--table", action="store_true", help="print the results as a Markdown table and stop")
     args = p.parse_args(argv)
-    stages = args.stages.split(",")
-    if any(s not in STAGES for s in stages):
-        p.error(f"--stages takes names from {', '.join(STAGES)}")
+    pointnet = args.model == "pointnet"
+    known = ("pointnet",) if pointnet else STAGES
+    stages = (args.stages or ",".join(known)).split(",")
+    if any(s not in known for s in stages):
+        p.error(f"--stages takes names from {', '.join(known)} for {args.model}")
+    args.out = args.out or str(RESULTS_DIR / ("sweep_pointnet.jsonl" if pointnet else "sweep_hparams.jsonl"))
+    args.val = args.val or (1000 if pointnet else 5000)
+    args.batch_size = args.batch_size or (32 if pointnet else 64)
     if args.table:
         print(markdown_table(read_jsonl(args.out)))
         return 0
     elasticzo.set_num_threads(args.threads)
 
     data = {}
-    for name in ("mnist", "fashion-mnist"):
+    for name in ("modelnet40",) if pointnet else ("mnist", "fashion-mnist"):
         if name == "fashion-mnist" and "fmnist" not in stages:
             continue
         train, val = validation_split(load_split(p, name, args.data_dir, "train"), args.val)
         data[name] = (train, val, load_split(p, name, args.data_dir, "test"))
-    args.steps_per_epoch = num_batches(len(data["mnist"][0]), args.batch_size)
+    args.steps_per_epoch = num_batches(len(next(iter(data.values()))[0]), args.batch_size)
     budget = {name: max(4, round(getattr(args, name + "_epochs") * args.steps_per_epoch))
               for name in ("coarse", "confirm", "long")}
     planners = {"lr": (lr_stage, "coarse"), "refine": (refine_stage, "coarse"), "confirm": (confirm_stage, "confirm"),
-                "long": (long_stage, "long"), "fmnist": (fmnist_stage, "confirm")}  # stage -> (planner, its budget)
+                "long": (long_stage, "long"), "fmnist": (fmnist_stage, "confirm"),
+                "pointnet": (pointnet_stage, "coarse")}  # stage -> (planner, its budget)
 
     for stage in stages:
         planner, steps = planners[stage]
@@ -293,7 +339,9 @@ def main(argv=None):
                   f"({rec['seconds']:.0f} s)", file=sys.stderr, flush=True)
     records = read_jsonl(args.out)
     for m in METHODS:
-        print(f"chosen {m}: {chosen(records, m) or chosen_coarse(records, budget['coarse'], m)}")
+        pick = _pn_best(records, budget["coarse"], m) if pointnet else (chosen(records, m) or
+                                                                         chosen_coarse(records, budget["coarse"], m))
+        print(f"chosen {m}: {pick}")
     return 0
 
 

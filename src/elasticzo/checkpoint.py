@@ -25,6 +25,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from elasticzo.data.augment import AUGMENTATIONS
+
 FORMAT = "elasticzo-checkpoint/2"
 OLD_FORMATS = ("elasticzo-checkpoint/1",)  # no checksum, no model layers: read with a warning
 TMP_MARK = ".tmp-"
@@ -178,6 +180,9 @@ def check_state(state, path="checkpoint") -> dict:
         need(config, "clean_bp_pass", bool, "config.")
         if need(config, "optimizer", str, "config.") not in ("sgd", "adam"):
             raise CheckpointError(f"config.optimizer must be 'sgd' or 'adam', got {config['optimizer']!r}")
+        if config.get("augment", "none") not in AUGMENTATIONS:  # checkpoints before augmentation have none
+            raise CheckpointError(f"config.augment must be one of {', '.join(AUGMENTATIONS)}, got "
+                                  f"{config['augment']!r}")
     except CheckpointError as exc:
         if str(exc).startswith(str(path)):
             raise
@@ -302,7 +307,8 @@ def restore_trainer(trainer, tensors: dict, state: dict, path="checkpoint") -> N
     rates, eps and clip may differ (a resumed run may change them on purpose)."""
     check_state(state, path)
     saved = state["config"]
-    for key in ("zo_layers", "optimizer", "seed"):
+    saved = dict(saved, augment=saved.get("augment", "none"))
+    for key in ("zo_layers", "optimizer", "seed", "augment"):
         if trainer.config[key] != saved[key]:
             raise CheckpointError(f"{path} was trained with {key} {saved[key]!r}, this trainer has "
                                   f"{trainer.config[key]!r}")

@@ -6,6 +6,7 @@ import os
 import sys
 
 from elasticzo import _core
+from elasticzo.data.augment import AUGMENTATIONS
 from elasticzo.federated_cli import add_federated_args
 from elasticzo.info import build_info
 from elasticzo.memory_cli import add_memory_args
@@ -21,7 +22,7 @@ RESUME_POLICY = """\
 --resume continues the run in --out with its own settings. These flags may be given again only with the run's
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
 --dataset, --data, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples,
---test-samples, --angle, --init-from.
+--test-samples, --angle, --init-from, --augment.
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
 --lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
@@ -73,6 +74,9 @@ def _add_train_args(p):
     p.add_argument("--clean-bp-pass", action="store_true", default=None,
                    help="backprop from a third clean forward pass instead of the mean of the +/- passes "
                         "(default: off)")
+    p.add_argument("--augment", choices=AUGMENTATIONS,
+                   help="training augmentation: pointcloud = a random rotation about the up axis z and a small "
+                        "jitter per point, drawn from (seed, epoch, batch) (default: none)")
     p.add_argument("--seed", type=int, help=f"seed of the initial weights, z and batch order (default: {d['seed']})")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--isa", default=None,

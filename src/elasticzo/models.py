@@ -3,6 +3,8 @@ flat features. Built without a seed, a model draws a fresh one from the OS's ent
 
 import math
 
+import numpy as np
+
 from elasticzo import _core
 from elasticzo.nn import Conv2d, Flatten, Linear, MaxPool2d, PointLinear, PointMaxPool, ReLU, Sequential
 
@@ -38,6 +40,8 @@ def pointnet(num_classes: int = 40, seed=None):
     """PointNet without T-nets or batch-norm (SPEC §1): 815,400 parameters for 40 classes, 8 parameter layers.
 
     The per-point layers' ReLUs work in place (one buffer per per-point layer), as the paper's memory figures assume.
+    Weights are He-initialized (see _he_init): without batch-norm, the default 1/sqrt(fan_in) bound shrinks the signal
+    about 9x per layer, and nothing learned in 256 steps.
     """
     widths = [3, 64, 64, 64, 128, 1024]
     modules = []
@@ -51,7 +55,30 @@ def pointnet(num_classes: int = 40, seed=None):
         ("relu2", ReLU()),
         ("fc3", Linear(256, num_classes)),
     ]
-    return Sequential(modules, seed=_seed(seed))
+    model = Sequential(modules, seed=_seed(seed))
+    _he_init(model, model.seed)
+    return model
+
+
+def _he_init(model, seed):
+    """He-uniform weights (bound sqrt(6 / fan_in), so a ReLU layer keeps its input's second moment) and zero biases
+    for every layer followed by a ReLU, the last layer's weights uniform in +-1/sqrt(fan_in), drawn from `seed`.
+
+    Why: the layers' default bound 1/sqrt(fan_in) scales the second moment by 1/6 per ReLU layer, so after PointNet's
+    five per-point layers the points' signal is 88x smaller than the biases' and every shape looks alike: on 4,096
+    ModelNet40 shapes (32 points each) Full BP (lr 0.01) and ZO-Feat-Cls1 stayed at the class prior (3.6% test
+    accuracy) after 256 steps; He-initialized, they reached 28% and 14%. BatchNorm fixes this in the original
+    PointNet; the paper's variant has none."""
+    rng = np.random.default_rng([seed, 0x4865])  # its own stream, apart from the layers' initialization
+    names = list(model.state_dict())
+    last = names[-1].rsplit(".", 1)[0]
+    for name in names:
+        shape = model.state_dict()[name].shape
+        if name.endswith(".bias"):
+            model.set_parameter(name, np.zeros(shape, np.float32))
+            continue
+        bound = (1.0 if name.startswith(last + ".") else math.sqrt(6.0)) / math.sqrt(shape[1])
+        model.set_parameter(name, rng.uniform(-bound, bound, shape).astype(np.float32))
 
 
 def mlp(in_features: int, num_classes: int, seed=None, hidden=(128, 64)):

@@ -14,6 +14,7 @@ from elasticzo.checkpoint import (CheckpointError, atomic_write, build_model, lo
                                   remove_stale_temps, restore_trainer, save_checkpoint)
 from elasticzo.cli import RUN_DEFAULTS
 from elasticzo.data import load_dataset, load_npz, rotated_subset
+from elasticzo.data.augment import check_augment
 from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
 from elasticzo.methods import method_name
 from elasticzo.peak_rss import peak_rss_bytes
@@ -60,7 +61,7 @@ def _trainer_config(args, num_param_layers):
     hp = hparams.defaults(args.model, args.dataset, method)
     cfg = dict(lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps, grad_clip=hp.grad_clip, lr_decay=hp.lr_decay,
                lr_decay_every=hp.lr_decay_every, optimizer=args.optimizer, clean_bp_pass=args.clean_bp_pass,
-               seed=args.seed, memory_plan=args.memory_plan or DEFAULT_MEMORY_PLAN)
+               seed=args.seed, memory_plan=args.memory_plan or DEFAULT_MEMORY_PLAN, augment=args.augment or hp.augment)
     cfg.update(_rate_overrides(args, method))
     if args.zo_layers is not None:
         cfg["zo_layers"] = args.zo_layers
@@ -84,7 +85,8 @@ def _resume_settings(args, state, path):
              "zo_layers": config["zo_layers"], "seed": config["seed"], "optimizer": config["optimizer"],
              "clean_bp_pass": config["clean_bp_pass"], "batch_size": info["batch_size"],
              "train_samples": info.get("train_samples"), "test_samples": info.get("test_samples"),
-             "angle": info.get("angle"), "init_from": info.get("init_from")}
+             "angle": info.get("angle"), "init_from": info.get("init_from"),
+             "augment": config.get("augment", "none")}
     conflicts = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {v})" for k, v in saved.items()
                  if getattr(args, k) is not None and getattr(args, k) != v]
     if conflicts:
@@ -251,6 +253,7 @@ def _train(args, run_dir) -> int:
             _partition_for_budget(args, model, train)
         cfg, batch_size = _trainer_config(args, model.num_param_layers)
     info["batch_size"] = batch_size
+    check_augment(cfg.get("augment"), train.sample_shape)  # before the run directory records anything
     trainer = ElasticZO(model, **cfg)
     if state is not None:
         restore_trainer(trainer, tensors, state, run_dir / CHECKPOINT)

@@ -10,6 +10,7 @@ import numpy as np
 
 from elasticzo import _core
 from elasticzo.data.arrays import as_dataset
+from elasticzo.data.augment import augment_points, check_augment
 from elasticzo.data.batches import batches, num_batches
 from elasticzo.data.dataset import Dataset
 from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
@@ -73,12 +74,15 @@ class ElasticZO:
     the same results bit for bit. `memory_budget` (bytes or '3MiB', with `input_shape` of a minibatch) instead of
     method / zo_layers: the partition with the most backprop layers whose measured step fits
     (`partition_choice` says which and why).
+    `augment`: 'none', or 'pointcloud' (point clouds (points, 3): a random rotation about z and a small jitter per
+    training batch, drawn from (seed, epoch, batch), so resuming sees the same batches).
     """
 
     def __init__(self, model, zo_layers=None, *, method=None, lr_zo=_DEFAULTS["lr_zo"], lr_bp=_DEFAULTS["lr_bp"],
                  eps=_DEFAULTS["eps"], grad_clip=_DEFAULTS["grad_clip"], clean_bp_pass=_DEFAULTS["clean_bp_pass"],
                  optimizer=_DEFAULTS["optimizer"], seed=_DEFAULTS["seed"], lr_decay=_DECAY.factor,
-                 lr_decay_every=_DECAY.every, memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None):
+                 lr_decay_every=_DECAY.every, memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None,
+                 augment="none"):
         layers = model.num_param_layers
         self.partition_choice = None
         if memory_budget is not None:
@@ -105,10 +109,12 @@ class ElasticZO:
         self.schedule = StepDecay(lr_decay, lr_decay_every)
         self.lr_decay, self.lr_decay_every = self.schedule.factor, self.schedule.every
         self.seed = int(seed)
+        self.augment = check_augment(augment)
         self.config = dict(zo_layers=self.zo_layers, method=self.method, lr_zo=self.base_lr_zo,
                            lr_bp=self.base_lr_bp, eps=float(eps), grad_clip=float(grad_clip),
                            clean_bp_pass=bool(clean_bp_pass), optimizer=optimizer, seed=self.seed,
-                           lr_decay=self.lr_decay, lr_decay_every=lr_decay_every, memory_plan=memory_plan)
+                           lr_decay=self.lr_decay, lr_decay_every=lr_decay_every, memory_plan=memory_plan,
+                           augment=self.augment)
         self.core = _core.ElasticZO(model, self.zo_layers, eps=eps, lr_zo=lr_zo, lr_bp=lr_bp, grad_clip=grad_clip,
                                     clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed,
                                     memory_plan=memory_plan)
@@ -144,8 +150,7 @@ class ElasticZO:
         total = num_batches(len(train), batch_size)
         data_time = 0.0
         start = time.perf_counter()
-        it = batches(train, batch_size, shuffle=True, seed=self.seed, epoch=self.epoch,
-                     start_batch=self.batch_in_epoch)
+        it = self.training_batches(train, batch_size, self.epoch, self.batch_in_epoch)
         while True:
             t0 = time.perf_counter()
             batch = next(it, None)
@@ -175,6 +180,15 @@ class ElasticZO:
         self.batch_in_epoch = 0
         self.epoch_loss_sum = 0.0
         return metrics
+
+    def training_batches(self, train, batch_size, epoch, start_batch=0):
+        """The (x, y) training batches of `epoch` from batch index `start_batch` on: shuffled by (seed, epoch),
+        augmented by (seed, epoch, batch index) when the trainer augments."""
+        if self.augment != "none":
+            check_augment(self.augment, train.sample_shape)
+        it = batches(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch, start_batch=start_batch)
+        for b, (x, y) in enumerate(it, start_batch):
+            yield (augment_points(x, self.seed, epoch, b) if self.augment == "pointcloud" else x), y
 
     def _breakdown(self, seconds, data_time):
         core = self.core.times()

@@ -119,7 +119,8 @@ def test_new_run_does_not_append_to_a_failed_runs_metrics(tmp_path):
 @pytest.mark.parametrize("flag,value", [("--method", "zo-feat-cls1"), ("--zo-layers", "2"), ("--seed", "0"),
                                         ("--optimizer", "adam"), ("--batch-size", "32"),
                                         ("--train-samples", "640"), ("--model", "pointnet"),
-                                        ("--dataset", "fashion-mnist"), ("--clean-bp-pass", None)])
+                                        ("--dataset", "fashion-mnist"), ("--clean-bp-pass", None),
+                                        ("--augment", "pointcloud")])
 def test_resume_refuses_a_flag_that_changes_what_the_run_is(finished_run, flag, value):
     before = (finished_run / "checkpoint.safetensors").read_bytes()
     args = [flag] if value is None else [flag, value]
@@ -155,6 +156,11 @@ def test_resume_applies_and_records_a_new_learning_rate(finished_run, tmp_path):
     assert [m["lr_zo"] for m in metrics] == [5e-4, 1e-4]
     _, state = elasticzo.checkpoint.read_checkpoint(run / "checkpoint.safetensors")
     assert state["info"]["resumes"] == config["info"]["resumes"] and state["config"]["lr_zo"] == 1e-4
+
+
+def test_point_cloud_augmentation_of_images_is_a_clear_error(tmp_path):
+    proc = cli(*quick(tmp_path / "run", "--augment", "pointcloud"), check=False)
+    assert_clear_error(proc, "augment 'pointcloud' needs point clouds (points, 3)", "(1, 28, 28)")
 
 
 def test_help_states_the_resume_policy_and_every_default():
