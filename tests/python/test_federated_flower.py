@@ -38,6 +38,30 @@ def test_simulated_federation_keeps_every_replica_bit_identical(monkeypatch):
     assert all(b["down"] < 1024 for b in summary["rounds"][0]["bytes"].values())
 
 
+def test_messages_round_trip_and_the_zo_part_costs_under_100_bytes_per_step():
+    import numpy as np
+
+    from elasticzo.federated.flower import from_records, message_bytes, to_records
+    from elasticzo.federated.local import run_local
+
+    spec = FederationSpec(method="full-zo", num_clients=2, num_rounds=2, local_steps=10, batch_size=16,
+                          train_samples=400)
+    sizes = []
+
+    def note(kind, node, direction, config, arrays):
+        content = to_records(config, arrays)
+        back_config, back_arrays = from_records(content)
+        assert back_config == config and back_arrays.keys() == arrays.keys()
+        assert all(np.array_equal(back_arrays[k], arrays[k]) and back_arrays[k].dtype == arrays[k].dtype
+                   for k in arrays)
+        if kind == "train" and node == 0:
+            sizes.append(message_bytes(content))
+
+    run_local(spec, on_message=note)
+    down, up = sizes[2], sizes[3]  # round 2: the client replays round 1's 10 steps and returns 10 scalars
+    assert (down + up) / spec.local_steps < 100, (down, up)
+
+
 def _free_port_prefix() -> str:
     """A 4-digit prefix P whose ports P0..P2 (SuperNodes) and P9 (SuperLink) are free on the loopback interface."""
     import random
