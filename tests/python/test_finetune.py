@@ -65,6 +65,7 @@ def test_finetuning_improves_and_eval_and_resume_keep_the_runs_rotation(pretrain
     assert resumed["angle"] == ANGLE and resumed["epochs"] == 3
 
 
+@pytest.mark.training
 def test_angle_needs_images_and_init_from_must_fit_the_model(pretrained, tmp_path):
     rng = np.random.default_rng(0)
     flat = tmp_path / "flat.npz"

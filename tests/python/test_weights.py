@@ -148,6 +148,7 @@ def test_int8_parameters_are_quantized_on_import_and_dequantized_on_export():
     assert np.array_equal(exported["fc.weight"], mantissas.astype(np.float32) * np.float32(2.0**exponent))
 
 
+@pytest.mark.training
 def test_readme_finetuning_example_runs(tmp_path, monkeypatch):
     torch = _torch()
     import re
