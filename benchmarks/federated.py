@@ -138,8 +138,8 @@ def catch_up_section(args):
         lines.append(f"| {method} | {replica.zo_bytes:,} | 4 | {even:,} | {ms:.3f} | {even * ms / 1e3:.1f} s | "
                      f"{load()} |")
     lines += ["", "`--catch-up auto` replays while 4 x steps < the ZO weights' bytes and the server keeps the steps "
-              "(`--max-replay-steps`, default 4096: at most a few seconds of replay on this machine, about 10x that "
-              "on a Cortex-A53); beyond that it pulls."]
+              "(`--max-replay-steps`, default 4096, which bounds the replay time: 4096 x the ms per step above); "
+              "beyond that it pulls."]
     return lines, rows
 
 
