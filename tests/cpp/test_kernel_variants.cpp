@@ -127,7 +127,11 @@ Cases cases_gemm_f32() {
 const std::vector<Conv2dShape> kConvShapes = {
     {1, 1, 5, 5, 1, 1, 0},    {3, 2, 7, 5, 3, 3, 1}, {2, 3, 8, 9, 5, 5, 2}, {1, 1, 28, 28, 6, 5, 2},
     {2, 6, 14, 14, 16, 5, 2}, {3, 4, 6, 7, 7, 3, 0}, {2, 5, 9, 4, 4, 1, 1}, {1, 2, 3, 3, 2, 5, 2},
-    {1, 17, 5, 3, 2, 3, 2},   {2, 3, 4, 4, 2, 5, 0}, {5, 3, 13, 11, 7, 3, 1}, {17, 8, 30, 30, 8, 3, 1}};
+    {1, 17, 5, 3, 2, 3, 2},   {2, 3, 4, 4, 2, 5, 0}, {5, 3, 13, 11, 7, 3, 1}, {17, 8, 30, 30, 8, 3, 1},
+    // c_out a multiple of 16 with rows that are not: channel tiles (runs of 9 + 8, 11 x 3, 1 position; backward
+    // data of c_in 16 is a forward with 16 output channels); rows of 16 keep the row tiles.
+    {2, 3, 9, 17, 16, 3, 1},  {1, 2, 5, 35, 32, 3, 0}, {3, 1, 4, 1, 16, 1, 0}, {2, 16, 7, 7, 3, 3, 1},
+    {2, 2, 6, 16, 16, 3, 1}};
 
 const std::vector<LinearShape> kLinearShapes = {
     // in = 300 with few rows takes the dot-tile forward; rows = 400 packs the weights; the last three thread.
@@ -492,6 +496,20 @@ INSTANTIATE_TEST_SUITE_P(Kernels, KernelVariants, ::testing::ValuesIn(runnable_v
                          [](const ::testing::TestParamInfo<KernelVariant>& i) { return name_of(i.param); });
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelReferences, ::testing::ValuesIn(kernel_list()),
                          [](const ::testing::TestParamInfo<KernelInfo>& i) { return i.param.name; });
+
+// The ISA path does not change a result: every optimized conv forward (row tiles or channel tiles, whichever the
+// shape and vector width pick) computes each output as the same chain of fused multiply-adds.
+TEST(KernelVariantsAgree, Conv2dForwardSameBitsOnEveryIsa) {
+  std::vector<KernelVariant> convs;
+  for (const KernelVariant& v : runnable_variants())
+    if (v.kernel == "conv2d_fwd_f32") convs.push_back(v);
+  for (const KernelCase& c : cases_conv2d_fwd_f32()) {
+    std::vector<Buf> got;
+    for (const KernelVariant& v : convs) got.push_back(c.run(table_with(v), false));
+    for (std::size_t i = 1; i < got.size(); ++i)
+      ASSERT_TRUE(testing::same_bits(got[0], got[i], name_of(convs[i]) + " vs " + name_of(convs[0]) + " " + c.what));
+  }
+}
 
 // A variant whose features this CPU lacks (none on the CI machines: AVX-512 x86, qemu A53/A76) is refused, not run.
 TEST(KernelVariantsList, VariantsTheCpuLacksAreRefused) {

@@ -3,8 +3,13 @@
 // along a row reads W consecutive floats of it at a per-tap offset, so no im2col matrix is built. Backward data
 // is the forward of the flipped, transposed kernel; backward weight runs dot tiles along output rows over chunks
 // of samples fixed by the shape, and adds the chunks' partial sums in chunk order.
+// When c_out is a multiple of W but the output rows are not (LeNet-5's conv2: 14-wide rows in 16 lanes), vectors
+// hold channels instead (channel tiles, below), which wastes no lane; either way each output is the same chain of
+// fused multiply-adds over the taps from the bias, so the two tilings give the same bits.
 #pragma once
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 
 #include "kernels/gemm/gemm_f32_body.h"
 #include "kernels/shapes.h"
@@ -42,11 +47,102 @@ inline void tap_offsets(int channels, int k, int hp, int wr, int* off) {
   }
 }
 
+// SIMD types with an in-register W x W transpose (V::transpose) can run channel tiles.
+template <class V, class = void>
+struct HasTranspose : std::false_type {};
+template <class V>
+struct HasTranspose<V, std::void_t<decltype(V::transpose(std::declval<typename V::reg (&)[V::width]>()))>>
+    : std::true_type {};
+
+// Channel tile: acc[j] holds the W output channels of `wt` ([taps][W], packed) at position j of a run of NP <= W
+// positions along an output row, whose input starts at `xrow`; per tap, one weight vector times the broadcast
+// input at each position. The transpose turns the positions into the lanes of each channel's row for the store.
+template <class V, int NP>
+void channel_tile(int taps, const float* wt, const float* xrow, const int* off, const float* bias, float* y,
+                  long ldy) {
+  using reg = typename V::reg;
+  constexpr int W = V::width;
+  reg acc[W];
+  const reg start = bias ? V::load(bias) : V::zero();
+  EZ_UNROLL
+  for (int j = 0; j < NP; ++j) acc[j] = start;
+  for (int p = 0; p < taps; ++p) {
+    const reg wv = V::load(wt + static_cast<long>(p) * W);
+    const float* xp = xrow + off[p];
+    EZ_UNROLL
+    for (int j = 0; j < NP; ++j) acc[j] = V::fmadd(V::set1(xp[j]), wv, acc[j]);
+  }
+  EZ_UNROLL
+  for (int j = NP; j < W; ++j) acc[j] = V::zero();
+  V::transpose(acc);
+  EZ_UNROLL
+  for (int c = 0; c < W; ++c) {
+    if (NP == W) {
+      V::store(y + c * ldy, acc[c]);
+    } else {
+      V::store_n(y + c * ldy, acc[c], NP);
+    }
+  }
+}
+
+using ChannelFn = void (*)(int, const float*, const float*, const int*, const float*, float*, long);
+
+template <class V, int... I>
+constexpr std::array<ChannelFn, sizeof...(I)> channel_table(std::integer_sequence<int, I...>) {
+  return {{&channel_tile<V, I + 1>...}};
+}
+
+// The channel tile for np positions (1..W).
+template <class V>
+ChannelFn channel_fn(int np) {
+  static constexpr auto table = channel_table<V>(std::make_integer_sequence<int, V::width>{});
+  return table[np - 1];
+}
+
+// Forward by channel tiles (c_out a multiple of W): each output row is cut into runs of nearly equal length, at
+// most W positions each, so that a short last run does not leave a tile with too few accumulators to hide the
+// latency of the fused multiply-add.
+template <class V>
+void conv_fwd_channels(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  constexpr int W = V::width;
+  const int oh = s.out_h(), ow = s.out_w(), taps = s.c_in * s.k * s.k, ohw = oh * ow;
+  const int hp = oh + s.k - 1, wp = ow + s.k - 1;
+  const ConvFwdScratch sz = conv_fwd_scratch(s, W);  // a superset of what this path takes
+  const long img = sz.img;
+  ScratchBuffer<int> off(sz.taps);
+  tap_offsets(s.c_in, s.k, hp, wp, off.data());
+  ScratchBuffer<float> wt(sz.wpack);  // [channel block][tap][W]
+  for (int co = 0; co < s.c_out; ++co)
+    for (int p = 0; p < taps; ++p)
+      wt[(static_cast<long>(co / W) * taps + p) * W + co % W] = w[static_cast<long>(co) * taps + p];
+  const int runs = ceil_div(ow, W), run_len = ow / runs, longer = ow % runs;  // the first `longer` runs get one more
+  ScratchBuffer<float> xpad(sz.xpad);
+  parallel_for(sz.team, s.n, [&](std::int64_t n, int slot) {
+    float* xp = xpad.data() + slot * img;
+    pad_image(x + static_cast<long>(n) * s.c_in * s.h * s.w, s.c_in, s.h, s.w, s.pad, hp, wp, xp);
+    float* yn = y + static_cast<long>(n) * s.c_out * ohw;
+    for (int co = 0; co < s.c_out; co += W) {
+      const float* wb = wt.data() + static_cast<long>(co) * taps;
+      for (int oy = 0; oy < oh; ++oy) {
+        for (int r = 0, ox = 0; r < runs; ++r) {
+          const int np = run_len + (r < longer ? 1 : 0);
+          channel_fn<V>(np)(taps, wb, xp + oy * wp + ox, off.data(), bias ? bias + co : nullptr,
+                            yn + static_cast<long>(co) * ohw + oy * ow + ox, ohw);
+          ox += np;
+        }
+      }
+    }
+  });
+}
+
 template <class V>
 void conv_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   constexpr int W = V::width, MR = V::tile_rows, NV = V::tile_vecs;
   const int oh = s.out_h(), ow = s.out_w();
   if (s.n <= 0 || s.c_out <= 0 || oh <= 0 || ow <= 0) return;
+  if constexpr (HasTranspose<V>::value) {
+    if (s.c_out % W == 0 && ow % W != 0) return conv_fwd_channels<V>(s, x, w, bias, y);
+  }
   const int taps = s.c_in * s.k * s.k, ohw = oh * ow;
   const int hp = oh + s.k - 1, wp = ow + s.k - 1;
   // A slot's last vector may read up to W - 1 floats past the image: the slack keeps them inside (and finite).
