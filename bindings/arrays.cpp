@@ -46,6 +46,18 @@ int exponent_of(const py::object& obj, const std::string& name) {
   return static_cast<int>(v);
 }
 
+// Whether no value is a NaN or an infinity (all exponent bits set). Branch-free, so it vectorizes: it runs on every
+// training batch, where the early-exit loop that finds the index for the message took ~20 us per LeNet-5 batch.
+bool all_finite(const float* p, py::ssize_t n) {
+  std::uint32_t special = 0;
+  for (py::ssize_t i = 0; i < n; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, p + i, sizeof bits);
+    special |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return special == 0;
+}
+
 py::array as_array(const py::handle& obj, const std::string& name, const char* dtype) {
   if (!py::isinstance<py::array>(obj)) {
     const py::handle type = py::type::handle_of(obj);
@@ -65,7 +77,7 @@ Tensor borrow_f32(const py::handle& obj, const std::string& name, bool check_fin
                          "; convert with " + name + ".astype(np.float32)");
   check_layout(arr, name);
   const float* p = static_cast<const float*>(arr.data());
-  if (check_finite)
+  if (check_finite && !all_finite(p, arr.size()))
     for (py::ssize_t i = 0; i < arr.size(); ++i)
       if (!std::isfinite(p[i]))
         throw py::value_error(name + " contains a non-finite value (" + std::to_string(p[i]) + ") at flat index " +
