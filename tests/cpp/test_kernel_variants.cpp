@@ -303,9 +303,10 @@ Cases cases_zo_axpy_gaussian_f32() {
 // ---- pooling: tied maxima must send the error to the first one ----
 
 // Odd and even sizes, rows wider than every vector, LeNet's 28x28 and 14x14 (the first large enough to thread),
-// and a 3x3 window that goes to the reference.
+// and a 3x3 window that goes to the reference; row tails of 8 and 7 outputs after a whole vector (partial vectors).
 const Pool2dShape kPoolShapes[] = {{1, 1, 2, 2, 2},   {2, 3, 5, 7, 2},    {1, 2, 3, 67, 2},  {2, 2, 34, 66, 2},
-                                   {8, 6, 28, 28, 2}, {4, 16, 14, 14, 2}, {1, 2, 9, 10, 3}, {1, 1, 1, 5, 2}};
+                                   {8, 6, 28, 28, 2}, {4, 16, 14, 14, 2}, {1, 2, 9, 10, 3}, {1, 1, 1, 5, 2},
+                                   {1, 3, 4, 16, 2},  {2, 1, 5, 47, 2},   {1, 2, 2, 48, 2}};
 // Channel counts around the vector widths and the 256-channel task blocks; the last shape is large enough to thread.
 const PointPoolShape kPointShapes[] = {{1, 1, 1},   {2, 3, 5},   {2, 7, 17},   {3, 16, 33},
                                        {2, 5, 257}, {2, 9, 520}, {1, 1, 1024}, {4, 64, 200}};

@@ -4,6 +4,8 @@
 // reference does. Planes are split among threads in fixed chunks.
 #pragma once
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "core/parallel.h"
 #include "kernels/kernels.h"
@@ -22,6 +24,15 @@ void for_each_plane(const Pool2dShape& s, Fn fn) {
   parallel_for(planes * s.h * s.w >= kPoolParallelElements ? num_threads() : 1, planes, fn);
 }
 
+// Vector types that load and store a partial vector of pairs (V::load_pairs_n, V::store_n) pool a row's tail in
+// one vector; the others finish it in scalar code.
+template <class V, class = void>
+struct HasPartialPairs : std::false_type {};
+template <class V>
+struct HasPartialPairs<V, std::void_t<decltype(V::load_pairs_n(nullptr, 1, std::declval<typename V::reg&>(),
+                                                               std::declval<typename V::reg&>()))>>
+    : std::true_type {};
+
 template <class V>
 void maxpool2d_fwd(const Pool2dShape& s, const float* x, float* y) {
   if (s.k != 2) return maxpool2d_fwd_f32_ref(s, x, y);
@@ -37,6 +48,15 @@ void maxpool2d_fwd(const Pool2dShape& s, const float* x, float* y) {
         V::load_pairs(r0 + 2 * ox, e0, o0);
         V::load_pairs(r1 + 2 * ox, e1, o1);
         V::store(yr + ox, V::take_greater(o1, V::take_greater(e1, V::take_greater(o0, e0))));
+      }
+      if constexpr (HasPartialPairs<V>::value) {
+        if (ox < ow) {
+          typename V::reg e0, o0, e1, o1;
+          V::load_pairs_n(r0 + 2 * ox, ow - ox, e0, o0);
+          V::load_pairs_n(r1 + 2 * ox, ow - ox, e1, o1);
+          V::store_n(yr + ox, V::take_greater(o1, V::take_greater(e1, V::take_greater(o0, e0))), ow - ox);
+          ox = ow;
+        }
       }
       for (; ox < ow; ++ox)
         yr[ox] = take_greater_scalar(
