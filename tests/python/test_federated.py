@@ -73,6 +73,10 @@ def test_spec_round_trips_through_a_flower_run_config_and_refuses_unknown_keys()
             FederationSpec(**bad)
     tuned = FederationSpec(method="full-zo")
     assert tuned.value("lr_zo") > 0 and tuned.value("batch_size") > 0  # filled from elasticzo.hparams
+    decayed = FederationSpec(lr_zo=1e-3, lr_bp=0.1, lr_decay=0.5, lr_decay_every=2)
+    assert decayed.learning_rates(1) == (1e-3, 0.1) and decayed.learning_rates(5) == (1e-3 / 4, 0.1 / 4)
+    with pytest.raises(ValueError, match="reply_timeout"):
+        FederationSpec(reply_timeout=0.0)
 
 
 def test_catch_up_replays_while_cheaper_than_the_weights_then_pulls():

@@ -39,7 +39,6 @@ from elasticzo.federated.server import FederatedServer
 from elasticzo.federated.spec import FederationSpec
 
 NODE_WAIT_SECONDS = float(os.environ.get("ELASTICZO_FEDERATED_NODE_WAIT", "120"))
-REPLY_TIMEOUT_SECONDS = 3600.0
 
 
 # Per-step float32 vectors travel as raw little-endian bytes inside the config record: an ArrayRecord costs about
@@ -151,7 +150,7 @@ def _exchange(grid, server, nodes, kind, build):
         messages.append(Message(to_records(config, arrays), dst_node_id=node, message_type=kind))
     traffic = {m.metadata.dst_node_id: [message_bytes(m.content), 0] for m in messages}
     replies, errors = {}, {}
-    for reply in grid.send_and_receive(messages, timeout=REPLY_TIMEOUT_SECONDS):
+    for reply in grid.send_and_receive(messages, timeout=server.spec.reply_timeout):
         node = reply.metadata.src_node_id
         if reply.has_error():
             errors[node] = reply.error.reason

@@ -39,6 +39,8 @@ class FederationSpec:
     catch_up: str = "auto"        # a client that missed steps: replay their (step, coefficient) pairs or pull weights
     max_replay_steps: int = 4096  # auto: replay at most this many steps (and only while cheaper than the weights)
     evaluate_every: int = 0       # server-side test accuracy every N rounds (0: after the last round only)
+    reply_timeout: float = 600.0  # seconds the server waits for a round's replies; a client later than that is
+                                  # left out of the round (and catches up at its next message)
     out: str = ""                 # the server writes summary.json and checkpoint.safetensors here
     tuned: dict = field(default=None, compare=False, repr=False)
 
@@ -50,6 +52,8 @@ class FederationSpec:
             _check_int(self, name, 1)
         for name in ("clients_per_round", "batch_size", "seed", "train_samples", "test_samples", "evaluate_every"):
             _check_int(self, name, 0)
+        if not self.reply_timeout > 0:
+            raise ValueError(f"reply_timeout must be > 0 seconds, got {self.reply_timeout!r}")
         if self.clients_per_round > self.num_clients:
             raise ValueError(f"clients_per_round ({self.clients_per_round}) exceeds num_clients ({self.num_clients})")
         tuned = hparams.defaults(self.model, self.dataset, self.method)
