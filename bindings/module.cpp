@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   ez::py_bind::register_train(m);
   ez::py_bind::register_rng(m);
   ez::py_bind::register_int8(m);
+  ez::py_bind::register_zo_int8(m);
 }

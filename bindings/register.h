@@ -8,4 +8,5 @@ void register_model(pybind11::module_& m);
 void register_train(pybind11::module_& m);
 void register_rng(pybind11::module_& m);
 void register_int8(pybind11::module_& m);
+void register_zo_int8(pybind11::module_& m);
 }  // namespace ez::py_bind

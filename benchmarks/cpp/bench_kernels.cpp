@@ -296,6 +296,17 @@ std::vector<Op> workloads_zo_axpy_gaussian_f32(const Net& net) {
            }}};
 }
 
+// The INT8 perturbation (r 3, p_zero 0.33) of all parameters into a second buffer, as the + and - passes do.
+std::vector<Op> workloads_zo_perturb_i8(const Net& net) {
+  auto w = std::make_shared<std::vector<std::int8_t>>(net.params, 5);
+  auto out = std::make_shared<std::vector<std::int8_t>>(net.params);
+  const std::size_t n = net.params;
+  const ez::SparsePerturbation p{ez::step_key(1, 2), 0, 0, 3, 21627};
+  return {{"all parameters", static_cast<double>(n), [=](const KernelTable& t) {
+             t.zo_perturb_i8(n, p, 1, 0, w->data(), out->data());
+           }}};
+}
+
 struct KernelOps {
   std::string kernel;
   std::vector<Op> ops;

@@ -289,3 +289,29 @@ def int8_mu_for_epoch(epoch: int) -> int:
 def int8_xent_grad(logits: _I8Array, exponent: int, labels: _I32Array, mode: str = "stochastic",
                    key: tuple[int, int] = (0, 0), stream: int = 0, offset: int = 0) -> _I8Array:
     """NITI's integer cross-entropy gradient (exponent 0) of int8 logits with the given exponent."""
+
+
+# ---- ElasticZO-INT8 rules (bind_zo_int8.cpp) --------------------------------------------------------------------
+
+def int8_zo_perturb(w: _I8Array, key: tuple[int, int], stream: int, offset: int, r: int, p_zero: float,
+                    sign: int = 1, shift: int = 0) -> _I8Array:
+    """clip(w + sign * R_shift(zeta), +-127) through the active kernels (zeta: sparse, |zeta| <= r)."""
+
+def int8_zo_update_shift(r: int, b_zo: int) -> int:
+    """The ZO update's shift: range_bits(r) - b_zo, at least 0."""
+
+def int8_zo_p_zero_for_epoch(epoch: int) -> float:
+    """The paper's sparsity schedule: 0.33, then 0.5 from epoch 20, then 0.9 from epoch 50 (epochs from 0)."""
+
+def int8_zo_zero_threshold(p_zero: float) -> int:
+    """round(p_zero * 2^16): a word's high half below it zeroes the element."""
+
+def int8_xent_dequantized(logits: _I8Array, exponent: int, labels: _I32Array) -> float:
+    """The mean FP32 cross-entropy of the logits logits * 2^exponent."""
+
+def int8_xent_log2(logits: _I8Array, exponent: int, labels: _I32Array, frac_bits: int = 0) -> int:
+    """Integer-only: sum over rows of log2 S (S = sum_j 2^alpha_j) with frac_bits fractional bits."""
+
+def int8_zo_sign(plus: _I8Array, e_plus: int, minus: _I8Array, e_minus: int, labels: _I32Array,
+                 method: str = "fp32", frac_bits: int = 0) -> int:
+    """The ternary ZO gradient sign(l+ - l-) from two passes' int8 logits: 'fp32' or 'int' (integer only)."""

@@ -300,6 +300,40 @@ Cases cases_zo_axpy_gaussian_f32() {
   return out;
 }
 
+// The sparse int8 perturbation: weights crowded at the clip bounds (and every value in between), the same sizes and
+// offsets as the Gaussian one, each range r, sparsity (none, the paper's 0.33, all zeroed), shift and sign; in place
+// for odd sizes.
+Cases cases_zo_perturb_i8() {
+  const std::uint64_t offsets[] = {0, 1, 3, 31, 64, 4 * 0xfffffffdull + 1, 4 * 0xffffffffull - 6, 0x123456789abcull};
+  const std::size_t sizes[] = {1, 2, 3, 5, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 1000, 5003, 94080};
+  const struct {
+    int r;
+    std::uint32_t threshold;
+    int sign, shift;
+  } params[] = {{1, 0, 1, 0}, {3, 21627, -1, 0}, {7, 32768, -1, 2}, {127, 21627, 1, 6}, {127, 65536, 1, 0},
+                {15, 58982, -1, 3}, {100, 1, 1, 7}, {2, 65535, -1, 1}};
+  Cases out;
+  std::uint32_t stream = 0;
+  for (const std::uint64_t offset : offsets)
+    for (const std::size_t n : sizes)
+      for (const auto& q : params) {
+        if (n > 10000 && offset != 3) continue;  // the fc1-sized run (several threads' chunks) once per setting
+        const SparsePerturbation p{step_key(7, 11), stream++ % 5, offset, q.r, q.threshold};
+        std::ostringstream what;
+        what << "n=" << n << " offset=" << offset << " stream=" << p.stream << " r=" << q.r
+             << " threshold=" << q.threshold << " sign=" << q.sign << " shift=" << q.shift << " seed=7 step=11";
+        out.push_back({what.str(), 0, [=](const KernelTable& t, bool) {
+                         std::vector<std::int8_t> w(n), o(n, 0);
+                         for (std::size_t i = 0; i < n; ++i)  // half at +-127, the rest every value
+                           w[i] = static_cast<std::int8_t>(i % 4 == 0 ? 127 : i % 4 == 1 ? -127 : (i * 37) % 255 - 127);
+                         std::int8_t* dst = n % 2 ? w.data() : o.data();
+                         t.zo_perturb_i8(n, p, q.sign, q.shift, w.data(), dst);
+                         return Buf(dst, dst + n);
+                       }});
+      }
+  return out;
+}
+
 // ---- pooling: tied maxima must send the error to the first one ----
 
 // Odd and even sizes, rows wider than every vector, LeNet's 28x28 and 14x14 (the first large enough to thread),

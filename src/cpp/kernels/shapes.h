@@ -31,4 +31,15 @@ struct PhiloxKey {
   std::uint32_t k0, k1;
 };
 
+// The sparse int8 perturbation zeta of ElasticZO-INT8 (int8/zo_int8.h defines it element by element): element i of
+// a tensor draws word offset + i of Philox stream (key, stream); |zeta| <= r, and a fraction zero_threshold / 2^16
+// of the elements is zeroed.
+struct SparsePerturbation {
+  PhiloxKey key;
+  std::uint32_t stream;
+  std::uint64_t offset;
+  int r;                        // in [1, 127]
+  std::uint32_t zero_threshold;  // in [0, 2^16]
+};
+
 }  // namespace ez
