@@ -20,10 +20,8 @@ from _common import DATASETS, METHODS, MODEL_OF, PAPER_FP32, RESULTS_DIR, add_ru
 
 ALL_DATASETS = DATASETS + ("modelnet40",)
 NAMES = {"full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1", "full-bp": "Full BP"}
-DATA_ALL_DATASETS = DATASETS + ("modelnet40",)
-NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "modelnet40": "ModelNet40"}
-MODEL_ALL_DATASETS = DATASETS + ("modelnet40",)
-NAMES = {"lenet5": "LeNet-5", "pointnet": "PointNet"}
+DATA_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "modelnet40": "ModelNet40"}
+MODEL_NAMES = {"lenet5": "LeNet-5", "pointnet": "PointNet"}
 PAPER_EPOCHS = {"lenet5": "100 epochs", "pointnet": "an epoch count the paper does not state"}
 
 
