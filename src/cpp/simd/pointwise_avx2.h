@@ -29,8 +29,20 @@ struct pw_f32x8 {
   static mask but_not(mask a, mask b) { return _mm256_andnot_ps(b, a); }  // a and not b
   static reg select(mask m, reg v) { return _mm256_and_ps(m, v); }       // v where m, else +0
   // p[0 .. 2 width) -> even = p[0], p[2], ...; odd = p[1], p[3], ...
-  static void load_pairs(const float* p, reg& even, reg& odd) {
-    const reg a = load(p), b = load(p + 8);
+  static void load_pairs(const float* p, reg& even, reg& odd) { split_pairs(load(p), load(p + 8), even, odd); }
+  // The first n (1 <= n <= width) pairs of p, as load_pairs, and the first n lanes of v: masked loads and stores
+  // touch nothing past them, so rows narrower than a vector (LeNet-5's pooled 7) stay vectorized.
+  static void load_pairs_n(const float* p, int n, reg& even, reg& odd) {
+    const int lo = n < 4 ? 2 * n : 8;
+    split_pairs(_mm256_maskload_ps(p, first_lanes(lo)), _mm256_maskload_ps(p + 8, first_lanes(2 * n - lo)), even,
+                odd);
+  }
+  static void store_n(float* p, reg v, int n) { _mm256_maskstore_ps(p, first_lanes(n), v); }
+  static __m256i first_lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  // a, b = p[0 .. 16) -> even = p[0], p[2], ...; odd = p[1], p[3], ...
+  static void split_pairs(reg a, reg b, reg& even, reg& odd) {
     // The shuffles work inside 128-bit halves: 64-bit chunks come out as (a lo, b lo, a hi, b hi); swap the middle.
     even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
                                                   _MM_SHUFFLE(3, 1, 2, 0)));

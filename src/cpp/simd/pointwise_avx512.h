@@ -33,21 +33,21 @@ struct pw_f32x16 {
   static mask but_not(mask a, mask b) { return static_cast<mask>(a & ~b); }
   static reg select(mask m, reg v) { return _mm512_maskz_mov_ps(m, v); }  // v where m, else +0
   // p[0 .. 2 width) -> even = p[0], p[2], ...; odd = p[1], p[3], ...
-  static void load_pairs(const float* p, reg& even, reg& odd) {
-    const reg a = load(p), b = load(p + 16);
-    even = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
-    odd = _mm512_permutex2var_ps(a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
-  }
+  static void load_pairs(const float* p, reg& even, reg& odd) { split_pairs(load(p), load(p + 16), even, odd); }
   // The first n (1 <= n <= width) pairs of p, as load_pairs; nothing past p[2n) is read. With store_n, the
   // pooling of rows narrower than a vector (LeNet-5's 14 and 7) stays vectorized.
   static void load_pairs_n(const float* p, int n, reg& even, reg& odd) {
-    const int lo = n < 8 ? 2 * n : 16, hi = 2 * n - lo;
-    const reg a = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << lo) - 1u), p);
-    const reg b = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << hi) - 1u), p + 16);
+    const int lo = n < 8 ? 2 * n : 16;
+    split_pairs(_mm512_maskz_loadu_ps(first_lanes(lo), p), _mm512_maskz_loadu_ps(first_lanes(2 * n - lo), p + 16),
+                even, odd);
+  }
+  static void store_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, first_lanes(n), v); }
+  static __mmask16 first_lanes(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  // a, b = p[0 .. 32) -> even = p[0], p[2], ...; odd = p[1], p[3], ...
+  static void split_pairs(reg a, reg b, reg& even, reg& odd) {
     even = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
     odd = _mm512_permutex2var_ps(a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
   }
-  static void store_n(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v); }
   static void store_pairs(float* p, reg even, reg odd) {
     store(p, _mm512_permutex2var_ps(even, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
                                     odd));
