@@ -1,5 +1,6 @@
 """The paper's Table 1 (FP32 rows) and Fig. 2: the four methods of LeNet-5 on MNIST and Fashion-MNIST, and of
-PointNet on ModelNet40 (`--datasets modelnet40`).
+PointNet on ModelNet40 (`--datasets modelnet40`); with `--precision int8` the INT8 column (Full BP: NITI's integer
+backprop; the INT8 ZO methods are not built yet), under OUT/int8/.
 
 Each (dataset, method) trains through `elasticzo train` in its own run directory under --out, so an interrupted
 run continues from its checkpoint, and a finished shorter run is extended to more epochs by running again.
@@ -16,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import DATASETS, METHODS, MODEL_OF, PAPER_FP32, RESULTS_DIR, add_runtime_args, read_jsonl
+from _common import DATASETS, METHODS, MODEL_OF, PAPER_FP32, PAPER_INT8, RESULTS_DIR, add_runtime_args, read_jsonl
 
 ALL_DATASETS = DATASETS + ("modelnet40",)
 NAMES = {"full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1", "full-bp": "Full BP"}
@@ -31,7 +32,7 @@ def train(run_dir: Path, dataset, method, epochs, args):
         return
     cmd = [sys.executable, "-m", "elasticzo.cli", "train", "--model", MODEL_OF[dataset], "--dataset", dataset,
            "--method", method, "--epochs", str(epochs), "--out", str(run_dir), "--threads", str(args.threads),
-           "--no-progress"]
+           "--no-progress", "--precision", args.precision]
     if (run_dir / "checkpoint.safetensors").exists():
         cmd.append("--resume")
     if args.data_dir:
@@ -60,18 +61,18 @@ def collect(run_dir: Path, epochs):
     return {"metrics": metrics, "config": cfg["config"], "batch_size": cfg["info"]["batch_size"]}
 
 
-def table(results, epochs, datasets, methods):
+def table(results, epochs, datasets, methods, precision="fp32"):
     head = "| method |" + "".join(f" {DATA_NAMES[d]} ours | paper | diff |" for d in datasets)
     models = list(dict.fromkeys(MODEL_OF[d] for d in datasets))
-    lines = [f"Test accuracy (%) of {' and '.join(MODEL_NAMES[m] for m in models)}, FP32, after **{epochs} "
-             f"epoch{'s' if epochs != 1 else ''}** (the paper's figures: "
+    lines = [f"Test accuracy (%) of {' and '.join(MODEL_NAMES[m] for m in models)}, {precision.upper()}, after "
+             f"**{epochs} epoch{'s' if epochs != 1 else ''}** (the paper's figures: "
              f"{'; '.join(f'{MODEL_NAMES[m]} after {PAPER_EPOCHS[m]}' for m in models)}). A run stopped short shows "
              "its last epoch in brackets.", "", head, "|---|" + "---|---|---|" * len(datasets)]
     for m in methods:
         row = f"| {NAMES[m]} |"
         for d in datasets:
             r = results.get((d, m))
-            paper = PAPER_FP32[d][m]
+            paper = (PAPER_INT8 if precision == "int8" else PAPER_FP32)[d][m]
             if r is None:
                 row += f" – | {paper:.2f} | – |"
                 continue
@@ -150,18 +151,25 @@ def main(argv=None):
                    help="Markdown table to write (default: results/table1_fp32.md for MNIST and Fashion-MNIST, "
                         "results/table1_fp32_<datasets>.md for others, e.g. table1_fp32_modelnet40.md)")
     p.add_argument("--plot", default=None, help="loss curves (default: named like --table, table1_loss*.png)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="fp32 rows, or the INT8 column (Full BP only for now: --methods defaults to full-bp; "
+                        "runs under OUT/int8/, results/table1_int8*.md) (default: fp32)")
     add_runtime_args(p)
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
     if args.epochs_per_turn is not None and args.epochs_per_turn < 1:
         p.error("--epochs-per-turn must be >= 1")
+    int8 = args.precision == "int8"
+    if int8 and args.methods == ",".join(METHODS):
+        args.methods = "full-bp"  # the INT8 method trained so far (NITI)
     methods = _names(args.methods, METHODS, "method")
     datasets = _names(args.datasets, ALL_DATASETS, "dataset")
     turn = args.epochs_per_turn or args.epochs
     suffix = "" if datasets == list(DATASETS) else "_" + "_".join(d.replace("-", "") for d in datasets)
-    args.table = args.table or str(RESULTS_DIR / f"table1_fp32{suffix}.md")
-    args.plot = args.plot or str(RESULTS_DIR / f"table1_loss{suffix}.png")
+    args.table = args.table or str(RESULTS_DIR / f"table1_{args.precision}{suffix}.md")
+    args.plot = args.plot or str(RESULTS_DIR / f"table1_{'int8_' if int8 else ''}loss{suffix}.png")
+    out = Path(args.out) / "int8" if int8 else Path(args.out)
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: the running trainer checkpoints
     results = {}
@@ -169,18 +177,19 @@ def main(argv=None):
         for target in ([] if args.report_only else range(min(turn, args.epochs), args.epochs + turn, turn)):
             for d in datasets:
                 for m in methods:
-                    train(Path(args.out) / d / m, d, m, min(target, args.epochs), args)
+                    train(out / d / m, d, m, min(target, args.epochs), args)
         for d in datasets:
             for m in methods:
-                results[(d, m)] = collect(Path(args.out) / d / m, args.epochs)
+                results[(d, m)] = collect(out / d / m, args.epochs)
     except KeyboardInterrupt:
         print(f"interrupted: run the same command again to continue from the checkpoints in {args.out}",
               file=sys.stderr)
         return 130
-    text = table(results, args.epochs, datasets, methods)
+    text = table(results, args.epochs, datasets, methods, args.precision)
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python benchmarks/paper_table1.py"] + (sys.argv[1:] if argv is None else list(argv)))
-    Path(args.table).write_text(f"# Table 1 (FP32), reproduced: {args.epochs} epochs\n\n" + text +
+    title = f"# Table 1 ({args.precision.upper()}), reproduced: {args.epochs} epochs\n\n"
+    Path(args.table).write_text(title + text +
                                 f"\nProduced by `{command}`; train loss per epoch: {Path(args.plot).name}.\n")
     print(text)
     if plot(results, args.epochs, datasets, methods, args.plot):

@@ -4,6 +4,7 @@
 // by other threads (README, "Threads").
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -23,7 +24,27 @@ namespace ez::py_bind {
 
 namespace {
 
+// The standalone calls take and give float32 arrays; an INT8 layer's tensors are mantissas with an exponent that
+// only its model carries from one layer to the next.
+void refuse_int8(const Layer& layer) {
+  if (layer.precision() == Precision::int8)
+    throw py::value_error(layer.repr() + ": an int8 layer runs inside a Sequential (model.forward, training), not "
+                          "on its own");
+}
+
+// An INT8 model's logits as float32 values v * 2^e (exact: |v| <= 127).
+py::array model_output(const Tensor& out) {
+  if (out.dtype() != DType::s8) return to_numpy(out);
+  Tensor view;
+  py::array_t<float> values = new_f32(out.shape(), view);
+  const std::int8_t* v = out.s8();
+  float* f = view.f32();
+  for (std::int64_t i = 0; i < out.numel(); ++i) f[i] = std::ldexp(static_cast<float>(v[i]), out.exponent());
+  return values;
+}
+
 py::array_t<float> layer_forward(Layer& layer, const py::object& x_arr) {
+  refuse_int8(layer);
   const LayerGuard guard = lock_without_gil(layer);
   const Tensor x = borrow_f32(x_arr, "x");
   const Shape out_shape = layer.output_shape(x.shape());
@@ -42,6 +63,7 @@ py::array_t<float> layer_forward(Layer& layer, const py::object& x_arr) {
 
 py::array_t<float> layer_backward_data(Layer& layer, const py::object& x_arr, const py::object& y_arr,
                                        const py::object& dy_arr) {
+  refuse_int8(layer);
   const LayerGuard guard = lock_without_gil(layer);
   const Tensor x = borrow_f32(x_arr, "x"), y = borrow_f32(y_arr, "y"), dy = borrow_f32(dy_arr, "dy");
   const Shape out_shape = layer.output_shape(x.shape());
@@ -56,6 +78,7 @@ py::array_t<float> layer_backward_data(Layer& layer, const py::object& x_arr, co
 }
 
 py::dict layer_backward_weight(Layer& layer, const py::object& x_arr, const py::object& dy_arr) {
+  refuse_int8(layer);
   // The layer's gradient slots point at this call's arrays until it returns: its model's step, which uses them,
   // must not run meanwhile (issue 14: use-after-free when a step ran in another thread).
   const LayerGuard guard = lock_without_gil(layer);
@@ -183,6 +206,8 @@ void register_model(py::module_& m) {
       .def("backward_weight", &layer_backward_weight, py::arg("x"), py::arg("dy"),
            "dL/dparam for each parameter, as a dict of new arrays.")
       .def_property_readonly("num_params", &Layer::num_params)
+      .def_property_readonly("precision", [](const Layer& l) { return precision_name(l.precision()); },
+                             "'fp32' or 'int8' (NITI's integer layer).")
       .def_property_readonly("seed", [](const Layer& l) {
         const LayerGuard guard = lock_without_gil(l);
         return l.init_seed();
@@ -202,33 +227,53 @@ void register_model(py::module_& m) {
          "Copies `value` (the parameter's dtype and shape) in; an int8 parameter also takes its exponent.");
 
   using Seed = std::optional<std::uint64_t>;
+  // bias=None: a bias for fp32 layers, none for int8 ones (NITI has none; asking for one is an error).
+  const auto precision_of = [](const std::string& p) { return parse_precision(p); };
+  const auto bias_of = [](const std::optional<bool>& bias, const std::string& p) {
+    return bias.value_or(parse_precision(p) == Precision::fp32);
+  };
   py::class_<Conv2d, Layer, std::shared_ptr<Conv2d>>(m, "Conv2d")
-      .def(py::init([](std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t padding, bool bias,
-                       Seed seed) {
-             return initialized(std::make_shared<Conv2d>(in, out, kernel, padding, bias), seed);
+      .def(py::init([=](std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t padding,
+                        std::optional<bool> bias, Seed seed, const std::string& precision) {
+             return initialized(std::make_shared<Conv2d>(in, out, kernel, padding, bias_of(bias, precision),
+                                                         precision_of(precision)),
+                                seed);
            }),
            py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("padding") = 0,
-           py::arg("bias") = true, py::kw_only(), py::arg("seed") = py::none(),
-           "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None.");
+           py::arg("bias") = py::none(), py::kw_only(), py::arg("seed") = py::none(), py::arg("precision") = "fp32",
+           "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None. precision "
+           "'int8': NITI's integer layer (int8 weight with an exponent, no bias).");
   py::class_<Linear, Layer, std::shared_ptr<Linear>>(m, "Linear")
-      .def(py::init([](std::int64_t in, std::int64_t out, bool bias, Seed seed) {
-             return initialized(std::make_shared<Linear>(in, out, bias, false), seed);
+      .def(py::init([=](std::int64_t in, std::int64_t out, std::optional<bool> bias, Seed seed,
+                        const std::string& precision) {
+             return initialized(
+                 std::make_shared<Linear>(in, out, bias_of(bias, precision), false, precision_of(precision)), seed);
            }),
-           py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true, py::kw_only(),
-           py::arg("seed") = py::none(),
-           "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None.");
-  m.def("PointLinear", [](std::int64_t in, std::int64_t out, bool bias, Seed seed) {
-          return initialized(std::make_shared<Linear>(in, out, bias, true), seed);
+           py::arg("in_features"), py::arg("out_features"), py::arg("bias") = py::none(), py::kw_only(),
+           py::arg("seed") = py::none(), py::arg("precision") = "fp32",
+           "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None. precision "
+           "'int8': NITI's integer layer (int8 weight with an exponent, no bias).");
+  m.def("PointLinear", [=](std::int64_t in, std::int64_t out, std::optional<bool> bias, Seed seed,
+                           const std::string& precision) {
+          return initialized(
+              std::make_shared<Linear>(in, out, bias_of(bias, precision), true, precision_of(precision)), seed);
         },
-        py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true, py::kw_only(),
-        py::arg("seed") = py::none(),
+        py::arg("in_features"), py::arg("out_features"), py::arg("bias") = py::none(), py::kw_only(),
+        py::arg("seed") = py::none(), py::arg("precision") = "fp32",
         "Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP); parameters as Linear.");
   m.def("fresh_seed", &fresh_seed, "A 63-bit seed from the operating system's entropy.");
-  py::class_<ReLU, Layer, std::shared_ptr<ReLU>>(m, "ReLU").def(py::init<bool>(), py::arg("inplace") = false);
+  py::class_<ReLU, Layer, std::shared_ptr<ReLU>>(m, "ReLU")
+      .def(py::init([=](bool inplace, const std::string& p) { return std::make_shared<ReLU>(inplace, precision_of(p)); }),
+           py::arg("inplace") = false, py::kw_only(), py::arg("precision") = "fp32");
   py::class_<MaxPool2d, Layer, std::shared_ptr<MaxPool2d>>(m, "MaxPool2d")
-      .def(py::init<std::int64_t>(), py::arg("kernel_size"));
-  py::class_<Flatten, Layer, std::shared_ptr<Flatten>>(m, "Flatten").def(py::init<>());
-  py::class_<PointMaxPool, Layer, std::shared_ptr<PointMaxPool>>(m, "PointMaxPool").def(py::init<>());
+      .def(py::init([=](std::int64_t k, const std::string& p) { return std::make_shared<MaxPool2d>(k, precision_of(p)); }),
+           py::arg("kernel_size"), py::kw_only(), py::arg("precision") = "fp32");
+  py::class_<Flatten, Layer, std::shared_ptr<Flatten>>(m, "Flatten")
+      .def(py::init([=](const std::string& p) { return std::make_shared<Flatten>(precision_of(p)); }), py::kw_only(),
+           py::arg("precision") = "fp32");
+  py::class_<PointMaxPool, Layer, std::shared_ptr<PointMaxPool>>(m, "PointMaxPool")
+      .def(py::init([=](const std::string& p) { return std::make_shared<PointMaxPool>(precision_of(p)); }),
+           py::kw_only(), py::arg("precision") = "fp32");
 
   m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("labels"),
         "(mean loss, dL/dlogits) of softmax cross-entropy; labels are int32 in [0, classes).");
@@ -288,8 +333,12 @@ void register_model(py::module_& m) {
           py::gil_scoped_release release;  // safe: x_arr is held by this frame, the model locked
           s.forward(x);
         }
-        return to_numpy(s.output());
-      }, py::arg("x"), "Model output for input x (a new array).")
+        return model_output(s.output());
+      }, py::arg("x"), "Model output for input x (a new float32 array; an int8 model's logits as v * 2^e).")
+      .def_property_readonly("precision", [](const Sequential& s) {
+        const auto guard = lock_without_gil(s);
+        return precision_name(s.precision());
+      }, "'fp32' or 'int8': what every module computes in.")
       .def_property("memory_plan",
                     [](const Sequential& s) {
                       const auto guard = lock_without_gil(s);
@@ -357,22 +406,6 @@ void register_model(py::module_& m) {
         copy_into(a, find_param(s, name).value, name, exponent);
       }, py::arg("name"), py::arg("value"), py::arg("exponent") = py::none(),
          "Copies `value` (the parameter's dtype and shape) in; an int8 parameter also takes its exponent.");
-
-  // For tests of the dtype plumbing before any layer computes in int8: turns a parameter's storage into int8
-  // mantissas with an exponent (a layer holding it can no longer run forward until an int8 layer exists).
-  py::module_ testing = m.def_submodule("_testing", "Test helpers; not part of the API.");
-  testing.def("make_int8_parameter", [](Layer& l, const std::string& name, const py::object& mantissas,
-                                        const py::object& exponent) {
-    const LayerGuard guard = lock_without_gil(l);
-    for (auto& p : l.params())
-      if (p.name == name) {
-        Tensor t(p.value.shape(), DType::s8, MemCategory::parameters);
-        copy_into(mantissas, t, name, exponent);
-        p.value = t;
-        return;
-      }
-    throw py::key_error(l.repr() + " has no parameter '" + name + "'");
-  }, py::arg("layer"), py::arg("name"), py::arg("mantissas"), py::arg("exponent"));
 }
 
 }  // namespace ez::py_bind

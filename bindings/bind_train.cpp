@@ -71,6 +71,14 @@ void register_train(py::module_& m) {
       }, py::arg("step"), py::arg("coefficient"),
          "theta[ZO] += coefficient * z(step): replays a ZO update (coefficient = -lr_zo * g) on these weights.")
       .def_property_readonly("zo_layers", [](const ElasticZO& t) { return t.config().zo_layers; })  // fixed
+      .def_property_readonly("precision", [](const ElasticZO& t) { return precision_name(t.precision()); })
+      .def_property("gradient_bits", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        return t.gradient_bits();
+      }, [](ElasticZO& t, int mu) {
+        const auto guard = lock_without_gil(t);
+        t.set_gradient_bits(mu);
+      }, "INT8: NITI's gradient bit-width mu, the learning rate of its weight update (in [0, 7]).")
       .def_property_readonly("lr_zo", [](const ElasticZO& t) {
         const auto guard = lock_without_gil(t);
         return t.config().lr_zo;

@@ -67,6 +67,10 @@ class Layer:
     @property
     def num_params(self) -> int: ...
     @property
+    def precision(self) -> Literal["fp32", "int8"]:
+        """'int8': NITI's integer layer, which runs inside a Sequential only (its standalone calls raise)."""
+
+    @property
     def seed(self) -> int | None:
         """Seed the parameters were initialized from (None for a layer without parameters)."""
 
@@ -90,36 +94,41 @@ class Conv2d(Layer):
     """Stride-1 convolution with zero padding; NCHW input, weight (out, in, k, k)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
-                 bias: bool = True, *, seed: int | None = None) -> None:
-        """Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None."""
+                 bias: bool | None = None, *, seed: int | None = None,
+                 precision: Literal["fp32", "int8"] = "fp32") -> None:
+        """Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None. bias None: one
+        for fp32, none for int8 (NITI's integer layer: int8 weight with an exponent, no bias)."""
 
 class Linear(Layer):
     """y = x W^T + b with W (out, in); PointLinear makes the per-point variant."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: int | None = None) -> None:
-        """Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None."""
+    def __init__(self, in_features: int, out_features: int, bias: bool | None = None, *, seed: int | None = None,
+                 precision: Literal["fp32", "int8"] = "fp32") -> None:
+        """Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None. bias None: one
+        for fp32, none for int8 (NITI's integer layer: int8 weight with an exponent, no bias)."""
 
-def PointLinear(in_features: int, out_features: int, bias: bool = True, *, seed: int | None = None) -> Linear:
+def PointLinear(in_features: int, out_features: int, bias: bool | None = None, *, seed: int | None = None,
+                precision: Literal["fp32", "int8"] = "fp32") -> Linear:
     """Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP); parameters as Linear."""
 
 def fresh_seed() -> int:
     """A 63-bit seed from the operating system's entropy."""
 
 class ReLU(Layer):
-    def __init__(self, inplace: bool = False) -> None: ...
+    def __init__(self, inplace: bool = False, *, precision: Literal["fp32", "int8"] = "fp32") -> None: ...
 
 class MaxPool2d(Layer):
     """k x k window, stride k; rows and columns that do not fill a window are dropped."""
 
-    def __init__(self, kernel_size: int) -> None: ...
+    def __init__(self, kernel_size: int, *, precision: Literal["fp32", "int8"] = "fp32") -> None: ...
 
 class Flatten(Layer):
-    def __init__(self) -> None: ...
+    def __init__(self, *, precision: Literal["fp32", "int8"] = "fp32") -> None: ...
 
 class PointMaxPool(Layer):
     """Max over the points of x[N, points, features] (PointNet's global feature)."""
 
-    def __init__(self) -> None: ...
+    def __init__(self, *, precision: Literal["fp32", "int8"] = "fp32") -> None: ...
 
 def softmax_cross_entropy(logits: _F32Array, labels: npt.NDArray[np.int32]) -> tuple[float, _F32Array]:
     """(mean loss, dL/dlogits) of softmax cross-entropy; labels are int32 in [0, classes)."""
@@ -132,7 +141,12 @@ class Sequential:
     see mid-step weights. A layer with parameters can belong to one model only (ValueError otherwise)."""
 
     def __init__(self) -> None: ...
-    def add(self, name: str, layer: Layer) -> None: ...
+    def add(self, name: str, layer: Layer) -> None:
+        """ValueError for a layer of another precision than the model's, or an int8 model not starting with an
+        int8 Conv2d or Linear (which quantizes the float input per batch)."""
+
+    @property
+    def precision(self) -> Literal["fp32", "int8"]: ...
     def __len__(self) -> int: ...
     def __getitem__(self, index: int) -> tuple[str, Layer]:
         """(name, layer) of module `index` (negative counts from the end); IndexError out of range."""
@@ -153,7 +167,7 @@ class Sequential:
 
     def output_shape(self, input_shape: Sequence[int]) -> list[int]: ...
     def forward(self, x: _F32Array) -> _F32Array:
-        """Model output for input x (a new array)."""
+        """Model output for input x (a new float32 array; an int8 model's logits as mantissa * 2^exponent)."""
 
     @property
     def memory_plan(self) -> Literal["static", "lifetime"]:
@@ -221,6 +235,16 @@ class ElasticZO:
 
     @property
     def zo_layers(self) -> int: ...
+    @property
+    def precision(self) -> Literal["fp32", "int8"]:
+        """The model's: 'int8' trains by NITI backprop (zo_layers 0 only for now)."""
+
+    @property
+    def gradient_bits(self) -> int:
+        """INT8: NITI's gradient bit-width mu in [0, 7], the learning rate of its weight update."""
+
+    @gradient_bits.setter
+    def gradient_bits(self, value: int) -> None: ...
     @property
     def lr_zo(self) -> float: ...
     @property

@@ -16,13 +16,14 @@ from elasticzo.models import MODELS
 # Defaults of the train options that define a run. They are filled in after parsing (see run.py), so that with
 # --resume a flag the user typed can be told apart from one left at its default.
 # `train` picks the model that reads the data (models.model_for) before these fill in the rest.
-RUN_DEFAULTS = {"model": "lenet5", "dataset": "mnist", "method": "zo-feat-cls1", "optimizer": "sgd", "seed": 0}
+RUN_DEFAULTS = {"model": "lenet5", "dataset": "mnist", "method": "zo-feat-cls1", "optimizer": "sgd", "seed": 0,
+                "precision": "fp32"}
 
 RESUME_POLICY = """\
 --resume continues the run in --out with its own settings. These flags may be given again only with the run's
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
---dataset, --data, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size, --train-samples,
---test-samples, --angle, --init-from, --augment.
+--dataset, --data, --precision, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size,
+--train-samples, --test-samples, --angle, --init-from, --augment.
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
 --lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
@@ -41,8 +42,13 @@ def _add_train_args(p):
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset files (default: $ELASTICZO_DATA, ./data/<name>, the clone's "
                         "data/<name>, the MNIST copy installed with the package, ~/.cache/elasticzo/<name>)")
+    p.add_argument("--precision", choices=["fp32", "int8"],
+                   help="arithmetic: fp32, or int8 (NITI's integer training: int8 weights, activations and errors "
+                        "with power-of-two exponents; Full BP only for now, mu schedule 5/4/3 as the learning rate; "
+                        f"default: {d['precision']})")
     p.add_argument("--method", choices=METHODS,
-                   help=f"which layers ZO trains, the paper's names (default: {d['method']})")
+                   help=f"which layers ZO trains, the paper's names (default: {d['method']}; full-bp with "
+                        "--precision int8)")
     p.add_argument("--zo-layers", type=int, default=None,
                    help="partition point C: ZO trains the first C parameter layers (overrides --method; "
                         "default: given by --method)")

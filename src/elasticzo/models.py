@@ -1,5 +1,6 @@
 """The paper's networks: LeNet-5 (MNIST, Fashion-MNIST) and PointNet without T-nets (ModelNet40), and an MLP for
-flat features. Built without a seed, a model draws a fresh one from the OS's entropy and keeps it (model.seed)."""
+flat features. Built without a seed, a model draws a fresh one from the OS's entropy and keeps it (model.seed).
+precision='int8' builds NITI's integer version: int8 weights with a power-of-two exponent, no biases."""
 
 import math
 
@@ -15,48 +16,62 @@ def _seed(seed):
     return _core.fresh_seed() if seed is None else seed
 
 
-def lenet5(num_classes: int = 10, seed=None):
-    """LeNet-5 as in the paper (SPEC §1): 107,786 parameters for 10 classes, 5 parameter layers."""
+PRECISIONS = ("fp32", "int8")
+
+
+def _precision(precision):
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return {"precision": precision}
+
+
+def lenet5(num_classes: int = 10, seed=None, precision: str = "fp32"):
+    """LeNet-5 as in the paper (SPEC §1): 107,786 parameters for 10 classes (107,550 at int8: no biases), 5
+    parameter layers."""
+    p = _precision(precision)
     return Sequential(
         [
-            ("conv1", Conv2d(1, 6, 5, padding=2)),
-            ("relu1", ReLU()),
-            ("pool1", MaxPool2d(2)),
-            ("conv2", Conv2d(6, 16, 5, padding=2)),
-            ("relu2", ReLU()),
-            ("pool2", MaxPool2d(2)),
-            ("flatten", Flatten()),
-            ("fc1", Linear(784, 120)),
-            ("relu3", ReLU()),
-            ("fc2", Linear(120, 84)),
-            ("relu4", ReLU()),
-            ("fc3", Linear(84, num_classes)),
+            ("conv1", Conv2d(1, 6, 5, padding=2, **p)),
+            ("relu1", ReLU(**p)),
+            ("pool1", MaxPool2d(2, **p)),
+            ("conv2", Conv2d(6, 16, 5, padding=2, **p)),
+            ("relu2", ReLU(**p)),
+            ("pool2", MaxPool2d(2, **p)),
+            ("flatten", Flatten(**p)),
+            ("fc1", Linear(784, 120, **p)),
+            ("relu3", ReLU(**p)),
+            ("fc2", Linear(120, 84, **p)),
+            ("relu4", ReLU(**p)),
+            ("fc3", Linear(84, num_classes, **p)),
         ],
         seed=_seed(seed),
     )
 
 
-def pointnet(num_classes: int = 40, seed=None):
+def pointnet(num_classes: int = 40, seed=None, precision: str = "fp32"):
     """PointNet without T-nets or batch-norm (SPEC §1): 815,400 parameters for 40 classes, 8 parameter layers.
 
     The per-point layers' ReLUs work in place (one buffer per per-point layer), as the paper's memory figures assume.
     Weights are He-initialized (see _he_init): without batch-norm, the default 1/sqrt(fan_in) bound shrinks the signal
     about 9x per layer, and nothing learned in 256 steps.
     """
+    p = _precision(precision)
     widths = [3, 64, 64, 64, 128, 1024]
     modules = []
     for i in range(5):
-        modules += [(f"mlp{i + 1}", PointLinear(widths[i], widths[i + 1])), (f"mlp_relu{i + 1}", ReLU(inplace=True))]
+        modules += [(f"mlp{i + 1}", PointLinear(widths[i], widths[i + 1], **p)),
+                    (f"mlp_relu{i + 1}", ReLU(inplace=True, **p))]
     modules += [
-        ("maxpool", PointMaxPool()),
-        ("fc1", Linear(1024, 512)),
-        ("relu1", ReLU()),
-        ("fc2", Linear(512, 256)),
-        ("relu2", ReLU()),
-        ("fc3", Linear(256, num_classes)),
+        ("maxpool", PointMaxPool(**p)),
+        ("fc1", Linear(1024, 512, **p)),
+        ("relu1", ReLU(**p)),
+        ("fc2", Linear(512, 256, **p)),
+        ("relu2", ReLU(**p)),
+        ("fc3", Linear(256, num_classes, **p)),
     ]
     model = Sequential(modules, seed=_seed(seed))
-    _he_init(model, model.seed)
+    if precision == "fp32":  # NITI's int8 weights are scaled to +-127 whatever their float init; activations too
+        _he_init(model, model.seed)
     return model
 
 
@@ -81,30 +96,32 @@ def _he_init(model, seed):
         model.set_parameter(name, rng.uniform(-bound, bound, shape).astype(np.float32))
 
 
-def mlp(in_features: int, num_classes: int, seed=None, hidden=(128, 64)):
+def mlp(in_features: int, num_classes: int, seed=None, hidden=(128, 64), precision: str = "fp32"):
     """Flat features (N, in_features) -> ReLU layers of `hidden` widths -> num_classes logits (3 parameter layers
     by default, so ZO-Feat-Cls1 trains the first by ZO and the last two by backprop)."""
+    p = _precision(precision)
     widths = [in_features, *hidden]
     modules = []
     for i in range(len(hidden)):
-        modules += [(f"fc{i + 1}", Linear(widths[i], widths[i + 1])), (f"relu{i + 1}", ReLU(inplace=True))]
-    modules.append((f"fc{len(hidden) + 1}", Linear(widths[-1], num_classes)))
+        modules += [(f"fc{i + 1}", Linear(widths[i], widths[i + 1], **p)), (f"relu{i + 1}", ReLU(inplace=True, **p))]
+    modules.append((f"fc{len(hidden) + 1}", Linear(widths[-1], num_classes, **p)))
     return Sequential(modules, seed=_seed(seed))
 
 
 MODELS = ("lenet5", "pointnet", "mlp")
 
 
-def build(name: str, num_classes: int, seed=None, input_shape=None):
-    """A model by name ('lenet5', 'pointnet' or 'mlp'; mlp needs the shape of one sample, `input_shape`)."""
+def build(name: str, num_classes: int, seed=None, input_shape=None, precision: str = "fp32"):
+    """A model by name ('lenet5', 'pointnet' or 'mlp'; mlp needs the shape of one sample, `input_shape`), in
+    `precision` ('fp32' or 'int8')."""
     if name == "lenet5":
-        return lenet5(num_classes, seed)
+        return lenet5(num_classes, seed, precision=precision)
     if name == "pointnet":
-        return pointnet(num_classes, seed)
+        return pointnet(num_classes, seed, precision=precision)
     if name == "mlp":
         if input_shape is None:
             raise ValueError("mlp needs input_shape, the shape of one sample")
-        return mlp(math.prod(input_shape), num_classes, seed)
+        return mlp(math.prod(input_shape), num_classes, seed, precision=precision)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 

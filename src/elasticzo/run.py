@@ -35,6 +35,8 @@ def _configure_runtime(args):
 
 
 def _fill_run_defaults(args):
+    if args.precision == "int8" and args.method is None and args.zo_layers is None:
+        args.method = "full-bp"  # the one method INT8 trains by for now (NITI)
     for key, value in RUN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -81,7 +83,7 @@ def _resume_settings(args, state, path):
         raise CheckpointError(f"{path} was not written by `elasticzo train` (no {', '.join(missing)}); continue it "
                               "from Python with elasticzo.ElasticZO.load")
     saved = {"model": info["model"], "dataset": info["dataset"], "data": info.get("data"),
-             "method": config["method"],
+             "method": config["method"], "precision": config.get("precision", "fp32"),
              "zo_layers": config["zo_layers"], "seed": config["seed"], "optimizer": config["optimizer"],
              "clean_bp_pass": config["clean_bp_pass"], "batch_size": info["batch_size"],
              "train_samples": info.get("train_samples"), "test_samples": info.get("test_samples"),
@@ -144,6 +146,7 @@ def _summary(trainer, info, test_acc):
     total = sum(breakdown.values()) or 1.0
     return {
         "model": info["model"], "dataset": info["dataset"], "angle": info.get("angle"), "method": trainer.method,
+        "precision": trainer.precision,
         "zo_layers": trainer.zo_layers, "epochs": trainer.epoch,
         "test_accuracy": test_acc, "train_loss": h[-1]["train_loss"] if h else None,
         "seconds_per_epoch": sum(m["seconds"] for m in h) / len(h) if h else None,
@@ -232,7 +235,8 @@ def _train(args, run_dir) -> int:
     _fill_run_defaults(args)
     train = _rotated(_first(train, args.train_samples, "--train-samples"), args.angle)
     test = _rotated(_first(test, args.test_samples, "--test-samples"), args.angle)
-    model = models.build(args.model, train.num_classes, seed=args.seed, input_shape=train.sample_shape)
+    model = models.build(args.model, train.num_classes, seed=args.seed, input_shape=train.sample_shape,
+                         precision=args.precision)
     if args.init_from is not None and state is None:  # a resumed run's weights come from its checkpoint
         from_torch(args.init_from, model)
     train = model_dataset(model, train, split="train")  # names any mismatch of the data and the model

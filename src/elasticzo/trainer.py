@@ -70,6 +70,9 @@ class ElasticZO:
     Learning rates decay by `lr_decay` every `lr_decay_every` epochs (the paper: 0.8 every 10). The defaults are
     LeNet-5's tuned ZO-Feat-Cls1 values; elasticzo.hparams.defaults(...) has the tuned ones of every model,
     dataset and method.
+    The model's precision chooses the arithmetic (`precision`, if given, must match it): 'fp32', or 'int8' (NITI's
+    integer backprop, Full BP only for now; its learning rate is the gradient bit-width mu of NITI's weight update,
+    5, then 4 from epoch 20, then 3 from epoch 50; lr_*, eps and clip do not apply).
     `memory_plan`: 'lifetime' (buffers whose lifetimes do not overlap share memory) or 'static' (the paper's model);
     the same results bit for bit. `memory_budget` (bytes or '3MiB', with `input_shape` of a minibatch) instead of
     method / zo_layers: the partition with the most backprop layers whose measured step fits
@@ -82,7 +85,10 @@ class ElasticZO:
                  eps=_DEFAULTS["eps"], grad_clip=_DEFAULTS["grad_clip"], clean_bp_pass=_DEFAULTS["clean_bp_pass"],
                  optimizer=_DEFAULTS["optimizer"], seed=_DEFAULTS["seed"], lr_decay=_DECAY.factor,
                  lr_decay_every=_DECAY.every, memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None,
-                 augment="none"):
+                 augment="none", precision=None):
+        if precision is not None and precision != model.precision:
+            raise ValueError(f"precision {precision!r} but the model computes in {model.precision!r}: build it "
+                             f"with precision={precision!r} (e.g. elasticzo.models.lenet5(precision={precision!r}))")
         layers = model.num_param_layers
         self.partition_choice = None
         if memory_budget is not None:
@@ -118,6 +124,10 @@ class ElasticZO:
         self.core = _core.ElasticZO(model, self.zo_layers, eps=eps, lr_zo=lr_zo, lr_bp=lr_bp, grad_clip=grad_clip,
                                     clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed,
                                     memory_plan=memory_plan)
+        # The model's precision chooses the numeric policy: 'int8' trains by NITI backprop, whose learning rate is
+        # the gradient bit-width mu of its weight update (the paper's schedule, _core.int8_mu_for_epoch).
+        self.precision = self.core.precision
+        self.config["precision"] = self.precision
         # Position in training, saved by checkpoints: epochs finished, batches done in the current epoch and the
         # running loss sum of that epoch.
         self.epoch = 0
@@ -129,10 +139,16 @@ class ElasticZO:
         """(lr_zo, lr_bp) in effect during `epoch` (0-based)."""
         return self.schedule(self.base_lr_zo, epoch), self.schedule(self.base_lr_bp, epoch)
 
+    def gradient_bits(self, epoch: int):
+        """INT8: NITI's gradient bit-width mu in effect during `epoch` (0-based): 5, 4 from epoch 20, 3 from 50."""
+        return _core.int8_mu_for_epoch(epoch)
+
     def start_epoch(self, epoch: int):
-        """Sets the C++ step's learning rates to those of `epoch`; returns them."""
+        """Sets the C++ step's learning rates (and, for an int8 model, mu) to those of `epoch`; returns the rates."""
         rates = self.learning_rates(epoch)
         self.core.set_learning_rates(*rates)
+        if self.precision == "int8":
+            self.core.gradient_bits = self.gradient_bits(epoch)
         return rates
 
     def train_epoch(self, train, batch_size: int, *, progress=None, on_step=None) -> dict:
@@ -172,6 +188,7 @@ class ElasticZO:
             "train_loss": self.epoch_loss_sum / max(total, 1),
             "lr_zo": lr_zo,
             "lr_bp": lr_bp,
+            **({"gradient_bits": self.core.gradient_bits} if self.precision == "int8" else {}),
             "seconds": seconds,
             "peak_memory_bytes": _core.memory_stats()["total_peak"],
             "time_breakdown": self._breakdown(seconds, data_time),

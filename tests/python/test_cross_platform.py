@@ -34,3 +34,24 @@ def test_short_zo_feat_cls1_run_matches_the_x86_golden_values(mnist_train):
         assert float(weights[name].astype(np.float64).sum()) == pytest.approx(total, abs=1e-4), name
     np.testing.assert_allclose(weights["conv1.weight"].ravel()[:3], GOLDEN_CONV1_FIRST, rtol=0, atol=1e-6)
     np.testing.assert_allclose(weights["fc3.weight"].ravel()[:3], GOLDEN_FC3_FIRST, rtol=0, atol=1e-6)
+
+
+# INT8 (NITI) is integer arithmetic throughout, so its weights must match bit for bit on every platform: a hash of
+# every mantissa and exponent. The loss is reported in float64 from the int8 logits (libm's exp and log).
+GOLDEN_INT8_TRAIN_LOSS = 2.494543969631195
+GOLDEN_INT8_WEIGHTS_SHA256 = "a4ff79c5985b0d4702d3f13f65a9b33259376a3a632d1894529173b508be4c4f"
+
+
+def test_short_int8_full_bp_run_matches_the_x86_golden_weights_bit_for_bit(mnist_train):
+    import hashlib
+
+    model = elasticzo.models.lenet5(seed=0, precision="int8")
+    tr = elasticzo.ElasticZO(model, method="full-bp", seed=7)
+    history = tr.fit(mnist_train.subset(np.arange(256)), epochs=2, batch_size=64, progress=False)
+    weights = model.state_dict()
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(weights[name]).tobytes())
+    assert digest.hexdigest() == GOLDEN_INT8_WEIGHTS_SHA256
+    assert history[-1]["train_loss"] == pytest.approx(GOLDEN_INT8_TRAIN_LOSS, rel=1e-12)

@@ -1,6 +1,5 @@
-"""Parameters of every dtype through the bindings, state_dict and checkpoints. No layer computes in int8 yet, so
-the int8 round trips use a parameter whose storage a test helper turned into int8 mantissas with an exponent
-(_core._testing.make_int8_parameter): the lowest level that can hold one. Such a model cannot run forward."""
+"""Parameters of every dtype through the bindings, state_dict and checkpoints: float32, and the int8 mantissas with
+an exponent of an INT8 (NITI) model."""
 
 import json
 
@@ -10,8 +9,8 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 import elasticzo
-from elasticzo import _core
-from elasticzo.checkpoint import CheckpointError, checksum, load_model_parameters, read_checkpoint, save_checkpoint
+from elasticzo.checkpoint import (CheckpointError, build_model, checksum, load_model_parameters, model_layers,
+                                  read_checkpoint, save_checkpoint)
 from elasticzo.models import lenet5
 
 
@@ -19,10 +18,13 @@ def mantissas(shape, seed):
     return np.random.default_rng(seed).integers(-127, 128, shape).astype(np.int8)
 
 
+INT8_WEIGHTS = ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight", "fc3.weight"]
+
+
 def with_int8_conv1(exponent, seed=0):
-    """LeNet-5 whose conv1.weight is int8 mantissas with `exponent`."""
-    model = lenet5(seed=1)
-    _core._testing.make_int8_parameter(model[0][1], "weight", mantissas((6, 1, 5, 5), seed), exponent)
+    """INT8 LeNet-5 whose conv1.weight is the mantissas of `seed` with `exponent`."""
+    model = lenet5(seed=1, precision="int8")
+    model.set_parameter("conv1.weight", mantissas((6, 1, 5, 5), seed), exponent)
     return model
 
 
@@ -33,8 +35,8 @@ def test_state_dict_gives_every_parameter_in_its_dtype_and_int8_with_its_exponen
     assert np.array_equal(sd["conv1.weight"], mantissas((6, 1, 5, 5), 0))
     assert sd["conv1.weight.exponent"].dtype == np.int32 and sd["conv1.weight.exponent"].shape == ()
     assert int(sd["conv1.weight.exponent"]) == -7
-    assert sd["conv1.bias"].dtype == np.float32 and "conv1.bias.exponent" not in sd
-    assert [k for k in sd if k.endswith(".exponent")] == ["conv1.weight.exponent"]
+    assert [k for k in sd if not k.endswith(".exponent")] == INT8_WEIGHTS  # NITI: no biases
+    assert [k for k in sd if k.endswith(".exponent")] == [k + ".exponent" for k in INT8_WEIGHTS]
     layer = model[0][1]
     assert layer.parameters()["weight"].dtype == np.int8 and int(layer.parameters()["weight.exponent"]) == -7
     assert model.parameter("conv1.weight").dtype == np.int8
@@ -62,15 +64,19 @@ def test_set_parameter_takes_the_parameters_dtype_and_an_exponent_exactly_for_in
     bad.flat[7] = -128
     with pytest.raises(ValueError, match="-128 at flat index 7"):
         model.set_parameter("conv1.weight", bad, 0)
+    fp32 = lenet5(seed=1)
     with pytest.raises(ValueError, match="has no exponent"):
-        model.set_parameter("conv1.bias", np.zeros(6, np.float32), 0)
+        fp32.set_parameter("conv1.bias", np.zeros(6, np.float32), 0)
     with pytest.raises(TypeError, match="must be a float32 array, got int8"):
-        model.set_parameter("conv1.bias", np.zeros(6, np.int8))
+        fp32.set_parameter("conv1.bias", np.zeros(6, np.int8))
 
 
-def test_int8_model_refuses_to_run_forward_clearly():
-    with pytest.raises(ValueError, match="int8, expected float32"):
-        with_int8_conv1(-7).forward(np.zeros((1, 1, 28, 28), np.float32))
+def test_int8_model_gives_float32_logits_that_are_mantissas_times_a_power_of_two():
+    out = with_int8_conv1(-7).forward(np.random.default_rng(0).random((3, 1, 28, 28), np.float32))
+    assert out.dtype == np.float32 and out.shape == (3, 10)
+    # One power-of-two exponent e for the whole tensor: out * 2^-e are integers in [-127, 127].
+    k = next(k for k in range(-30, 31) if np.array_equal(out * 2.0**k, np.round(out * 2.0**k)))
+    assert np.abs(out * 2.0**k).max() <= 127
 
 
 @pytest.fixture
@@ -84,7 +90,8 @@ def int8_checkpoint(tmp_path):
 def test_checkpoint_round_trips_int8_mantissas_and_exponent(int8_checkpoint):
     path, saved = int8_checkpoint
     with safe_open(str(path), framework="numpy") as f:
-        assert json.loads(f.metadata()["exponents"]) == {"model.conv1.weight": -9}  # explicit, in the header
+        exponents = json.loads(f.metadata()["exponents"])  # explicit, in the header
+        assert sorted(exponents) == sorted("model." + k for k in INT8_WEIGHTS) and exponents["model.conv1.weight"] == -9
         assert f.get_tensor("model.conv1.weight").dtype == np.int8
         assert "model.conv1.weight.exponent" not in f.keys()
     tensors, _ = read_checkpoint(path)
@@ -98,14 +105,25 @@ def test_checkpoint_round_trips_int8_mantissas_and_exponent(int8_checkpoint):
 def test_a_float32_model_refuses_an_int8_checkpoint(int8_checkpoint):
     path, _ = int8_checkpoint
     tensors, _ = read_checkpoint(path)
-    with pytest.raises(CheckpointError, match="conv1.weight is int8 .* the model's is float32"):
+    with pytest.raises(CheckpointError, match="holds parameters .* the model has .*conv1.bias"):
         load_model_parameters(lenet5(seed=1), tensors, path)
+    # The same layers in FP32 without biases: the names match, the dtypes do not.
+    fp32 = build_model([[name, _fp32_twin(text)] for name, text in model_layers(lenet5(seed=1, precision="int8"))])
+    with pytest.raises(CheckpointError, match="conv1.weight is int8 .* the model's is float32"):
+        load_model_parameters(fp32, tensors, path)
+
+
+def _fp32_twin(text):
+    text = text.replace(", precision='int8'", "").replace("precision='int8'", "")
+    return text[:-1] + ", bias=False)" if text.startswith(("Conv2d", "Linear")) else text
 
 
 def _rewrite(path, exponents):
     with safe_open(str(path), framework="numpy") as f:
         metadata = dict(f.metadata())
         tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if isinstance(exponents, dict):  # changes to the file's own exponents
+        exponents = json.dumps({**json.loads(metadata["exponents"]), **exponents})
     metadata["exponents"] = exponents
     metadata["sha256"] = checksum(tensors, metadata)  # a consistent file whose exponents are wrong
     save_file(tensors, str(path), metadata=metadata)
@@ -113,10 +131,10 @@ def _rewrite(path, exponents):
 
 @pytest.mark.parametrize("exponents,match", [
     ("{}", "do not pair up"),
-    (json.dumps({"model.conv1.weight": -9, "model.conv1.bias": 0}), "do not pair up"),
-    (json.dumps({"model.conv1.weight": 1.5}), "must be an int32"),
-    (json.dumps({"model.conv1.weight": True}), "must be an int32"),
-    (json.dumps({"model.conv1.weight": 2**40}), "must be an int32"),
+    ({"model.conv1.bias": 0}, "do not pair up"),
+    ({"model.conv1.weight": 1.5}, "must be an int32"),
+    ({"model.conv1.weight": True}, "must be an int32"),
+    ({"model.conv1.weight": 2**40}, "must be an int32"),
     ("[-9]", "must be a mapping"),
     ("{not json", "damaged exponents"),
 ])
@@ -132,7 +150,7 @@ def test_a_changed_exponent_fails_the_checksum(int8_checkpoint):
     with safe_open(str(path), framework="numpy") as f:
         metadata = dict(f.metadata())
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    metadata["exponents"] = json.dumps({"model.conv1.weight": -8})
+    metadata["exponents"] = json.dumps({**json.loads(metadata["exponents"]), "model.conv1.weight": -8})
     save_file(tensors, str(path), metadata=metadata)
     with pytest.raises(CheckpointError, match="checksum"):
         read_checkpoint(path)

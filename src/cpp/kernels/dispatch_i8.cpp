@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "kernels/kernels.h"
 #include "kernels/kernels_i8.h"
 
 #if defined(__aarch64__)
@@ -71,20 +72,31 @@ std::vector<I8KernelTable> detect() {
   return levels;
 }
 
-}  // namespace
-
-std::vector<I8KernelTable> i8_kernel_tables() {
-  static const std::vector<I8KernelTable> levels = detect();
-  return levels;
+const std::vector<I8KernelTable>& all_levels() {
+  static const std::vector<I8KernelTable>* all = new std::vector<I8KernelTable>(detect());  // never freed
+  return *all;
 }
 
+// How far up its architecture's chain a level is: ref 0; avx2 (and AVX-VNNI on ymm) and neon 1; AVX-512 and
+// SDOT 2. FP32 and integer levels compare by it.
+int rank(const std::string& isa) {
+  if (isa == "ref") return 0;
+  if (isa == "avx512" || isa == "avx512_vnni" || isa == "neon_dotprod") return 2;
+  return 1;
+}
+
+}  // namespace
+
+std::vector<I8KernelTable> i8_kernel_tables() { return all_levels(); }
+
 const I8KernelTable& i8_kernels() {
-  static const I8KernelTable best = [] {
-    const auto levels = i8_kernel_tables();
-    const char* env = std::getenv("ELASTICZO_ISA");
-    return env != nullptr && std::string(env) == "ref" ? levels.front() : levels.back();
-  }();
-  return best;
+  // The best integer level at or below the active FP32 level, so ELASTICZO_ISA and set_isa() choose the integer
+  // kernels too (and the tests can run a model on every path).
+  const int want = rank(kernels().isa);
+  const std::vector<I8KernelTable>& all = all_levels();
+  for (std::size_t i = all.size(); i-- > 1;)
+    if (rank(all[i].isa) <= want) return all[i];
+  return all.front();
 }
 
 }  // namespace ez

@@ -24,7 +24,7 @@ struct I8KernelTable {
 
 // Every integer kernel level this CPU (and this build) supports, "ref" first, best last.
 std::vector<I8KernelTable> i8_kernel_tables();
-// The best of them (ELASTICZO_ISA=ref selects the reference, as for the FP32 kernels).
+// The best of them at or below the active FP32 level (kernels().isa: ELASTICZO_ISA, set_isa).
 const I8KernelTable& i8_kernels();
 
 }  // namespace ez

@@ -5,25 +5,30 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
+#include "kernels/kernels_i8.h"
 #include "kernels/workspace.h"
 
 namespace ez {
 
 Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, std::int64_t padding,
-               bool bias)
-    : in_(in_channels), out_(out_channels), k_(kernel_size), pad_(padding), bias_(bias) {
+               bool bias, Precision precision)
+    : Layer(precision), in_(in_channels), out_(out_channels), k_(kernel_size), pad_(padding), bias_(bias) {
+  if (precision == Precision::int8) check_int8_layer(repr(), bias_);
   layer_arg(repr(), "in_channels", in_, 1);
   layer_arg(repr(), "out_channels", out_, 1);
   layer_arg(repr(), "kernel_size", k_, 1);
   layer_arg(repr(), "padding", pad_, 0);
   kernel_elements(*this, "weight", {out_, in_, k_, k_});
-  params_.push_back({"weight", Tensor({out_, in_, k_, k_}, DType::f32, MemCategory::parameters), Tensor()});
-  if (bias_) params_.push_back({"bias", Tensor({out_}, DType::f32, MemCategory::parameters), Tensor()});
+  params_.push_back({"weight", Tensor({out_, in_, k_, k_}, value_dtype(), MemCategory::parameters), {}, {}});
+  if (bias_) params_.push_back({"bias", Tensor({out_}, DType::f32, MemCategory::parameters), {}, {}});
 }
 
 std::string Conv2d::repr() const {
-  return "Conv2d(" + std::to_string(in_) + ", " + std::to_string(out_) + ", kernel_size=" + std::to_string(k_) +
-         ", padding=" + std::to_string(pad_) + (bias_ ? "" : ", bias=False") + ")";
+  // INT8 layers never have a bias: their repr does not say bias=False (Python's default for them).
+  const bool say_no_bias = !bias_ && precision_ == Precision::fp32;
+  return repr_call("Conv2d", std::to_string(in_) + ", " + std::to_string(out_) + ", kernel_size=" +
+                                 std::to_string(k_) + ", padding=" + std::to_string(pad_) +
+                                 (say_no_bias ? ", bias=False" : ""));
 }
 
 Conv2dShape Conv2d::problem(const Shape& in) const {
@@ -56,25 +61,53 @@ Shape Conv2d::output_shape(const Shape& in) const {
 
 std::vector<BufferSpec> Conv2d::buffers(const Shape& in, bool backprop) const {
   const Conv2dShape s = problem(in);
+  // INT8: the integer kernels size their scratch themselves (taken outside the plan, counted as workspace).
+  if (precision_ == Precision::int8) return int8_accumulator_specs(Layer::buffers(in, backprop), in, output_shape(in),
+                                                                   backprop);
   return with_workspace(Layer::buffers(in, backprop), conv2d_fwd_workspace(s),
                         backprop ? conv2d_bwd_workspace(s, bias_) : 0);
 }
 
+void Conv2d::forward_int8(const Conv2dShape& s, const Tensor& x, Tensor& y) const {
+  const Int8Input xq(x);
+  Tensor acc = Int8Accumulators::use(acc_.forward, y.shape(), MemCategory::accumulators);
+  const Tensor& w = params_[0].value;
+  // ElasticZO-INT8 (issue 12) runs this forward at theta +- zeta without changing the stored weights: the
+  // perturbed weights are generated on the fly into the kernel's packed weight operand (the packing of `w` inside
+  // conv2d_fwd_i8), so this call is where a perturbation source would be passed down.
+  i8_kernels().conv2d_fwd_i8(s, xq.data(), w.s8(), acc.s32());
+  requantize_into(acc, kNitiRounding.activations, xq.exponent() + w.exponent(), y);
+}
+
 void Conv2d::forward(const Tensor& x, Tensor& y) const {
+  if (precision_ == Precision::int8) return forward_int8(problem(x.shape()), x, y);
   kernels().conv2d_fwd_f32(problem(x.shape()), x.f32(), params_[0].value.f32(),
                            bias_ ? params_[1].value.f32() : nullptr, y.f32());
 }
 
 void Conv2d::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {
+  if (precision_ == Precision::int8) {
+    Tensor acc = Int8Accumulators::use(acc_.backward, x.shape(), MemCategory::errors);
+    const Tensor& w = params_[0].value;
+    i8_kernels().conv2d_bwd_data_i8(problem(x.shape()), dy.s8(), w.s8(), acc.s32());
+    return requantize_into(acc, kNitiRounding.errors, dy.exponent() + w.exponent(), dx);
+  }
   kernels().conv2d_bwd_data_f32(problem(x.shape()), dy.f32(), params_[0].value.f32(), dx.f32());
 }
 
 void Conv2d::backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) {
+  if (precision_ == Precision::int8) {
+    check_int8_overwrite(repr(), accumulate);
+    const Int8Input xq(x);  // the first layer quantizes its input again: the same per-batch result
+    return i8_kernels().conv2d_bwd_weight_i8(problem(x.shape()), xq.data(), dy.s8(), params_[0].grad.s32());
+  }
   kernels().conv2d_bwd_weight_f32(problem(x.shape()), x.f32(), dy.f32(), accumulate, params_[0].grad.f32(),
                                   bias_ ? params_[1].grad.f32() : nullptr);
 }
 
 void Conv2d::init_parameters(std::uint64_t seed) {
+  if (precision_ == Precision::int8)
+    return niti_init(params_[0].value, static_cast<int>(in_ * k_ * k_), static_cast<int>(out_ * k_ * k_), seed);
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_ * k_ * k_));
   for (std::size_t i = 0; i < params_.size(); ++i)
     init_uniform(params_[i].value, bound, seed, static_cast<std::uint32_t>(i));

@@ -1,5 +1,7 @@
-// Conv2d: stride 1, zero padding, optional bias; NCHW input, weight [out][in][k][k].
+// Conv2d: stride 1, zero padding, optional bias; NCHW input, weight [out][in][k][k]. At Precision::int8 (NITI) the
+// weight is int8 mantissas with one exponent, no bias; layers/int8_layer.h says how it computes.
 #pragma once
+#include "layers/int8_layer.h"
 #include "layers/layer.h"
 
 namespace ez {
@@ -8,7 +10,7 @@ class Conv2d final : public Layer {
  public:
   // Sizes are taken as int64 so that any value a caller passes reaches the range checks and their message.
   Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, std::int64_t padding,
-         bool bias);
+         bool bias, Precision precision = Precision::fp32);
   std::string kind() const override { return "conv2d"; }
   std::string repr() const override;
   Shape output_shape(const Shape& in) const override;
@@ -17,9 +19,12 @@ class Conv2d final : public Layer {
   void backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const override;
   void backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) override;
   void init_parameters(std::uint64_t seed) override;
+  void bind_accumulator(BufferRole role, const Tensor& t) override { acc_.bind(role, t); }
 
  private:
   Conv2dShape problem(const Shape& in) const;
+  void forward_int8(const Conv2dShape& s, const Tensor& x, Tensor& y) const;
+  Int8Accumulators acc_;
   std::int64_t in_, out_, k_, pad_;  // checked at construction to fit an int
   bool bias_;
 };

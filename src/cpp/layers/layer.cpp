@@ -14,21 +14,42 @@ const char* buffer_role_name(BufferRole r) {
     case BufferRole::output_error: return "output_error";
     case BufferRole::param_grad: return "param_grad";
     case BufferRole::accumulator: return "accumulator";
+    case BufferRole::error_accumulator: return "error_accumulator";
     case BufferRole::workspace_forward: return "workspace_forward";
     case BufferRole::workspace_backward: return "workspace_backward";
   }
   return "?";
 }
 
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "int8") return Precision::int8;
+  throw std::invalid_argument("unknown precision '" + name + "' (expected 'fp32' or 'int8')");
+}
+
+const char* precision_name(Precision p) { return p == Precision::int8 ? "int8" : "fp32"; }
+
+std::string Layer::repr_call(const std::string& name, const std::string& args) const {
+  if (precision_ != Precision::int8) return name + "(" + args + ")";
+  return name + "(" + args + (args.empty() ? "" : ", ") + "precision='int8')";
+}
+
 std::vector<BufferSpec> Layer::buffers(const Shape& in, bool backprop) const {
   const Shape out = output_shape(in);
-  std::vector<BufferSpec> specs{{"output", BufferRole::output, DType::f32, out, MemCategory::activations,
+  std::vector<BufferSpec> specs{{"output", BufferRole::output, value_dtype(), out, MemCategory::activations,
                                  aliases_input()}};
   if (!backprop) return specs;
-  specs.push_back({"output_error", BufferRole::output_error, DType::f32, out, MemCategory::errors, aliases_input()});
-  for (const auto& p : params_)
-    specs.push_back({p.name + ".grad", BufferRole::param_grad, p.value.dtype(), p.value.shape(),
-                     MemCategory::gradients, false});
+  specs.push_back({"output_error", BufferRole::output_error, value_dtype(), out, MemCategory::errors,
+                   aliases_input()});
+  for (const auto& p : params_) {
+    // INT8: the int32 gradient G and the int8 step NITI's update rounds it to.
+    const bool int8 = precision_ == Precision::int8;
+    specs.push_back({p.name + ".grad", BufferRole::param_grad, int8 ? DType::s32 : p.value.dtype(),
+                     p.value.shape(), MemCategory::gradients, false});
+    if (int8)
+      specs.push_back({p.name + ".grad_rounded", BufferRole::param_grad, DType::s8, p.value.shape(),
+                       MemCategory::gradients, false});
+  }
   return specs;
 }
 

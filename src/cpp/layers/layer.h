@@ -19,6 +19,7 @@ enum class BufferRole : std::uint8_t {
   output_error,        // dL/d(output), for modules trained by backprop
   param_grad,          // dL/d(parameter)
   accumulator,         // wide integer output of an integer layer, alive during its forward (INT8)
+  error_accumulator,   // wide integer error of an integer layer's input, alive during its backward (INT8)
   workspace_forward,   // kernels' temporary space during this module's forward
   workspace_backward,  // ... during its backward (data and weight)
 };
@@ -40,8 +41,15 @@ struct BufferSpec {
 struct Param {
   std::string name;  // "weight" or "bias"
   Tensor value;      // category parameters
-  Tensor grad;       // category gradients; allocated only while the layer is trained by backprop
+  Tensor grad;       // category gradients; allocated only while the layer is trained by backprop (INT8: int32 G)
+  Tensor grad_rounded;  // INT8 only: the int8 step g that NITI's update rounds G to (SPEC §4: 5 bytes per weight)
 };
+
+// What a layer computes in: FP32, or NITI's integers (int8 mantissas with a per-tensor power-of-two exponent,
+// int32 accumulators). A model's layers all share one precision (Sequential::add checks it).
+enum class Precision : std::uint8_t { fp32, int8 };
+Precision parse_precision(const std::string& name);  // "fp32" or "int8"
+const char* precision_name(Precision p);
 
 // Held while a layer's parameters or gradient slots are used: it keeps the mutex alive even if the layer moves to
 // another lock meanwhile.
@@ -58,7 +66,13 @@ struct LayerGuard {
 // takes turns with the model's steps instead of racing them. A layer with parameters belongs to one model at most.
 class Layer : public std::enable_shared_from_this<Layer> {
  public:
+  explicit Layer(Precision precision = Precision::fp32) : precision_(precision) {}
   virtual ~Layer() = default;
+  Precision precision() const { return precision_; }
+  // INT8 layers only: the planned int32 buffers they declared with BufferRole::accumulator / error_accumulator
+  // (Sequential binds them after planning, and unbinds them with an undefined tensor). A layer used outside a
+  // model allocates its own per call.
+  virtual void bind_accumulator(BufferRole /*role*/, const Tensor& /*buffer*/) {}
   // The lock of this layer's state (its model's once it belongs to one); take it for any use of params().
   LayerGuard lock() const;
   // Makes `model_mutex` guard this layer from now on (waits until no one holds the current one); false, and
@@ -95,7 +109,12 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::optional<std::uint64_t> init_seed() const { return init_seed_; }
 
  protected:
+  // The value dtype of this layer's outputs and errors: f32, or int8 mantissas.
+  DType value_dtype() const { return precision_ == Precision::int8 ? DType::s8 : DType::f32; }
+  // "Name(args)" with ", precision='int8'" appended for an INT8 layer: the repr Python can rebuild it from.
+  std::string repr_call(const std::string& name, const std::string& args) const;
   std::vector<Param> params_;
+  Precision precision_;
 
  private:
   std::optional<std::uint64_t> init_seed_;

@@ -1,13 +1,16 @@
 // Linear: y = x W^T + b with W[out][in]. The per-point variant (PointNet's shared MLP) applies the same layer to
-// every point of x[N][points][in], i.e. a Linear over N*points rows.
+// every point of x[N][points][in], i.e. a Linear over N*points rows. At Precision::int8 (NITI): int8 weight with one
+// exponent, no bias (layers/int8_layer.h).
 #pragma once
+#include "layers/int8_layer.h"
 #include "layers/layer.h"
 
 namespace ez {
 
 class Linear final : public Layer {
  public:
-  Linear(std::int64_t in_features, std::int64_t out_features, bool bias, bool per_point);
+  Linear(std::int64_t in_features, std::int64_t out_features, bool bias, bool per_point,
+         Precision precision = Precision::fp32);
   std::string kind() const override { return per_point_ ? "point_linear" : "linear"; }
   std::string repr() const override;
   Shape output_shape(const Shape& in) const override;
@@ -16,9 +19,12 @@ class Linear final : public Layer {
   void backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const override;
   void backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) override;
   void init_parameters(std::uint64_t seed) override;
+  void bind_accumulator(BufferRole role, const Tensor& t) override { acc_.bind(role, t); }
 
  private:
   LinearShape problem(const Shape& in) const;
+  void forward_int8(const LinearShape& s, const Tensor& x, Tensor& y) const;
+  Int8Accumulators acc_;
   std::int64_t in_, out_;  // checked at construction to fit an int
   bool bias_, per_point_;
 };

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
+#include "kernels/pool/pool_ref_body.h"
 
 namespace ez {
 
@@ -18,6 +19,7 @@ void expect_nonempty(const Layer& layer, const Shape& in) {
 // Aliasing layers (in place / views) get dx sharing dy's storage; copy only if a caller passed separate buffers.
 void copy_if_distinct(const Tensor& from, Tensor& to) {
   if (from.raw() != to.raw()) std::memcpy(to.raw(), from.raw(), from.nbytes());
+  if (to.dtype() == DType::s8) to.set_exponent(from.exponent());
 }
 }  // namespace
 
@@ -35,14 +37,30 @@ std::vector<BufferSpec> ReLU::buffers(const Shape& in, bool backprop) const {
 }
 
 void ReLU::forward(const Tensor& x, Tensor& y) const {
+  if (precision_ == Precision::int8) {
+    const std::int8_t* xv = x.s8();
+    std::int8_t* yv = y.s8();
+    const int e = x.exponent();
+    for (std::int64_t i = 0; i < x.numel(); ++i) yv[i] = xv[i] > 0 ? xv[i] : std::int8_t{0};
+    return y.set_exponent(e);
+  }
   kernels().relu_fwd_f32(static_cast<std::size_t>(x.numel()), x.f32(), y.f32());
 }
 
 void ReLU::backward_data(const Tensor& /*x*/, const Tensor& y, const Tensor& dy, Tensor& dx) const {
+  if (precision_ == Precision::int8) {  // the error passes where the output (= the input) was > 0
+    const std::int8_t *yv = y.s8(), *dyv = dy.s8();
+    std::int8_t* dxv = dx.s8();
+    const int e = dy.exponent();
+    for (std::int64_t i = 0; i < y.numel(); ++i) dxv[i] = yv[i] > 0 ? dyv[i] : std::int8_t{0};
+    return dx.set_exponent(e);
+  }
   kernels().relu_bwd_f32(static_cast<std::size_t>(y.numel()), y.f32(), dy.f32(), dx.f32());
 }
 
-MaxPool2d::MaxPool2d(std::int64_t kernel_size) : k_(kernel_size) { layer_arg(repr(), "kernel_size", k_, 1); }
+MaxPool2d::MaxPool2d(std::int64_t kernel_size, Precision precision) : Layer(precision), k_(kernel_size) {
+  layer_arg(repr(), "kernel_size", k_, 1);
+}
 
 Pool2dShape MaxPool2d::problem(const Shape& in) const {
   expect_rank(*this, in, 4, "(N, C, H, W)");
@@ -60,10 +78,18 @@ Shape MaxPool2d::output_shape(const Shape& in) const {
 }
 
 void MaxPool2d::forward(const Tensor& x, Tensor& y) const {
+  if (precision_ == Precision::int8) {
+    maxpool2d_fwd_ref(problem(x.shape()), x.s8(), y.s8());
+    return y.set_exponent(x.exponent());
+  }
   kernels().maxpool2d_fwd_f32(problem(x.shape()), x.f32(), y.f32());
 }
 
 void MaxPool2d::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const {
+  if (precision_ == Precision::int8) {
+    maxpool2d_bwd_ref(problem(x.shape()), x.s8(), y.s8(), dy.s8(), dx.s8());
+    return dx.set_exponent(dy.exponent());
+  }
   kernels().maxpool2d_bwd_f32(problem(x.shape()), x.f32(), y.f32(), dy.f32(), dx.f32());
 }
 
@@ -92,10 +118,18 @@ Shape PointMaxPool::output_shape(const Shape& in) const {
 }
 
 void PointMaxPool::forward(const Tensor& x, Tensor& y) const {
+  if (precision_ == Precision::int8) {
+    point_maxpool_fwd_ref(problem(x.shape()), x.s8(), y.s8());
+    return y.set_exponent(x.exponent());
+  }
   kernels().point_maxpool_fwd_f32(problem(x.shape()), x.f32(), y.f32());
 }
 
 void PointMaxPool::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const {
+  if (precision_ == Precision::int8) {
+    point_maxpool_bwd_ref(problem(x.shape()), x.s8(), y.s8(), dy.s8(), dx.s8());
+    return dx.set_exponent(dy.exponent());
+  }
   kernels().point_maxpool_bwd_f32(problem(x.shape()), x.f32(), y.f32(), dy.f32(), dx.f32());
 }
 

@@ -81,6 +81,7 @@ MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const 
   for (std::size_t i = 0; i < n; ++i) {
     const bool bp = i >= bp_first;
     for (const BufferSpec& spec : layers[i]->buffers(s, bp)) {
+      if (spec.role == BufferRole::error_accumulator && i == bp_first) continue;  // propagates no error
       PlannedBuffer b{names[i] + "." + spec.name, spec.role, i, spec.dtype, spec.shape, spec.category,
                       spec_bytes(spec), 0, 0};
       switch (spec.role) {
@@ -105,6 +106,7 @@ MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const 
         case BufferRole::workspace_forward:
           b.first_op = b.last_op = fwd(i);
           break;
+        case BufferRole::error_accumulator:
         case BufferRole::workspace_backward:
           b.first_op = b.last_op = bwd(i);
           break;

@@ -18,6 +18,15 @@ void Sequential::add(const std::string& name, std::shared_ptr<Layer> layer) {
     if (n == name) throw std::invalid_argument("Sequential: duplicate module name '" + name + "'");
   if (name.empty() || name.find('.') != std::string::npos)
     throw std::invalid_argument("Sequential: module name must be non-empty and without '.', got '" + name + "'");
+  if (!layers_.empty() && layer->precision() != precision())
+    throw std::invalid_argument("Sequential: " + layer->repr() + " (module '" + name + "') computes in " +
+                                precision_name(layer->precision()) + ", the model's modules in " +
+                                precision_name(precision()) + "; a model has one precision");
+  // An INT8 model quantizes its float input per batch in its first layer (NITI), which must therefore be a
+  // Conv2d or (Point)Linear.
+  if (layers_.empty() && layer->precision() == Precision::int8 && layer->params().empty())
+    throw std::invalid_argument("Sequential: an int8 model must start with an int8 Conv2d or Linear, which "
+                                "quantizes the float input; got " + layer->repr() + " (module '" + name + "')");
   // The model owns its parameters' memory from now on: the tracker counts them under this model.
   for (auto& prm : layer->params()) {
     const auto& st = prm.value.storage();
@@ -106,8 +115,11 @@ void Sequential::free_buffers() {
   errs_.clear();
   ws_fwd_.clear();
   ws_bwd_.clear();
-  for (auto& l : layers_)
-    for (auto& prm : l->params()) prm.grad = Tensor();
+  for (auto& l : layers_) {
+    for (auto& prm : l->params()) prm.grad = prm.grad_rounded = Tensor();
+    l->bind_accumulator(BufferRole::accumulator, Tensor());
+    l->bind_accumulator(BufferRole::error_accumulator, Tensor());
+  }
   arenas_.clear();
   bwd_first_ = layers_.size();
 }
@@ -153,10 +165,13 @@ const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) 
       case BufferRole::output_error: errs_[pb.module] = t; break;
       case BufferRole::workspace_forward: ws_fwd_[pb.module] = t; break;
       case BufferRole::workspace_backward: ws_bwd_[pb.module] = t; break;
-      case BufferRole::accumulator: break;  // integer layers (next issues) take theirs from the plan
+      case BufferRole::accumulator:
+      case BufferRole::error_accumulator: layers_[pb.module]->bind_accumulator(pb.role, t); break;
       case BufferRole::param_grad:
-        for (auto& prm : layers_[pb.module]->params())
+        for (auto& prm : layers_[pb.module]->params()) {
           if (pb.name == names_[pb.module] + "." + prm.name + ".grad") prm.grad = t;
+          if (pb.name == names_[pb.module] + "." + prm.name + ".grad_rounded") prm.grad_rounded = t;
+        }
         break;
     }
   }

@@ -33,6 +33,8 @@ class Sequential {
   Layer& layer(std::size_t i) { return *layers_.at(i); }
   const std::string& name(std::size_t i) const { return names_.at(i); }
 
+  // The precision of every module (fp32 for an empty model).
+  Precision precision() const { return layers_.empty() ? Precision::fp32 : layers_.front()->precision(); }
   int num_param_layers() const { return static_cast<int>(param_modules_.size()); }
   // Module index where parameter layer p starts; p == num_param_layers() gives size() (nothing left).
   std::size_t first_module(int p) const;

@@ -14,9 +14,16 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
     : model_(std::move(model)),
       cfg_(config),
       opt_(config.optimizer, config.adam),
-      policy_({config.eps, config.lr_zo, config.lr_bp, config.grad_clip}, opt_) {
+      fp32_({config.eps, config.lr_zo, config.lr_bp, config.grad_clip}, opt_) {
   if (!model_) throw std::invalid_argument("ElasticZO: model is null");
   const auto guard = model_->lock();
+  precision_ = model_->precision();
+  policy_ = precision_ == Precision::int8 ? static_cast<ZoPolicy*>(&int8_) : &fp32_;
+  if (precision_ == Precision::int8 && cfg_.zo_layers != 0)
+    throw std::invalid_argument("an int8 model trains by NITI backprop only for now (zo_layers 0, method full-bp); "
+                                "ElasticZO-INT8's integer ZO part is not built yet");
+  if (precision_ == Precision::int8 && cfg_.optimizer != OptimizerKind::sgd)
+    throw std::invalid_argument("an int8 model is updated by NITI's integer rule: optimizer must be 'sgd'");
   const int layers = model_->num_param_layers();
   if (cfg_.zo_layers < 0 || cfg_.zo_layers > layers)
     throw std::invalid_argument("zo_layers must be in [0, " + std::to_string(layers) + "] for this model, got " +
@@ -41,22 +48,27 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
   }
   const MemoryOwnerScope scope(model_->memory_owner());
   opt_.attach(bp_params);
+  int8_.attach(bp_params);
 }
+
+void ElasticZO::set_gradient_bits(int mu) { int8_.set_gradient_bits(mu); }
 
 void ElasticZO::set_learning_rates(float lr_zo, float lr_bp) {
   if (!(lr_zo >= 0.0f && std::isfinite(lr_zo)) || !(lr_bp >= 0.0f && std::isfinite(lr_bp)))
     throw std::invalid_argument("learning rates must be finite and >= 0");
   cfg_.lr_zo = lr_zo;
   cfg_.lr_bp = lr_bp;
-  policy_.set_learning_rates(lr_zo, lr_bp);
+  fp32_.set_learning_rates(lr_zo, lr_bp);
 }
 
 void ElasticZO::apply_zo_update(std::uint64_t step, float coefficient) {
   const auto guard = model_->lock();
   if (!std::isfinite(coefficient))
     throw std::invalid_argument("ZO update coefficient of step " + std::to_string(step) + " is not finite");
+  if (precision_ != Precision::fp32)
+    throw std::invalid_argument("apply_zo_update replays FP32 Gaussian SPSA updates; this model is int8");
   ScopedPhase timer(times_, Phase::zo_update);
-  policy_.apply(zo_slices_, step_key(cfg_.seed, step), coefficient);
+  fp32_.apply(zo_slices_, step_key(cfg_.seed, step), coefficient);
 }
 
 namespace {
@@ -96,7 +108,7 @@ void ElasticZO::backward(const Tensor& x, bool accumulate) {
 
 float ElasticZO::loss(const Tensor& labels, float grad_scale) {
   ScopedPhase timer(times_, Phase::loss);
-  return policy_.loss(*model_, labels, grad_scale);
+  return policy_->loss(*model_, labels, grad_scale);
 }
 
 StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
@@ -124,7 +136,8 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
 
   StepStats st{};
   const std::uint64_t step = steps_;
-  ZoExcursion zo{policy_, zo_slices_, step_key(cfg_.seed, step), times_};
+  ZoExcursion zo{*policy_, zo_slices_, step_key(cfg_.seed, step), times_};
+  policy_->start_step(zo.key);
   if (!has_zo) {
     forward(x);
     st.loss = st.loss_plus = st.loss_minus = loss(labels, 1.0f);
@@ -140,9 +153,9 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
       {
         ScopedPhase timer(times_, Phase::zo_perturb);
         if (point == ZoPoint::plus)
-          policy_.to_plus(zo_slices_, zo.key);
+          policy_->to_plus(zo_slices_, zo.key);
         else
-          policy_.to_minus(zo_slices_, zo.key);
+          policy_->to_minus(zo_slices_, zo.key);
         zo.at = point;
       }
       forward(x);
@@ -153,13 +166,13 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
     };
     st.loss_plus = pass(ZoPoint::plus);
     st.loss_minus = pass(ZoPoint::minus);
-    st.projected_grad = policy_.projected_grad(st.loss_plus, st.loss_minus);
+    st.projected_grad = policy_->projected_grad(st.loss_plus, st.loss_minus);
     if (!std::isfinite(st.projected_grad))
       throw not_finite("projected gradient", step, "set grad_clip or raise eps");
     st.loss = 0.5f * (st.loss_plus + st.loss_minus);
     {
       ScopedPhase timer(times_, Phase::zo_update);
-      policy_.update(zo_slices_, zo.key, st.projected_grad);
+      policy_->update(zo_slices_, zo.key, st.projected_grad);
       zo.at = ZoPoint::updated;
       zo.projected_grad = st.projected_grad;
     }
@@ -172,7 +185,7 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
   }
   if (has_bp) {
     ScopedPhase timer(times_, Phase::optimizer);
-    policy_.update_backprop();
+    policy_->update_backprop();
   }
   zo.at = ZoPoint::center;  // the step is complete: its weights stay
   ++steps_;

@@ -1,14 +1,15 @@
 // ElasticZO (Algorithm 1, SPEC §3): parameter layers [0, C) are trained by zeroth-order SPSA with a perturbation
 // regenerated from a per-step key, never stored; layers [C, L) by backprop. C = L is Full ZO, C = 0 Full BP.
 // One step() is one minibatch, entirely in C++. The step is a skeleton shared by every precision (partition, seed
-// streams, step key, phases, the restore that always happens) over a numeric policy (train/zo_policy.h): FP32
-// Gaussian SPSA today.
+// streams, step key, phases, the restore that always happens) over a numeric policy (train/zo_policy.h), chosen by
+// the model's precision: FP32 Gaussian SPSA, or INT8 NITI backprop (Full BP until ElasticZO-INT8 lands).
 #pragma once
 #include <cstdint>
 #include <memory>
 
 #include "model/sequential.h"
 #include "train/fp32_spsa.h"
+#include "train/int8_niti.h"
 #include "train/optimizer.h"
 #include "train/phase_timer.h"
 #include "train/zo_policy.h"
@@ -50,6 +51,10 @@ class ElasticZO {
   void apply_zo_update(std::uint64_t step, float coefficient);
   const ElasticZOConfig& config() const { return cfg_; }
   void set_learning_rates(float lr_zo, float lr_bp);
+  // INT8: NITI's gradient bit-width mu, its learning rate (the trainer follows niti_mu_for_epoch).
+  void set_gradient_bits(int mu);
+  int gradient_bits() const { return int8_.gradient_bits(); }
+  Precision precision() const { return precision_; }
   std::uint64_t steps_done() const { return steps_; }
   void set_steps_done(std::uint64_t n) { steps_ = n; }  // resume: the next step draws the same z as before
   Optimizer& optimizer() { return opt_; }
@@ -67,7 +72,10 @@ class ElasticZO {
   std::shared_ptr<Sequential> model_;
   ElasticZOConfig cfg_;
   Optimizer opt_;
-  Fp32Spsa policy_;
+  Precision precision_;
+  Fp32Spsa fp32_;
+  Int8Niti int8_;
+  ZoPolicy* policy_;  // fp32_ or int8_
   std::vector<ZoSlice> zo_slices_;  // the ZO part and its seed streams, fixed at construction
   std::size_t bp_first_;  // first module of the backprop part (size() when C = L)
   // The model's module count at construction: the partition, seed streams and optimizer state are built from it,

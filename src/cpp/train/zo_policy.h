@@ -26,6 +26,8 @@ enum class ZoPoint { center, plus, minus, updated };
 class ZoPolicy {
  public:
   virtual ~ZoPolicy() = default;
+  // The key of the step about to run (its perturbation, and any draws the policy makes during the step).
+  virtual void start_step(PhiloxKey /*key*/) {}
   // Moves the ZO weights (`slices`) along the perturbation of `key`: center -> plus, then plus -> minus.
   virtual void to_plus(const std::vector<ZoSlice>& slices, PhiloxKey key) = 0;
   virtual void to_minus(const std::vector<ZoSlice>& slices, PhiloxKey key) = 0;

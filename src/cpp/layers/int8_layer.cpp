@@ -1,0 +1,76 @@
+// Integer layer helpers (layers/int8_layer.h) over the dispatched integer kernels.
+#include "layers/int8_layer.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "kernels/kernels_i8.h"
+
+namespace ez {
+
+Int8Input::Int8Input(const Tensor& x) {
+  if (x.dtype() == DType::s8) {
+    data_ = x.s8();
+    exponent_ = x.exponent();
+    return;
+  }
+  const auto n = static_cast<std::size_t>(x.numel());
+  quantized_.emplace(n);
+  exponent_ = quantize_input(n, x.f32(), quantized_->data());
+  data_ = quantized_->data();
+}
+
+Tensor Int8Accumulators::use(const Tensor& bound, const Shape& shape, MemCategory category) {
+  if (bound.defined() && bound.shape() == shape) return bound;
+  return Tensor(shape, DType::s32, category);
+}
+
+std::vector<BufferSpec> int8_accumulator_specs(std::vector<BufferSpec> specs, const Shape& in, const Shape& out,
+                                               bool backprop) {
+  specs.push_back({"accumulator", BufferRole::accumulator, DType::s32, out, MemCategory::accumulators});
+  if (backprop)
+    specs.push_back({"input_error.accumulator", BufferRole::error_accumulator, DType::s32, in, MemCategory::errors});
+  return specs;
+}
+
+void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor& y) {
+  const I8KernelTable& k = i8_kernels();
+  const auto n = static_cast<std::size_t>(acc.numel());
+  const int s = std::max(0, range_bits(k.max_abs_i32(n, acc.s32())) - 7);
+  k.round_shift_i8(n, acc.s32(), s, mode, DrawStream{}, y.s8());
+  y.set_exponent(base_exponent + s);
+}
+
+void niti_update_param(Param& p, int mu) {
+  if (mu < 0 || mu > 7) throw std::invalid_argument("gradient bit-width mu must be in [0, 7], got " + std::to_string(mu));
+  const I8KernelTable& k = i8_kernels();
+  const auto n = static_cast<std::size_t>(p.value.numel());
+  const std::int32_t* grad = p.grad.s32();
+  const int b = range_bits(k.max_abs_i32(n, grad));
+  if (b == 0) return;  // a zero gradient moves nothing
+  // s < 1: |G| < 2^mu <= 128 is taken as it is (round_shift by 0 only clips, and nothing needs clipping).
+  std::int8_t* g = p.grad_rounded.s8();
+  k.round_shift_i8(n, grad, std::max(0, b - mu), kNitiRounding.weight_grads, DrawStream{}, g);
+  std::int8_t* w = p.value.s8();
+  for (std::size_t i = 0; i < n; ++i)
+    w[i] = static_cast<std::int8_t>(std::clamp(w[i] - g[i], -kMantissaMax, kMantissaMax));
+}
+
+void check_int8_layer(const std::string& repr, bool bias) {
+  if (bias)
+    throw std::invalid_argument(repr + ": int8 layers have no bias (NITI); build it with bias=False");
+}
+
+void check_int8_overwrite(const std::string& repr, bool accumulate) {
+  if (accumulate)
+    throw std::invalid_argument(repr + ": int8 weight gradients are taken from one pass (NITI); accumulating "
+                                "passes is not supported");
+}
+
+void niti_init(Tensor& w, int fan_in, int fan_out, std::uint64_t seed) {
+  const PhiloxKey key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
+  w.set_exponent(niti_init_weights(fan_in, fan_out, static_cast<std::size_t>(w.numel()), WeightInit::xavier_normal,
+                                   key, 0, w.s8()));
+}
+
+}  // namespace ez

@@ -1,0 +1,65 @@
+// The integer (NITI) side shared by Conv2d and Linear at Precision::int8 (shared/docs/NITI.md): int8 x int8 -> int32
+// accumulation by the dispatched *_i8 kernels, then requantization (s = range - 7, rounding on sign and magnitude,
+// e_out = e_in + e_w + s). The model's first layer quantizes its float input per batch.
+#pragma once
+#include <optional>
+
+#include "int8/rules.h"
+#include "layers/layer.h"
+#include "memory/tracker.h"
+
+namespace ez {
+
+// The rounding of each tensor class: NITI's first commit (the LeNet/MNIST code the paper builds on). Activations,
+// errors and weight gradients use draw-free schemes there, so the layers need no random draws; only the loss
+// gradient (stochastic) draws, from the step key (train/int8_niti.cpp).
+inline constexpr RoundingPolicy kNitiRounding{};
+
+// The int8 mantissas of a layer input: x itself, or a float x (the model input reaching its first layer)
+// quantized per batch into scratch memory (NITI: b = range of the batch, e = b - 7).
+class Int8Input {
+ public:
+  explicit Int8Input(const Tensor& x);
+  const std::int8_t* data() const { return data_; }
+  int exponent() const { return exponent_; }
+
+ private:
+  std::optional<ScratchBuffer<std::int8_t>> quantized_;
+  const std::int8_t* data_;
+  int exponent_;
+};
+
+// The int32 buffers a layer declares with BufferRole::accumulator (its forward's sums) and error_accumulator (the
+// error it propagates, before requantization). Planned and bound by Sequential; a layer used on its own (no plan)
+// gets a buffer of its own per call.
+struct Int8Accumulators {
+  Tensor forward, backward;
+  void bind(BufferRole role, const Tensor& t) { (role == BufferRole::accumulator ? forward : backward) = t; }
+  static Tensor use(const Tensor& bound, const Shape& shape, MemCategory category);
+};
+
+// The specs an INT8 Conv2d / Linear adds to the default ones: the int32 output accumulator, and with backprop
+// the int32 error of its input (the planner drops it for the first backprop layer, which propagates none).
+std::vector<BufferSpec> int8_accumulator_specs(std::vector<BufferSpec> specs, const Shape& in, const Shape& out,
+                                               bool backprop);
+
+// y = acc requantized with `mode` (s = max(0, range(acc) - 7)); y's exponent = base_exponent + s.
+void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor& y);
+
+// NITI's weight update of one parameter from its int32 gradient G (p.grad): g = G rounded to mu bits (into
+// p.grad_rounded, with the weight-gradient rounding), w <- clip(w - g, +-127). Bit-identical to
+// niti_weight_update (int8/rules.h), vectorized through the requantization kernels.
+void niti_update_param(Param& p, int mu);
+
+// INT8 layers hold int8 weights with an exponent and no bias (NITI); std::invalid_argument naming the layer
+// for a bias.
+void check_int8_layer(const std::string& repr, bool bias);
+
+// INT8 weight gradients overwrite: NITI takes one gradient per step (Full BP). Accumulating two passes' int32
+// gradients (ElasticZO's mean of the +/- passes) has no NITI rule yet: std::invalid_argument naming the layer.
+void check_int8_overwrite(const std::string& repr, bool accumulate);
+
+// NITI's initialization of an int8 weight (Xavier normal, the first commit) from the layer's seed; sets its exponent.
+void niti_init(Tensor& w, int fan_in, int fan_out, std::uint64_t seed);
+
+}  // namespace ez
