@@ -85,12 +85,12 @@ def analytic_model(model, input_shape, zo_layers: int, precision: str = "fp32", 
     return _bytes_dict(m)
 
 
-def _resolve(model, num_classes, seed):
+def _resolve(model, num_classes, seed, precision="fp32"):
     if isinstance(model, str):
         if model not in models.MODELS:
             raise ValueError(f"unknown model {model!r}; choose one of {', '.join(sorted(models.MODELS))}")
         classes = NUM_CLASSES[model] if num_classes is None else num_classes
-        return models.build(model, classes, seed=seed), INPUT_SHAPES[model], classes
+        return models.build(model, classes, seed=seed, precision=precision), INPUT_SHAPES[model], classes
     return model, None, num_classes
 
 
@@ -109,7 +109,7 @@ def planned_bytes(model, input_shape, zo_layers: int, memory_plan: str, optimize
     _check_choice(memory_plan, MEMORY_PLANS, "memory plan")
     plan = model.plan(list(input_shape), zo_layers, memory_plan)["bytes"]
     rows = _modules(model, input_shape)
-    plan["parameters"] = 4 * sum(r[1].num_params for r in rows)
+    plan["parameters"] = _BYTES_PER_VALUE[model.precision] * sum(r[1].num_params for r in rows)
     if optimizer == "adam":
         plan["optimizer"] = 2 * 4 * sum(r[1].num_params for r in rows if r[5] is not None and r[5] >= zo_layers)
     return _bytes_dict(plan)
@@ -118,23 +118,32 @@ def planned_bytes(model, input_shape, zo_layers: int, memory_plan: str, optimize
 def measure_step(model, input_shape, zo_layers: int, memory_plan: str, num_classes: int, optimizer: str = "sgd",
                  seed: int = 0) -> dict:
     """Peak bytes per category of `model`'s memory while one real ElasticZO step (random inputs and labels) runs
-    with that partition and plan, as the memory tracker counts them. The model's parameters are put back after."""
+    with that partition and plan, as the memory tracker counts them. The model's parameters are put back after.
+    INT8 trains by backprop only so far: its Full ZO is measured by a forward pass (see _measured_by), and a
+    partition with both parts raises NotImplementedError."""
     _check_choice(memory_plan, MEMORY_PLANS, "memory plan")
+    int8_zo = model.precision == "int8" and zo_layers > 0
+    if int8_zo and zo_layers < model.num_param_layers:
+        raise NotImplementedError(_NOT_MEASURABLE)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(tuple(input_shape), dtype=np.float32)
     y = rng.integers(0, num_classes, size=input_shape[0]).astype(np.int32)
     saved = model.state_dict()
     model.release_buffers()  # buffers of an earlier plan would count in this step's peak
     try:
-        trainer = _core.ElasticZO(model, zo_layers, **{**_core.default_config(), "optimizer": optimizer, "seed": seed},
-                                  memory_plan=memory_plan)
-        model.reset_peak_memory()
-        trainer.step(x, y)
+        if int8_zo:
+            model.memory_plan = memory_plan
+            model.reset_peak_memory()
+            model.forward(x)
+        else:
+            trainer = _core.ElasticZO(model, zo_layers, **{**_core.default_config(), "optimizer": optimizer,
+                                                           "seed": seed}, memory_plan=memory_plan)
+            model.reset_peak_memory()
+            trainer.step(x, y)
+            del trainer
         peak = model.memory_stats()["peak"]
-        del trainer
     finally:
-        for name, value in saved.items():
-            model.set_parameter(name, value)
+        model.load_state_dict(saved)
         model.release_buffers()
     return {c: peak[c] for c in CATEGORIES} | {"total": peak["total"]}
 
@@ -149,12 +158,14 @@ def memory_report(model="lenet5", batch_size: int = 32, method=None, *, zo_layer
     _check_choice(memory_plan, MEMORY_PLANS, "memory plan")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    net, sample_shape, classes = _resolve(model, num_classes, seed)
+    net, sample_shape, classes = _resolve(model, num_classes, seed, precision)
     sample_shape = tuple(input_shape) if input_shape is not None else sample_shape
     if sample_shape is None or classes is None:
         raise ValueError("for a custom model give input_shape (one sample's shape) and num_classes")
     if method is None and zo_layers is None:
         method = "zo-feat-cls1"
+    if net.precision != precision:
+        raise ValueError(f"precision {precision!r} but the model computes in {net.precision!r}")
     c = _partition(net, method, zo_layers)
     shape = (batch_size, *sample_shape)
     report = {
@@ -164,13 +175,24 @@ def memory_report(model="lenet5", batch_size: int = 32, method=None, *, zo_layer
                    "isa": _core.active_isa()},
         "model": analytic_model(net, shape, c, precision, optimizer),
     }
-    if precision != "fp32":
-        raise NotImplementedError(f"{precision} training is not yet available: the analytic model is "
-                                  f"{report['model']['total']} bytes, but there is no {precision} engine to plan "
-                                  "and measure a step")
     report["planned"] = planned_bytes(net, shape, c, memory_plan, optimizer)
-    report["measured"] = measure_step(net, shape, c, memory_plan, classes, optimizer, seed)
+    how = _measured_by(net, c)
+    report["measured"] = None if how is None else measure_step(net, shape, c, memory_plan, classes, optimizer, seed)
+    report["config"]["measured_by"] = how or _NOT_MEASURABLE
     return report
+
+
+_NOT_MEASURABLE = ("not measured: an int8 step with both a ZO and a backprop part needs the INT8 ZO trainer "
+                   "(ElasticZO-INT8), not built yet; the model and the plan are given")
+
+
+def _measured_by(model, zo_layers):
+    """How measure_step measures this partition: a training step, or (INT8 Full ZO, whose ZO trainer is not built
+    yet) a forward pass, which allocates everything a ZO step does (it moves the weights in place); None when it
+    cannot yet (INT8 with both parts)."""
+    if model.precision == "int8" and zo_layers > 0:
+        return "forward pass" if zo_layers == model.num_param_layers else None
+    return "training step"
 
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30,
@@ -237,8 +259,8 @@ def plot_methods(reports: dict, path) -> None:
     for k, source in enumerate(("model", "measured")):
         bottom = np.zeros(len(methods))
         xs = np.arange(len(methods)) + (k - 0.5) * 0.38
-        for j, cat in enumerate(CATEGORIES):
-            heights = np.array([reports[m][source][cat] for m in methods]) / 2**20
+        for j, cat in enumerate(CATEGORIES):  # an unmeasured step (None) has no bar
+            heights = np.array([(reports[m][source] or {}).get(cat, 0) for m in methods]) / 2**20
             ax.bar(xs, heights, 0.36, bottom=bottom, color=colors[j], hatch="//" if source == "model" else None,
                    edgecolor="white", label=cat if k == 1 and heights.any() else None)
             bottom += heights

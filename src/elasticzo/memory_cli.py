@@ -15,7 +15,8 @@ def add_memory_args(p):
     p.add_argument("--zo-layers", type=int, default=None,
                    help="partition point C, instead of --method (default: given by --method)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
-                   help="number format (default: fp32; int8 is not yet available)")
+                   help="number format: fp32, or int8 (NITI; SPEC §4's Eqs. 13-15; a step with both a ZO and a "
+                        "backprop part is not measured yet) (default: fp32)")
     p.add_argument("--memory-plan", default=None, choices=["static", "lifetime"],
                    help="static: every buffer for the whole step (the paper's model); lifetime: buffers whose "
                         "lifetimes do not overlap share memory (default: lifetime)")
@@ -35,12 +36,18 @@ def _table(report) -> str:
     lines = [f"{cfg['model']}, batch {cfg['batch_size']}, {cfg['method']} (C={cfg['zo_layers']}), "
              f"{cfg['precision']}, {cfg['memory_plan']} plan, {cfg['threads']} threads, {cfg['isa']}",
              f"{'bytes':<14}{'model (SPEC §4)':>18}{'planned':>14}{'measured':>14}"]
+    measured = report["measured"] or {}
+    cell = lambda src, key, w: (f"{report[src][key]:>{w},}" if src != "measured" else  # noqa: E731
+                                f"{measured[key]:>{w},}" if measured else f"{'–':>{w}}")
     for key in (*CATEGORIES, "total"):
-        lines.append(f"{key:<14}" + "".join(f"{report[src][key]:>{w},}" for src, w in
+        lines.append(f"{key:<14}" + "".join(cell(src, key, w) for src, w in
                                             (("model", 18), ("planned", 14), ("measured", 14))))
-    mib = {src: report[src]["total"] / 2**20 for src in ("model", "planned", "measured")}
-    lines.append(f"{'total MiB':<14}{mib['model']:>18.2f}{mib['planned']:>14.2f}{mib['measured']:>14.2f}")
+    mib = {src: report[src]["total"] / 2**20 for src in ("model", "planned")}
+    lines.append(f"{'total MiB':<14}{mib['model']:>18.2f}{mib['planned']:>14.2f}" +
+                 (f"{measured['total'] / 2**20:>14.2f}" if measured else f"{'–':>14}"))
     lines.append("The model counts no workspace (kernels' temporary space): it is listed on its own.")
+    if cfg["measured_by"] != "training step":
+        lines.append(f"Measured by: {cfg['measured_by']}.")
     return "\n".join(lines)
 
 

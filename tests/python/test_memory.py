@@ -103,9 +103,37 @@ def test_int8_model_equations_give_the_papers_ratios():
         assert shows_as(100 * (int8[3] - int8[5]) / int8[5], cls1_pct)
 
 
-def test_int8_report_is_not_yet_available():
-    with pytest.raises(NotImplementedError, match="not yet available"):
-        memory.memory_report("lenet5", 32, "full-zo", precision="int8")
+def test_int8_model_is_the_equations_model(tmp_path):
+    # The real INT8 LeNet-5 gives the same analytic figures as the bias-free FP32 shape above.
+    net, shape = elasticzo.models.lenet5(precision="int8"), (32, 1, 28, 28)
+    for c in (0, 3, 4, 5):
+        assert memory.analytic_model(net, shape, c, "int8") == memory.analytic_model(lenet5_int8_shape(), shape, c,
+                                                                                     "int8")
+
+
+@pytest.mark.parametrize("batch,ratio", [(32, 1.60), (256, 1.46)])
+def test_int8_full_zo_measured_reproduces_the_papers_ratio(batch, ratio):
+    fp32 = memory.memory_report("lenet5", batch, "full-zo", memory_plan="static")
+    int8 = memory.memory_report("lenet5", batch, "full-zo", precision="int8", memory_plan="static")
+    assert int8["config"]["measured_by"] == "forward pass"
+    for source in ("planned", "measured"):  # the model plus the kernels' workspace, category by category
+        for cat in memory.CATEGORIES:
+            if cat != "workspace":
+                assert int8[source][cat] == int8["model"][cat], (source, cat)
+    assert shows_as(fp32["model"]["total"] / int8["model"]["total"], ratio)
+    measured = [r["measured"]["total"] - r["measured"]["workspace"] for r in (fp32, int8)]
+    assert shows_as(measured[0] / measured[1], ratio)
+
+
+def test_int8_full_bp_measured_from_a_real_step_is_the_model_plus_workspace():
+    r = memory.memory_report("lenet5", 32, "full-bp", precision="int8", memory_plan="static")
+    assert r["config"]["measured_by"] == "training step"
+    for cat in memory.CATEGORIES:
+        if cat != "workspace":
+            assert r["measured"][cat] == r["model"][cat], cat
+    assert r["measured"]["accumulators"] > 0 and r["measured"]["gradients"] == 5 * 107550
+    mixed = memory.memory_report("lenet5", 32, "zo-feat-cls1", precision="int8")
+    assert mixed["measured"] is None and "not measured" in mixed["config"]["measured_by"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -189,8 +217,10 @@ def test_memory_command_json_and_plot(tmp_path, lenet_reports):
 
 
 def test_memory_command_int8_and_bad_options_fail_clearly():
-    proc = cli("memory", "--precision", "int8", check=False)
-    assert proc.returncode == 2 and "not yet available" in proc.stderr
+    out = json.loads(cli("memory", "--precision", "int8", "--method", "full-zo", "--json").stdout)
+    assert out["config"]["precision"] == "int8" and out["measured"]["parameters"] == 107550
+    table = cli("memory", "--precision", "int8").stdout  # Cls1: model and plan, no measurement yet
+    assert "not measured" in table and "–" in table
     proc = cli("memory", "--method", "full-zo", "--zo-layers", "2", check=False)
     assert proc.returncode == 2 and "not both" in proc.stderr
 
