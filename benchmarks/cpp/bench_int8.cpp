@@ -64,6 +64,17 @@ void add_conv(std::vector<Op>& ops, const std::string& name, const ez::Conv2dSha
                    t.conv2d_fwd_f32(s, xf->data(), wf->data(), nullptr, yf->data());
                  },
                  [=](const ez::I8KernelTable& t) { t.conv2d_fwd_i8(s, xi->data(), wi->data(), acc->data()); }});
+  // The input as a model's inner conv sees it: after a ReLU (and a max-pool), every value >= 0 (AVX2 then takes
+  // vpmaddubsw). The FP32 kernel's speed does not depend on signs; it gets the same values.
+  auto xi_pos = std::make_shared<std::vector<std::int8_t>>(*xi);
+  auto xf_pos = std::make_shared<std::vector<float>>(*xf);
+  for (auto& v : *xi_pos) v = static_cast<std::int8_t>(v < 0 ? -v : v);
+  for (auto& v : *xf_pos) v = v < 0.f ? -v : v;
+  ops.push_back({name + " fwd, input >= 0", n_ops,
+                 [=](const ez::KernelTable& t) {
+                   t.conv2d_fwd_f32(s, xf_pos->data(), wf->data(), nullptr, yf->data());
+                 },
+                 [=](const ez::I8KernelTable& t) { t.conv2d_fwd_i8(s, xi_pos->data(), wi->data(), acc->data()); }});
   if (!all) return;
   ops.push_back({name + " bwd_data", n_ops,
                  [=](const ez::KernelTable& t) {

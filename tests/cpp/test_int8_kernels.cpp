@@ -99,13 +99,19 @@ TEST(Int8Kernels, Conv2dMatchesReference) {
                                 {2, 1, 28, 28, 6, 5, 2}, {1, 2, 9, 17, 5, 3, 0}, {2, 5, 6, 6, 3, 5, 3},
                                 {1, 3, 4, 4, 2, 5, 0},   {5, 2, 3, 33, 17, 3, 1}};
   for (const Conv2dShape& s : shapes) {
-    for (bool extreme : {false, true}) {
+    // Random, +-127 (x = +127: the largest non-negative sums), and a random non-negative x (post-ReLU inputs, for
+    // which the AVX2 forward takes its vpmaddubsw path).
+    for (int mode : {0, 1, 2}) {
+      const bool extreme = mode == 1;
       const long xs = static_cast<long>(s.n) * s.c_in * s.h * s.w, ws = static_cast<long>(s.c_out) * s.c_in * s.k * s.k;
       const long ys = static_cast<long>(s.n) * s.c_out * std::max(0, s.out_h()) * std::max(0, s.out_w());
-      const I8 x = random_i8(xs, 3, extreme), w = random_i8(ws, 5, extreme), dy = random_i8(ys, 7, extreme);
+      I8 x = random_i8(xs, 3, extreme);
+      const I8 w = random_i8(ws, 5, extreme), dy = random_i8(ys, 7, extreme);
+      if (mode == 2)
+        for (auto& v : x) v = static_cast<std::int8_t>(v < 0 ? -v : v);
       std::ostringstream shape;
       shape << "n=" << s.n << " c_in=" << s.c_in << " " << s.h << "x" << s.w << " c_out=" << s.c_out << " k=" << s.k
-            << " pad=" << s.pad << (extreme ? " extreme" : "");
+            << " pad=" << s.pad << (mode == 1 ? " extreme" : mode == 2 ? " non-negative x" : "");
       check<std::int32_t>("conv2d_fwd " + shape.str(), [&](const I8KernelTable& t) {
         I32 y(ys, -1);
         t.conv2d_fwd_i8(s, x.data(), w.data(), y.data());
