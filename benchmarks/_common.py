@@ -24,6 +24,11 @@ PAPER_INT8 = {
     "mnist": {"full-zo": 89.78, "zo-feat-cls2": 94.34, "zo-feat-cls1": 97.34, "full-bp": 98.77},
     "fashion-mnist": {"full-zo": 73.98, "zo-feat-cls2": 80.33, "zo-feat-cls1": 84.66, "full-bp": 90.40},
 }
+# INT8*: the ternary ZO gradient from integer arithmetic only (no Full BP row: it has no ZO gradient).
+PAPER_INT8_INTONLY = {
+    "mnist": {"full-zo": 88.92, "zo-feat-cls2": 93.92, "zo-feat-cls1": 95.83},
+    "fashion-mnist": {"full-zo": 71.02, "zo-feat-cls2": 77.93, "zo-feat-cls1": 81.60},
+}
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

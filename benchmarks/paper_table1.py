@@ -1,6 +1,8 @@
 """The paper's Table 1 (FP32 rows) and Fig. 2: the four methods of LeNet-5 on MNIST and Fashion-MNIST, and of
-PointNet on ModelNet40 (`--datasets modelnet40`); with `--precision int8` the INT8 column (Full BP: NITI's integer
-backprop; the INT8 ZO methods are not built yet), under OUT/int8/.
+PointNet on ModelNet40 (`--datasets modelnet40`); with `--precision int8` the INT8 column (ElasticZO-INT8, the
+ternary ZO gradient from the floating-point loss of the dequantized logits; Full BP is NITI's integer backprop),
+under OUT/int8/; with `--precision int8-intonly` the INT8* column (the gradient from integer arithmetic only; the
+three ZO methods), under OUT/int8-intonly/.
 
 Each (dataset, method) trains through `elasticzo train` in its own run directory under --out, so an interrupted
 run continues from its checkpoint, and a finished shorter run is extended to more epochs by running again.
@@ -17,7 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import DATASETS, METHODS, MODEL_OF, PAPER_FP32, PAPER_INT8, RESULTS_DIR, add_runtime_args, read_jsonl
+from _common import (DATASETS, METHODS, MODEL_OF, PAPER_FP32, PAPER_INT8, PAPER_INT8_INTONLY, RESULTS_DIR,
+                     add_runtime_args, read_jsonl)
 
 ALL_DATASETS = DATASETS + ("modelnet40",)
 NAMES = {"full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1", "full-bp": "Full BP"}
@@ -72,7 +75,7 @@ def table(results, epochs, datasets, methods, precision="fp32"):
         row = f"| {NAMES[m]} |"
         for d in datasets:
             r = results.get((d, m))
-            paper = (PAPER_INT8 if precision == "int8" else PAPER_FP32)[d][m]
+            paper = {"int8": PAPER_INT8, "int8-intonly": PAPER_INT8_INTONLY}.get(precision, PAPER_FP32)[d][m]
             if r is None:
                 row += f" – | {paper:.2f} | – |"
                 continue
@@ -151,25 +154,26 @@ def main(argv=None):
                    help="Markdown table to write (default: results/table1_fp32.md for MNIST and Fashion-MNIST, "
                         "results/table1_fp32_<datasets>.md for others, e.g. table1_fp32_modelnet40.md)")
     p.add_argument("--plot", default=None, help="loss curves (default: named like --table, table1_loss*.png)")
-    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
-                   help="fp32 rows, or the INT8 column (Full BP only for now: --methods defaults to full-bp; "
-                        "runs under OUT/int8/, results/table1_int8*.md) (default: fp32)")
+    p.add_argument("--precision", choices=["fp32", "int8", "int8-intonly"], default="fp32",
+                   help="the FP32 rows, the INT8 column or the INT8* column (int8-intonly: --methods defaults to the "
+                        "three ZO methods; runs under OUT/<precision>/, results/table1_<precision>*.md) "
+                        "(default: fp32)")
     add_runtime_args(p)
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error("--epochs must be >= 1")
     if args.epochs_per_turn is not None and args.epochs_per_turn < 1:
         p.error("--epochs-per-turn must be >= 1")
-    int8 = args.precision == "int8"
-    if int8 and args.methods == ",".join(METHODS):
-        args.methods = "full-bp"  # the INT8 method trained so far (NITI)
+    int8 = args.precision != "fp32"
+    if args.precision == "int8-intonly" and args.methods == ",".join(METHODS):
+        args.methods = ",".join(m for m in METHODS if m != "full-bp")  # INT8* has no Full BP cell (no ZO gradient)
     methods = _names(args.methods, METHODS, "method")
     datasets = _names(args.datasets, ALL_DATASETS, "dataset")
     turn = args.epochs_per_turn or args.epochs
     suffix = "" if datasets == list(DATASETS) else "_" + "_".join(d.replace("-", "") for d in datasets)
     args.table = args.table or str(RESULTS_DIR / f"table1_{args.precision}{suffix}.md")
-    args.plot = args.plot or str(RESULTS_DIR / f"table1_{'int8_' if int8 else ''}loss{suffix}.png")
-    out = Path(args.out) / "int8" if int8 else Path(args.out)
+    args.plot = args.plot or str(RESULTS_DIR / f"table1_{args.precision + '_' if int8 else ''}loss{suffix}.png")
+    out = Path(args.out) / args.precision if int8 else Path(args.out)
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: the running trainer checkpoints
     results = {}

@@ -22,12 +22,17 @@ void register_train(py::module_& m) {
     d["clean_bp_pass"] = c.clean_bp_pass;
     d["optimizer"] = c.optimizer == OptimizerKind::adam ? "adam" : "sgd";
     d["seed"] = c.seed;
+    d["zo_range"] = c.int8_zo.range;
+    d["zo_p_zero"] = c.int8_zo.p_zero;
+    d["zo_update_bits"] = c.int8_zo.update_bits;
+    d["log2_frac_bits"] = c.int8_zo.log2_frac_bits;
     return d;
   }, "The trainer's default hyperparameters (ElasticZOConfig), the one place they are written.");
   py::class_<ElasticZO>(m, "ElasticZO")
       .def(py::init([](std::shared_ptr<Sequential> model, int zo_layers, float eps, float lr_zo, float lr_bp,
                        float grad_clip, bool clean_bp_pass, const std::string& optimizer, std::uint64_t seed,
-                       const std::string& memory_plan) {
+                       const std::string& memory_plan, int zo_range, double zo_p_zero, int zo_update_bits,
+                       bool integer_sign, int log2_frac_bits) {
              const MemoryPolicy policy = parse_memory_policy(memory_plan);
              ElasticZOConfig c;
              c.zo_layers = zo_layers;
@@ -38,6 +43,7 @@ void register_train(py::module_& m) {
              c.clean_bp_pass = clean_bp_pass;
              c.optimizer = parse_optimizer(optimizer);
              c.seed = seed;
+             c.int8_zo = {zo_range, zo_p_zero, zo_update_bits, integer_sign, log2_frac_bits};
              py::gil_scoped_release release;  // these take the model's lock; they touch no Python object
              auto trainer = std::make_unique<ElasticZO>(model, c);
              model->set_memory_policy(policy);  // the model's buffers follow its trainer's policy
@@ -48,6 +54,12 @@ void register_train(py::module_& m) {
            py::arg("model"), py::arg("zo_layers"), py::kw_only(), py::arg("eps"), py::arg("lr_zo"), py::arg("lr_bp"),
            py::arg("grad_clip"), py::arg("clean_bp_pass"), py::arg("optimizer"), py::arg("seed"),
            py::arg("memory_plan") = "static",
+           // ElasticZO-INT8's settings (used by int8 models with a ZO part): defaults from ElasticZOConfig.
+           py::arg("zo_range") = ElasticZOConfig{}.int8_zo.range,
+           py::arg("zo_p_zero") = ElasticZOConfig{}.int8_zo.p_zero,
+           py::arg("zo_update_bits") = ElasticZOConfig{}.int8_zo.update_bits,
+           py::arg("integer_sign") = ElasticZOConfig{}.int8_zo.integer_sign,
+           py::arg("log2_frac_bits") = ElasticZOConfig{}.int8_zo.log2_frac_bits,
            py::keep_alive<1, 2>())
       .def("step", [](ElasticZO& t, const py::array& x_arr, const py::array& y_arr) {
         const Tensor x = borrow_f32(x_arr, "x");
@@ -72,6 +84,20 @@ void register_train(py::module_& m) {
          "theta[ZO] += coefficient * z(step): replays a ZO update (coefficient = -lr_zo * g) on these weights.")
       .def_property_readonly("zo_layers", [](const ElasticZO& t) { return t.config().zo_layers; })  // fixed
       .def_property_readonly("precision", [](const ElasticZO& t) { return precision_name(t.precision()); })
+      .def_property("zo_p_zero", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        return t.zo_p_zero();
+      }, [](ElasticZO& t, double p) {
+        const auto guard = lock_without_gil(t);
+        t.set_zo_p_zero(p);
+      }, "INT8 with a ZO part: the fraction of the perturbation zeroed (in [0, 1]).")
+      .def_property("sign_agreement", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        return t.sign_agreement();
+      }, [](ElasticZO& t, const std::pair<std::uint64_t, std::uint64_t>& v) {
+        const auto guard = lock_without_gil(t);
+        t.set_sign_agreement(v.first, v.second);
+      }, "INT8 with the integer-only gradient: (steps whose integer sign agreed with the floating-point one, steps).")
       .def_property("gradient_bits", [](const ElasticZO& t) {
         const auto guard = lock_without_gil(t);
         return t.gradient_bits();

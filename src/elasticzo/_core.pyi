@@ -226,7 +226,8 @@ class ElasticZO:
 
     def __init__(self, model: Sequential, zo_layers: int, *, eps: float, lr_zo: float, lr_bp: float,
                  grad_clip: float, clean_bp_pass: bool, optimizer: Literal["sgd", "adam"], seed: int,
-                 memory_plan: Literal["static", "lifetime"] = "static") -> None: ...
+                 memory_plan: Literal["static", "lifetime"] = "static", zo_range: int = 3, zo_p_zero: float = 0.33,
+                 zo_update_bits: int = 1, integer_sign: bool = False, log2_frac_bits: int = 0) -> None: ...
     def step(self, x: _F32Array, labels: npt.NDArray[np.int32]) -> _StepStats:
         """One ElasticZO step on a minibatch; returns its losses."""
 
@@ -237,7 +238,20 @@ class ElasticZO:
     def zo_layers(self) -> int: ...
     @property
     def precision(self) -> Literal["fp32", "int8"]:
-        """The model's: 'int8' trains by NITI backprop (zo_layers 0 only for now)."""
+        """The model's: 'int8' trains by ElasticZO-INT8 (NITI backprop for the layers after zo_layers)."""
+
+    @property
+    def zo_p_zero(self) -> float:
+        """INT8 with a ZO part: the fraction of the perturbation zeroed (in [0, 1])."""
+
+    @zo_p_zero.setter
+    def zo_p_zero(self, value: float) -> None: ...
+    @property
+    def sign_agreement(self) -> tuple[int, int]:
+        """INT8 with the integer-only gradient: (steps whose integer sign agreed with the floating-point one, steps)."""
+
+    @sign_agreement.setter
+    def sign_agreement(self, value: tuple[int, int]) -> None: ...
 
     @property
     def gradient_bits(self) -> int:

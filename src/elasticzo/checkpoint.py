@@ -171,6 +171,12 @@ def check_state(state, path="checkpoint") -> dict:
             loss_value = math.nan
         if not math.isfinite(loss_value):
             raise CheckpointError(f"epoch_loss_sum must be a finite number, got {loss!r}")
+        if "sign_agreement" in state:  # absent from checkpoints written before ElasticZO-INT8
+            counts = need(state, "sign_agreement", list, "the trainer state ")
+            if len(counts) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts) \
+                    or not 0 <= counts[0] <= counts[1] < 2**63:
+                raise CheckpointError(f"sign_agreement must be [agreements, steps] with 0 <= agreements <= steps, "
+                                      f"got {counts!r}")
         history = need(state, "history", list, "the trainer state ")
         if not all(isinstance(m, dict) for m in history):
             raise CheckpointError("history must be a list of per-epoch metrics")
@@ -243,6 +249,8 @@ def save_checkpoint(path, trainer, info=None) -> None:
         "steps_done": trainer.core.steps_done,
         "optimizer_steps": opt["steps"],
         "history": trainer.history,
+        # INT8*: the current epoch's count of steps whose integer sign agreed with the floating-point one
+        "sign_agreement": list(trainer.core.sign_agreement),
     }
     metadata = {"format": FORMAT, "state": json.dumps(state), "exponents": json.dumps(exponents)}
     metadata["sha256"] = checksum(tensors, metadata)
@@ -328,6 +336,7 @@ def restore_trainer(trainer, tensors: dict, state: dict, path="checkpoint") -> N
     trainer.batch_in_epoch = state["batch_in_epoch"]
     trainer.epoch_loss_sum = float(state["epoch_loss_sum"])
     trainer.core.steps_done = state["steps_done"]
+    trainer.core.sign_agreement = tuple(state.get("sign_agreement", (0, 0)))
     trainer.history = list(state["history"])
 
 

@@ -23,7 +23,8 @@ RESUME_POLICY = """\
 --resume continues the run in --out with its own settings. These flags may be given again only with the run's
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
 --dataset, --data, --precision, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size,
---train-samples, --test-samples, --angle, --init-from, --augment.
+--train-samples, --test-samples, --angle, --init-from, --augment, --zo-range, --zo-p-zero, --zo-update-bits,
+--log2-frac-bits (int8).
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
 --lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
@@ -42,13 +43,24 @@ def _add_train_args(p):
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset files (default: $ELASTICZO_DATA, ./data/<name>, the clone's "
                         "data/<name>, the MNIST copy installed with the package, ~/.cache/elasticzo/<name>)")
-    p.add_argument("--precision", choices=["fp32", "int8"],
-                   help="arithmetic: fp32, or int8 (NITI's integer training: int8 weights, activations and errors "
-                        "with power-of-two exponents; Full BP only for now, mu schedule 5/4/3 as the learning rate; "
-                        f"default: {d['precision']})")
+    p.add_argument("--precision", choices=["fp32", "int8", "int8-intonly"],
+                   help="arithmetic: fp32; int8 (ElasticZO-INT8: int8 weights, activations and errors with "
+                        "power-of-two exponents, NITI backprop with the mu schedule 5/4/3 as its learning rate, "
+                        "sparse int8 ZO perturbations and a ternary ZO gradient from the floating-point loss of the "
+                        "dequantized logits: the paper's INT8); int8-intonly (the same with the ternary gradient "
+                        f"from integer arithmetic only: the paper's INT8*) (default: {d['precision']})")
+    p.add_argument("--zo-range", type=int, default=None,
+                   help="int8: the ZO perturbation's range r, |zeta| <= r (default: 3)")
+    p.add_argument("--zo-p-zero", type=float, default=None,
+                   help="int8: fraction of the ZO perturbation zeroed, fixed (default: the paper's schedule 0.33, "
+                        "0.5 from epoch 20, 0.9 from epoch 50)")
+    p.add_argument("--zo-update-bits", type=int, default=None,
+                   help="int8: bit-width b_zo of the ZO update g * zeta (the paper: 1; default: 1)")
+    p.add_argument("--log2-frac-bits", type=int, default=None,
+                   help="int8-intonly: fractional bits of the integer loss comparison, 0 for the paper's "
+                        "floor(log2), up to 8 (default: 0)")
     p.add_argument("--method", choices=METHODS,
-                   help=f"which layers ZO trains, the paper's names (default: {d['method']}; full-bp with "
-                        "--precision int8)")
+                   help=f"which layers ZO trains, the paper's names (default: {d['method']})")
     p.add_argument("--zo-layers", type=int, default=None,
                    help="partition point C: ZO trains the first C parameter layers (overrides --method; "
                         "default: given by --method)")

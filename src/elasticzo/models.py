@@ -111,6 +111,12 @@ def mlp(in_features: int, num_classes: int, seed=None, hidden=(128, 64), precisi
 MODELS = ("lenet5", "pointnet", "mlp")
 
 
+def arithmetic(precision: str) -> str:
+    """The model precision a training precision runs on: 'int8-intonly' (ElasticZO-INT8 with the integer-only
+    gradient) trains an 'int8' model."""
+    return "int8" if precision == "int8-intonly" else precision
+
+
 def build(name: str, num_classes: int, seed=None, input_shape=None, precision: str = "fp32"):
     """A model by name ('lenet5', 'pointnet' or 'mlp'; mlp needs the shape of one sample, `input_shape`), in
     `precision` ('fp32' or 'int8')."""

@@ -34,9 +34,11 @@ def _configure_runtime(args):
         _core.set_isa(args.isa)
 
 
+# ElasticZO-INT8's flags -> trainer keyword arguments (int8 models only; the trainer's defaults apply otherwise).
+INT8_ZO_FLAGS = ("zo_range", "zo_p_zero", "zo_update_bits", "log2_frac_bits")
+
+
 def _fill_run_defaults(args):
-    if args.precision == "int8" and args.method is None and args.zo_layers is None:
-        args.method = "full-bp"  # the one method INT8 trains by for now (NITI)
     for key, value in RUN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -65,6 +67,11 @@ def _trainer_config(args, num_param_layers):
                lr_decay_every=hp.lr_decay_every, optimizer=args.optimizer, clean_bp_pass=args.clean_bp_pass,
                seed=args.seed, memory_plan=args.memory_plan or DEFAULT_MEMORY_PLAN, augment=args.augment or hp.augment)
     cfg.update(_rate_overrides(args, method))
+    int8_flags = {k: getattr(args, k) for k in INT8_ZO_FLAGS if getattr(args, k) is not None}
+    if args.precision == "fp32" and int8_flags:
+        raise ValueError(f"--{next(iter(int8_flags)).replace('_', '-')} applies to --precision int8 or int8-intonly")
+    if args.precision != "fp32":
+        cfg.update(int8_flags, precision=args.precision)
     if args.zo_layers is not None:
         cfg["zo_layers"] = args.zo_layers
     else:
@@ -88,7 +95,7 @@ def _resume_settings(args, state, path):
              "clean_bp_pass": config["clean_bp_pass"], "batch_size": info["batch_size"],
              "train_samples": info.get("train_samples"), "test_samples": info.get("test_samples"),
              "angle": info.get("angle"), "init_from": info.get("init_from"),
-             "augment": config.get("augment", "none")}
+             "augment": config.get("augment", "none"), **{k: config[k] for k in INT8_ZO_FLAGS if k in config}}
     conflicts = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {v})" for k, v in saved.items()
                  if getattr(args, k) is not None and getattr(args, k) != v]
     if conflicts:
@@ -140,6 +147,15 @@ def _append_metrics(run_dir: Path, metrics):
         os.fsync(f.fileno())
 
 
+def _sign_agreement(history):
+    """INT8*: over the run's steps, the fraction whose integer sign agreed with the floating-point one."""
+    steps = sum(m.get("sign_steps", 0) for m in history)
+    if not steps:
+        return {}
+    agreed = sum(round(m["sign_agreement"] * m["sign_steps"]) for m in history)
+    return {"sign_agreement": agreed / steps, "sign_steps": steps}
+
+
 def _summary(trainer, info, test_acc):
     h = trainer.history
     breakdown = {p: sum(m["time_breakdown"][p] for m in h) for p in PHASES}
@@ -154,6 +170,7 @@ def _summary(trainer, info, test_acc):
         "peak_rss_bytes": peak_rss_bytes(),  # the whole process: Python, libraries, data and buffers
         "time_breakdown_seconds": breakdown,
         "time_breakdown_fraction": {p: v / total for p, v in breakdown.items()},
+        **_sign_agreement(h),
         "threads": _core.num_threads(), "isa": _core.active_isa(),
     }
 
@@ -236,7 +253,7 @@ def _train(args, run_dir) -> int:
     train = _rotated(_first(train, args.train_samples, "--train-samples"), args.angle)
     test = _rotated(_first(test, args.test_samples, "--test-samples"), args.angle)
     model = models.build(args.model, train.num_classes, seed=args.seed, input_shape=train.sample_shape,
-                         precision=args.precision)
+                         precision=models.arithmetic(args.precision))
     if args.init_from is not None and state is None:  # a resumed run's weights come from its checkpoint
         from_torch(args.init_from, model)
     train = model_dataset(model, train, split="train")  # names any mismatch of the data and the model

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from elasticzo import _core
+from elasticzo import _core, models
 from elasticzo.data.arrays import as_dataset
 from elasticzo.data.augment import augment_points, check_augment
 from elasticzo.data.batches import batches, num_batches
@@ -70,9 +70,15 @@ class ElasticZO:
     Learning rates decay by `lr_decay` every `lr_decay_every` epochs (the paper: 0.8 every 10). The defaults are
     LeNet-5's tuned ZO-Feat-Cls1 values; elasticzo.hparams.defaults(...) has the tuned ones of every model,
     dataset and method.
-    The model's precision chooses the arithmetic (`precision`, if given, must match it): 'fp32', or 'int8' (NITI's
-    integer backprop, Full BP only for now; its learning rate is the gradient bit-width mu of NITI's weight update,
-    5, then 4 from epoch 20, then 3 from epoch 50; lr_*, eps and clip do not apply).
+    The model's precision chooses the arithmetic (`precision`, if given, must match it): 'fp32', or 'int8'
+    (ElasticZO-INT8: NITI's integer backprop for the BP part, whose learning rate is the gradient bit-width mu of
+    NITI's weight update, 5, then 4 from epoch 20, then 3 from epoch 50; the ZO part perturbed by sparse int8 zeta,
+    |zeta| <= zo_range, a fraction zo_p_zero zeroed (None: the paper's schedule 0.33, 0.5 from epoch 20, 0.9 from
+    epoch 50), updated by the ternary gradient times zeta rounded to zo_update_bits bits; lr_*, eps and clip do
+    not apply). precision='int8-intonly' (an int8 model) takes the ternary gradient from integer arithmetic only
+    (the paper's INT8*: log2 of the loss with log2_frac_bits fractional bits, 0 for the paper's floor) instead of
+    the floating-point loss of the dequantized logits; each epoch then reports `sign_agreement`, the fraction of
+    steps whose integer sign equals the floating-point one.
     `memory_plan`: 'lifetime' (buffers whose lifetimes do not overlap share memory) or 'static' (the paper's model);
     the same results bit for bit. `memory_budget` (bytes or '3MiB', with `input_shape` of a minibatch) instead of
     method / zo_layers: the partition with the most backprop layers whose measured step fits
@@ -85,10 +91,13 @@ class ElasticZO:
                  eps=_DEFAULTS["eps"], grad_clip=_DEFAULTS["grad_clip"], clean_bp_pass=_DEFAULTS["clean_bp_pass"],
                  optimizer=_DEFAULTS["optimizer"], seed=_DEFAULTS["seed"], lr_decay=_DECAY.factor,
                  lr_decay_every=_DECAY.every, memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None,
-                 augment="none", precision=None):
-        if precision is not None and precision != model.precision:
+                 augment="none", precision=None, zo_range=_DEFAULTS["zo_range"], zo_p_zero=None,
+                 zo_update_bits=_DEFAULTS["zo_update_bits"], log2_frac_bits=_DEFAULTS["log2_frac_bits"]):
+        precision = model.precision if precision is None else precision
+        arithmetic = models.arithmetic(precision)
+        if arithmetic != model.precision:
             raise ValueError(f"precision {precision!r} but the model computes in {model.precision!r}: build it "
-                             f"with precision={precision!r} (e.g. elasticzo.models.lenet5(precision={precision!r}))")
+                             f"with precision={arithmetic!r} (e.g. elasticzo.models.lenet5(precision={arithmetic!r}))")
         layers = model.num_param_layers
         self.partition_choice = None
         if memory_budget is not None:
@@ -121,12 +130,20 @@ class ElasticZO:
                            clean_bp_pass=bool(clean_bp_pass), optimizer=optimizer, seed=self.seed,
                            lr_decay=self.lr_decay, lr_decay_every=lr_decay_every, memory_plan=memory_plan,
                            augment=self.augment)
+        int8 = model.precision == "int8"
+        if int8:  # ElasticZO-INT8's settings, recorded only for int8 models (an FP32 run's config is unchanged)
+            self.config.update(zo_range=int(zo_range), zo_p_zero=None if zo_p_zero is None else float(zo_p_zero),
+                               zo_update_bits=int(zo_update_bits), log2_frac_bits=int(log2_frac_bits))
         self.core = _core.ElasticZO(model, self.zo_layers, eps=eps, lr_zo=lr_zo, lr_bp=lr_bp, grad_clip=grad_clip,
                                     clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed,
-                                    memory_plan=memory_plan)
-        # The model's precision chooses the numeric policy: 'int8' trains by NITI backprop, whose learning rate is
-        # the gradient bit-width mu of its weight update (the paper's schedule, _core.int8_mu_for_epoch).
-        self.precision = self.core.precision
+                                    memory_plan=memory_plan, zo_range=zo_range,
+                                    zo_p_zero=_DEFAULTS["zo_p_zero"] if zo_p_zero is None else zo_p_zero,
+                                    zo_update_bits=zo_update_bits, integer_sign=precision == "int8-intonly",
+                                    log2_frac_bits=log2_frac_bits)
+        # The model's precision chooses the numeric policy: 'int8' trains by ElasticZO-INT8 and NITI backprop,
+        # whose learning rate is the gradient bit-width mu of its weight update (_core.int8_mu_for_epoch).
+        self.precision = precision
+        self.zo_p_zero = zo_p_zero
         self.config["precision"] = self.precision
         # Position in training, saved by checkpoints: epochs finished, batches done in the current epoch and the
         # running loss sum of that epoch.
@@ -143,12 +160,18 @@ class ElasticZO:
         """INT8: NITI's gradient bit-width mu in effect during `epoch` (0-based): 5, 4 from epoch 20, 3 from 50."""
         return _core.int8_mu_for_epoch(epoch)
 
+    def zo_sparsity(self, epoch: int):
+        """INT8: the fraction of zeta zeroed during `epoch` (0-based): zo_p_zero, else the paper's schedule."""
+        return _core.int8_zo_p_zero_for_epoch(epoch) if self.zo_p_zero is None else self.zo_p_zero
+
     def start_epoch(self, epoch: int):
-        """Sets the C++ step's learning rates (and, for an int8 model, mu) to those of `epoch`; returns the rates."""
+        """Sets the C++ step's learning rates (and, for an int8 model, mu and p_zero) to those of `epoch`; returns
+        the rates."""
         rates = self.learning_rates(epoch)
         self.core.set_learning_rates(*rates)
-        if self.precision == "int8":
+        if self.model.precision == "int8":
             self.core.gradient_bits = self.gradient_bits(epoch)
+            self.core.zo_p_zero = self.zo_sparsity(epoch)
         return rates
 
     def train_epoch(self, train, batch_size: int, *, progress=None, on_step=None) -> dict:
@@ -161,6 +184,8 @@ class ElasticZO:
 
     def _train_epoch(self, train, batch_size, progress, on_step):
         lr_zo, lr_bp = self.start_epoch(self.epoch)
+        if self.batch_in_epoch == 0:
+            self.core.sign_agreement = (0, 0)  # counted per epoch (a resumed epoch keeps its count: checkpoint)
         self.core.clear_times()
         _core.reset_peak_memory()
         total = num_batches(len(train), batch_size)
@@ -188,7 +213,7 @@ class ElasticZO:
             "train_loss": self.epoch_loss_sum / max(total, 1),
             "lr_zo": lr_zo,
             "lr_bp": lr_bp,
-            **({"gradient_bits": self.core.gradient_bits} if self.precision == "int8" else {}),
+            **self._int8_metrics(),
             "seconds": seconds,
             "peak_memory_bytes": _core.memory_stats()["total_peak"],
             "time_breakdown": self._breakdown(seconds, data_time),
@@ -206,6 +231,17 @@ class ElasticZO:
         it = batches(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch, start_batch=start_batch)
         for b, (x, y) in enumerate(it, start_batch):
             yield (augment_points(x, self.seed, epoch, b) if self.augment == "pointcloud" else x), y
+
+    def _int8_metrics(self):
+        if self.model.precision != "int8":
+            return {}
+        out = {"gradient_bits": self.core.gradient_bits}
+        if self.zo_layers > 0:
+            out["zo_p_zero"] = self.core.zo_p_zero
+        if self.precision == "int8-intonly" and self.zo_layers > 0:
+            agree, steps = self.core.sign_agreement
+            out.update(sign_agreement=agree / max(steps, 1), sign_steps=steps)
+        return out
 
     def _breakdown(self, seconds, data_time):
         core = self.core.times()

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "int8/rules.h"
-#include "kernels/kernels.h"
 
 namespace ez {
 
@@ -141,12 +140,19 @@ std::int64_t log2_fixed(std::uint64_t x, int frac) {
 
 }  // namespace
 
-float xent_dequantized(int rows, int classes, const std::int8_t* logits, int exponent, const std::int32_t* labels) {
+double xent_dequantized(int rows, int classes, const std::int8_t* logits, int exponent, const std::int32_t* labels) {
   check_logits(rows, classes, labels);
-  if (rows == 0) return 0.0f;
-  std::vector<float> x(static_cast<std::size_t>(rows) * classes);
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::ldexp(static_cast<float>(logits[i]), exponent);
-  return kernels().softmax_xent_f32(rows, classes, x.data(), labels, 0.0f, nullptr);
+  if (rows == 0) return 0.0;
+  const double scale = std::ldexp(1.0, exponent);
+  double total = 0.0;
+  for (int r = 0; r < rows; ++r) {  // log sum_j exp(o_j - o_max) - (o_y - o_max), o = v 2^e
+    const std::int8_t* row = logits + static_cast<std::size_t>(r) * classes;
+    const int top = *std::max_element(row, row + classes);
+    double sum = 0.0;
+    for (int j = 0; j < classes; ++j) sum += std::exp((row[j] - top) * scale);
+    total += std::log(sum) - (row[labels[r]] - top) * scale;
+  }
+  return total / rows;
 }
 
 std::int64_t int_xent_log2(int rows, int classes, const std::int8_t* logits, int exponent,
@@ -167,8 +173,8 @@ std::int64_t int_xent_log2(int rows, int classes, const std::int8_t* logits, int
 
 int zo_sign_fp32(int rows, int classes, const std::int8_t* plus, int e_plus, const std::int8_t* minus, int e_minus,
                  const std::int32_t* labels) {
-  const float lp = xent_dequantized(rows, classes, plus, e_plus, labels);
-  const float lm = xent_dequantized(rows, classes, minus, e_minus, labels);
+  const double lp = xent_dequantized(rows, classes, plus, e_plus, labels);
+  const double lm = xent_dequantized(rows, classes, minus, e_minus, labels);
   return (lp > lm) - (lp < lm);
 }
 

@@ -60,9 +60,9 @@ int zo_update_shift(int r, int b_zo);
 // Checks r and p_zero for a perturbation (std::invalid_argument naming the bad one).
 void zo_check_perturbation(int r, double p_zero);
 
-// The mean FP32 softmax cross-entropy of int8 logits v * 2^e (rows x classes; dequantization is exact), by the FP32
-// kernel: the loss behind the paper's "INT8" column.
-float xent_dequantized(int rows, int classes, const std::int8_t* logits, int exponent, const std::int32_t* labels);
+// The mean softmax cross-entropy of int8 logits v * 2^e (rows x classes), in double: the loss an INT8 run reports
+// and the one behind the paper's "INT8" column (its sign of l+ - l-).
+double xent_dequantized(int rows, int classes, const std::int8_t* logits, int exponent, const std::int32_t* labels);
 
 // Integer-only cross-entropy in base 2 (SPEC §6, Eqs. 6-12), with F = frac_bits fractional bits (F = 0: the paper's
 // method exactly). For each row,

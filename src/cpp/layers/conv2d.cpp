@@ -71,11 +71,8 @@ std::vector<BufferSpec> Conv2d::buffers(const Shape& in, bool backprop) const {
 void Conv2d::forward_int8(const Conv2dShape& s, const Tensor& x, Tensor& y) const {
   const Int8Input xq(x);
   Tensor acc = Int8Accumulators::use(acc_.forward, y.shape(), MemCategory::accumulators);
-  const Tensor& w = params_[0].value;
-  // ElasticZO-INT8 (issue 12) runs this forward at theta +- zeta without changing the stored weights: the
-  // perturbed weights are generated on the fly into the kernel's packed weight operand (the packing of `w` inside
-  // conv2d_fwd_i8), so this call is where a perturbation source would be passed down.
-  i8_kernels().conv2d_fwd_i8(s, xq.data(), w.s8(), acc.s32());
+  const Int8Weights w(params_[0]);  // ElasticZO-INT8's passes: clip(w +- zeta), the stored weights untouched
+  i8_kernels().conv2d_fwd_i8(s, xq.data(), w.data(), acc.s32());
   requantize_into(acc, kNitiRounding.activations, xq.exponent() + w.exponent(), y);
 }
 
@@ -97,9 +94,10 @@ void Conv2d::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& d
 
 void Conv2d::backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) {
   if (precision_ == Precision::int8) {
-    check_int8_overwrite(repr(), accumulate);
     const Int8Input xq(x);  // the first layer quantizes its input again: the same per-batch result
-    return i8_kernels().conv2d_bwd_weight_i8(problem(x.shape()), xq.data(), dy.s8(), params_[0].grad.s32());
+    return int8_weight_grad(params_[0], accumulate, [&](std::int32_t* dw) {
+      i8_kernels().conv2d_bwd_weight_i8(problem(x.shape()), xq.data(), dy.s8(), dw);
+    });
   }
   kernels().conv2d_bwd_weight_f32(problem(x.shape()), x.f32(), dy.f32(), accumulate, params_[0].grad.f32(),
                                   bias_ ? params_[1].grad.f32() : nullptr);

@@ -2,8 +2,10 @@
 #include "layers/int8_layer.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
+#include "kernels/kernels.h"
 #include "kernels/kernels_i8.h"
 
 namespace ez {
@@ -18,6 +20,14 @@ Int8Input::Int8Input(const Tensor& x) {
   quantized_.emplace(n);
   exponent_ = quantize_input(n, x.f32(), quantized_->data());
   data_ = quantized_->data();
+}
+
+Int8Weights::Int8Weights(const Param& p) : data_(p.value.s8()), exponent_(p.value.exponent()) {
+  if (p.zo_sign == 0) return;
+  const auto n = static_cast<std::size_t>(p.value.numel());
+  perturbed_.emplace(n);
+  kernels().zo_perturb_i8(n, p.zo, p.zo_sign, 0, data_, perturbed_->data());
+  data_ = perturbed_->data();
 }
 
 Tensor Int8Accumulators::use(const Tensor& bound, const Shape& shape, MemCategory category) {
@@ -61,12 +71,10 @@ void check_int8_layer(const std::string& repr, bool bias) {
     throw std::invalid_argument(repr + ": int8 layers have no bias (NITI); build it with bias=False");
 }
 
-void check_int8_overwrite(const std::string& repr, bool accumulate) {
-  if (accumulate)
-    throw std::invalid_argument(repr + ": int8 weight gradients are taken from one pass (NITI); accumulating "
-                                "passes is not supported");
+void add_saturating_i32(std::size_t n, const std::int32_t* x, std::int32_t* y) {
+  for (std::size_t i = 0; i < n; ++i)
+    y[i] = static_cast<std::int32_t>(std::clamp<std::int64_t>(std::int64_t{x[i]} + y[i], INT32_MIN, INT32_MAX));
 }
-
 void niti_init(Tensor& w, int fan_in, int fan_out, std::uint64_t seed) {
   const PhiloxKey key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
   w.set_exponent(niti_init_weights(fan_in, fan_out, static_cast<std::size_t>(w.numel()), WeightInit::xavier_normal,

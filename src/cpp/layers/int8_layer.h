@@ -29,6 +29,22 @@ class Int8Input {
   int exponent_;
 };
 
+// The int8 weight operand of a forward: the stored mantissas, or during an ElasticZO-INT8 pass clip(w + sign * zeta)
+// generated aside by the zo_perturb_i8 kernel into scratch memory (the size of this one layer's weights, alive for
+// its kernel call). The stored weights are never written by the passes, so bringing them back after the passes is
+// exact by construction, clipping or not.
+class Int8Weights {
+ public:
+  explicit Int8Weights(const Param& p);
+  const std::int8_t* data() const { return data_; }
+  int exponent() const { return exponent_; }
+
+ private:
+  std::optional<ScratchBuffer<std::int8_t>> perturbed_;
+  const std::int8_t* data_;
+  int exponent_;
+};
+
 // The int32 buffers a layer declares with BufferRole::accumulator (its forward's sums) and error_accumulator (the
 // error it propagates, before requantization). Planned and bound by Sequential; a layer used on its own (no plan)
 // gets a buffer of its own per call.
@@ -55,9 +71,20 @@ void niti_update_param(Param& p, int mu);
 // for a bias.
 void check_int8_layer(const std::string& repr, bool bias);
 
-// INT8 weight gradients overwrite: NITI takes one gradient per step (Full BP). Accumulating two passes' int32
-// gradients (ElasticZO's mean of the +/- passes) has no NITI rule yet: std::invalid_argument naming the layer.
-void check_int8_overwrite(const std::string& repr, bool accumulate);
+// An int8 layer's weight gradient G: `kernel(out)` writes the int32 products into p.grad, or with `accumulate`
+// (ElasticZO-INT8's backprop part, one gradient per pass) into scratch memory added to p.grad. NITI's update takes
+// its step size from the range of G, so the sum of the two passes' gradients stands for their mean. The sum
+// saturates at the int32 limits (never reached by LeNet-sized layers: their |G| stays below 2^24).
+// y += x elementwise, saturating at the int32 limits.
+void add_saturating_i32(std::size_t n, const std::int32_t* x, std::int32_t* y);
+template <class Kernel>
+void int8_weight_grad(Param& p, bool accumulate, const Kernel& kernel) {
+  if (!accumulate) return kernel(p.grad.s32());
+  const auto n = static_cast<std::size_t>(p.grad.numel());
+  ScratchBuffer<std::int32_t> pass(n);
+  kernel(pass.data());
+  add_saturating_i32(n, pass.data(), p.grad.s32());
+}
 
 // NITI's initialization of an int8 weight (Xavier normal, the first commit) from the layer's seed; sets its exponent.
 void niti_init(Tensor& w, int fan_in, int fan_out, std::uint64_t seed);

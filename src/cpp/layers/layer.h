@@ -43,6 +43,10 @@ struct Param {
   Tensor value;      // category parameters
   Tensor grad;       // category gradients; allocated only while the layer is trained by backprop (INT8: int32 G)
   Tensor grad_rounded;  // INT8 only: the int8 step g that NITI's update rounds G to (SPEC §4: 5 bytes per weight)
+  // ElasticZO-INT8 only: during a ZO pass (zo_sign +1 or -1) the forward multiplies by clip(value + zo_sign * zeta)
+  // (int8/zo_int8.h), generated aside; `value` itself is never written by the passes. 0: no pass under way.
+  SparsePerturbation zo{};
+  int zo_sign = 0;
 };
 
 // What a layer computes in: FP32, or NITI's integers (int8 mantissas with a per-tensor power-of-two exponent,

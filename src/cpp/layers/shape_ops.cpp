@@ -41,7 +41,10 @@ void ReLU::forward(const Tensor& x, Tensor& y) const {
     const std::int8_t* xv = x.s8();
     std::int8_t* yv = y.s8();
     const int e = x.exponent();
-    for (std::int64_t i = 0; i < x.numel(); ++i) yv[i] = xv[i] > 0 ? xv[i] : std::int8_t{0};
+    // The count is read once: int8 stores may alias anything (char aliasing), so the compiler would recompute
+    // numel() (a checked product of the shape) at every element.
+    const std::int64_t n = x.numel();
+    for (std::int64_t i = 0; i < n; ++i) yv[i] = xv[i] > 0 ? xv[i] : std::int8_t{0};
     return y.set_exponent(e);
   }
   kernels().relu_fwd_f32(static_cast<std::size_t>(x.numel()), x.f32(), y.f32());
@@ -52,7 +55,8 @@ void ReLU::backward_data(const Tensor& /*x*/, const Tensor& y, const Tensor& dy,
     const std::int8_t *yv = y.s8(), *dyv = dy.s8();
     std::int8_t* dxv = dx.s8();
     const int e = dy.exponent();
-    for (std::int64_t i = 0; i < y.numel(); ++i) dxv[i] = yv[i] > 0 ? dyv[i] : std::int8_t{0};
+    const std::int64_t n = y.numel();  // once: see forward
+    for (std::int64_t i = 0; i < n; ++i) dxv[i] = yv[i] > 0 ? dyv[i] : std::int8_t{0};
     return dx.set_exponent(e);
   }
   kernels().relu_bwd_f32(static_cast<std::size_t>(y.numel()), y.f32(), dy.f32(), dx.f32());

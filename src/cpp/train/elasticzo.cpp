@@ -19,9 +19,7 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
   const auto guard = model_->lock();
   precision_ = model_->precision();
   policy_ = precision_ == Precision::int8 ? static_cast<ZoPolicy*>(&int8_) : &fp32_;
-  if (precision_ == Precision::int8 && cfg_.zo_layers != 0)
-    throw std::invalid_argument("an int8 model trains by NITI backprop only for now (zo_layers 0, method full-bp); "
-                                "ElasticZO-INT8's integer ZO part is not built yet");
+  if (precision_ == Precision::int8) int8_.set_zo(cfg_.int8_zo);
   if (precision_ == Precision::int8 && cfg_.optimizer != OptimizerKind::sgd)
     throw std::invalid_argument("an int8 model is updated by NITI's integer rule: optimizer must be 'sgd'");
   const int layers = model_->num_param_layers();
@@ -52,6 +50,21 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
 }
 
 void ElasticZO::set_gradient_bits(int mu) { int8_.set_gradient_bits(mu); }
+
+void ElasticZO::set_zo_p_zero(double p_zero) {
+  Int8ZoConfig c = int8_.zo();
+  c.p_zero = p_zero;
+  int8_.set_zo(c);
+  cfg_.int8_zo = c;
+}
+
+void ElasticZO::set_sign_agreement(std::uint64_t agreements, std::uint64_t steps) {
+  if (agreements > steps)
+    throw std::invalid_argument("sign agreements (" + std::to_string(agreements) + ") cannot exceed the steps (" +
+                                std::to_string(steps) + ")");
+  int8_.sign_agreements = agreements;
+  int8_.sign_steps = steps;
+}
 
 void ElasticZO::set_learning_rates(float lr_zo, float lr_bp) {
   if (!(lr_zo >= 0.0f && std::isfinite(lr_zo)) || !(lr_bp >= 0.0f && std::isfinite(lr_bp)))

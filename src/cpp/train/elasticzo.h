@@ -29,6 +29,7 @@ struct ElasticZOConfig {
   OptimizerKind optimizer = OptimizerKind::sgd;
   AdamConfig adam;
   std::uint64_t seed = 0;    // with the step number, determines every perturbation
+  Int8ZoConfig int8_zo;      // ElasticZO-INT8 (an int8 model with a ZO part)
 };
 
 struct StepStats {
@@ -54,6 +55,12 @@ class ElasticZO {
   // INT8: NITI's gradient bit-width mu, its learning rate (the trainer follows niti_mu_for_epoch).
   void set_gradient_bits(int mu);
   int gradient_bits() const { return int8_.gradient_bits(); }
+  // ElasticZO-INT8: the fraction of the perturbation zeroed (the trainer follows the paper's schedule per epoch),
+  // and how often the integer sign agreed with the floating-point one (agreements, steps), settable for a resume.
+  void set_zo_p_zero(double p_zero);
+  double zo_p_zero() const { return int8_.zo().p_zero; }
+  std::pair<std::uint64_t, std::uint64_t> sign_agreement() const { return {int8_.sign_agreements, int8_.sign_steps}; }
+  void set_sign_agreement(std::uint64_t agreements, std::uint64_t steps);
   Precision precision() const { return precision_; }
   std::uint64_t steps_done() const { return steps_; }
   void set_steps_done(std::uint64_t n) { steps_ = n; }  // resume: the next step draws the same z as before
