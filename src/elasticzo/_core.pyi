@@ -227,7 +227,7 @@ class ElasticZO:
     def __init__(self, model: Sequential, zo_layers: int, *, eps: float, lr_zo: float, lr_bp: float,
                  grad_clip: float, clean_bp_pass: bool, optimizer: Literal["sgd", "adam"], seed: int,
                  memory_plan: Literal["static", "lifetime"] = "static", zo_range: int = 3, zo_p_zero: float = 0.33,
-                 zo_update_bits: int = 1, integer_sign: bool = False, log2_frac_bits: int = 0) -> None: ...
+                 zo_update_bits: int = 1, integer_sign: bool = False, log2_frac_bits: int = 8) -> None: ...
     def step(self, x: _F32Array, labels: npt.NDArray[np.int32]) -> _StepStats:
         """One ElasticZO step on a minibatch; returns its losses."""
 

@@ -57,8 +57,8 @@ def _add_train_args(p):
     p.add_argument("--zo-update-bits", type=int, default=None,
                    help="int8: bit-width b_zo of the ZO update g * zeta (the paper: 1; default: 1)")
     p.add_argument("--log2-frac-bits", type=int, default=None,
-                   help="int8-intonly: fractional bits of the integer loss comparison, 0 for the paper's "
-                        "floor(log2), up to 8 (default: 0)")
+                   help="int8-intonly: fractional bits of the integer loss comparison, up to 8; 0 is the paper's "
+                        "floor(log2) on integer exponents (default: 8)")
     p.add_argument("--method", choices=METHODS,
                    help=f"which layers ZO trains, the paper's names (default: {d['method']})")
     p.add_argument("--zo-layers", type=int, default=None,

@@ -5,6 +5,8 @@ perturbations are bit-identical everywhere (Philox + our own log/sincos), so onl
 FP32 kernels differs between platforms; the tolerance allows for that and nothing more.
 """
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -42,16 +44,31 @@ GOLDEN_INT8_TRAIN_LOSS = 2.494543969631195
 GOLDEN_INT8_WEIGHTS_SHA256 = "a4ff79c5985b0d4702d3f13f65a9b33259376a3a632d1894529173b508be4c4f"
 
 
-def test_short_int8_full_bp_run_matches_the_x86_golden_weights_bit_for_bit(mnist_train):
-    import hashlib
-
-    model = elasticzo.models.lenet5(seed=0, precision="int8")
-    tr = elasticzo.ElasticZO(model, method="full-bp", seed=7)
-    history = tr.fit(mnist_train.subset(np.arange(256)), epochs=2, batch_size=64, progress=False)
+def _weights_sha256(model):
+    """SHA-256 of every parameter (name and bytes, mantissas and exponents), in name order."""
     weights = model.state_dict()
     digest = hashlib.sha256()
     for name in sorted(weights):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(weights[name]).tobytes())
-    assert digest.hexdigest() == GOLDEN_INT8_WEIGHTS_SHA256
+    return digest.hexdigest()
+
+
+def test_short_int8_full_bp_run_matches_the_x86_golden_weights_bit_for_bit(mnist_train):
+    model = elasticzo.models.lenet5(seed=0, precision="int8")
+    tr = elasticzo.ElasticZO(model, method="full-bp", seed=7)
+    history = tr.fit(mnist_train.subset(np.arange(256)), epochs=2, batch_size=64, progress=False)
+    assert _weights_sha256(model) == GOLDEN_INT8_WEIGHTS_SHA256
     assert history[-1]["train_loss"] == pytest.approx(GOLDEN_INT8_TRAIN_LOSS, rel=1e-12)
+
+
+# ElasticZO-INT8 with the integer-only gradient (INT8*): the perturbation, the sign and every update are integer
+# arithmetic, so the weights must match bit for bit on every platform.
+GOLDEN_ZO_INT8_WEIGHTS_SHA256 = "b9f9148064651e2d9af1aa2f42eda3ced655455d5b0dad24bb1f7fb94af8a30f"
+
+
+def test_short_zo_int8_intonly_run_matches_the_x86_golden_weights_bit_for_bit(mnist_train):
+    model = elasticzo.models.lenet5(seed=0, precision="int8")
+    tr = elasticzo.ElasticZO(model, method="zo-feat-cls1", seed=7, precision="int8-intonly")
+    tr.fit(mnist_train.subset(np.arange(256)), epochs=2, batch_size=64, progress=False)
+    assert _weights_sha256(model) == GOLDEN_ZO_INT8_WEIGHTS_SHA256

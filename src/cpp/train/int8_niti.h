@@ -20,7 +20,8 @@ struct Int8ZoConfig {
   double p_zero = 0.33;      // fraction of zeta zeroed
   int update_bits = 1;       // b_zo: g * zeta rounded to this many bits (the paper: 1)
   bool integer_sign = false;  // g from integer arithmetic only (INT8*) instead of the dequantized loss (INT8)
-  int log2_frac_bits = 0;    // INT8*: fractional bits of the integer loss (0: the paper's floor(log2))
+  int log2_frac_bits = 8;    // INT8*: fractional bits of the integer loss (0: the paper's floor(log2), which agreed
+                             // with the floating-point sign on 78-87% of LeNet-5 steps; 8: 99.5-100%)
 };
 
 class Int8Niti final : public ZoPolicy {
