@@ -17,15 +17,16 @@ from _common import add_runtime_args, load_split
 
 import elasticzo
 from elasticzo import _core
+from elasticzo.memory import DEFAULT_MEMORY_PLAN, MEMORY_PLANS
 from elasticzo.models import arithmetic, lenet5
 
 PRECISIONS = ("fp32", "int8", "int8-intonly")
 PHASES = ("forward", "backward", "zo_perturb", "zo_update", "loss", "data", "other")
 
 
-def one_epoch(train, precision, batch_size, seed):
+def one_epoch(train, precision, batch_size, seed, memory_plan):
     trainer = elasticzo.ElasticZO(lenet5(seed=seed, precision=arithmetic(precision)), method="zo-feat-cls1",
-                                  seed=seed, precision=precision)
+                                  seed=seed, precision=precision, memory_plan=memory_plan)
     m = trainer.train_epoch(train, batch_size)
     return {"seconds": m["seconds"], "peak_memory_bytes": m["peak_memory_bytes"],
             "breakdown": m["time_breakdown"], "sign_agreement": m.get("sign_agreement")}
@@ -36,6 +37,9 @@ def main(argv=None):
     p.add_argument("--batch-sizes", default="32,256", help="comma-separated (default 32,256)")
     p.add_argument("--train-samples", type=int, default=None, help="first N training samples (default: all)")
     p.add_argument("--repeats", type=int, default=1, help="epochs per precision and batch size (default 1)")
+    p.add_argument("--memory-plan", choices=MEMORY_PLANS, default=DEFAULT_MEMORY_PLAN,
+                   help=f"buffer layout: static (the paper's model: every buffer lives for the whole step) or "
+                        f"lifetime (default: {DEFAULT_MEMORY_PLAN})")
     p.add_argument("--json", action="store_true", help="print the results as one JSON line at the end")
     add_runtime_args(p)
     args = p.parse_args(argv)
@@ -45,13 +49,13 @@ def main(argv=None):
         train = train.subset(range(args.train_samples))
     load_before = os.getloadavg()
     print(f"LeNet-5 ZO-Feat-Cls1, {len(train)} MNIST samples, {args.threads} thread(s), ISA {_core.active_isa()}, "
-          f"load average before {load_before[0]:.1f}", file=sys.stderr)
+          f"{args.memory_plan} memory plan, load average before {load_before[0]:.1f}", file=sys.stderr)
     results = {}
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         runs = {q: [] for q in PRECISIONS}
         for _ in range(args.repeats):
             for q in PRECISIONS:
-                runs[q].append(one_epoch(train, q, batch, seed=0))
+                runs[q].append(one_epoch(train, q, batch, 0, args.memory_plan))
                 print(f"  batch {batch} {q}: {runs[q][-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
         best = {q: min(r, key=lambda x: x["seconds"]) for q, r in runs.items()}
         results[batch] = best
@@ -70,6 +74,7 @@ def main(argv=None):
     print(f"load average after {load_after[0]:.1f}", file=sys.stderr)
     if args.json:
         print(json.dumps({"threads": args.threads, "isa": _core.active_isa(), "samples": len(train),
+                          "memory_plan": args.memory_plan,
                           "load_before": load_before, "load_after": load_after, "results": results}))
 
 

@@ -118,29 +118,20 @@ def planned_bytes(model, input_shape, zo_layers: int, memory_plan: str, optimize
 def measure_step(model, input_shape, zo_layers: int, memory_plan: str, num_classes: int, optimizer: str = "sgd",
                  seed: int = 0) -> dict:
     """Peak bytes per category of `model`'s memory while one real ElasticZO step (random inputs and labels) runs
-    with that partition and plan, as the memory tracker counts them. The model's parameters are put back after.
-    INT8 trains by backprop only so far: its Full ZO is measured by a forward pass (see _measured_by), and a
-    partition with both parts raises NotImplementedError."""
+    with that partition and plan, as the memory tracker counts them (an int8 model's ZO part by ElasticZO-INT8).
+    The model's parameters are put back after."""
     _check_choice(memory_plan, MEMORY_PLANS, "memory plan")
-    int8_zo = model.precision == "int8" and zo_layers > 0
-    if int8_zo and zo_layers < model.num_param_layers:
-        raise NotImplementedError(_NOT_MEASURABLE)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(tuple(input_shape), dtype=np.float32)
     y = rng.integers(0, num_classes, size=input_shape[0]).astype(np.int32)
     saved = model.state_dict()
     model.release_buffers()  # buffers of an earlier plan would count in this step's peak
     try:
-        if int8_zo:
-            model.memory_plan = memory_plan
-            model.reset_peak_memory()
-            model.forward(x)
-        else:
-            trainer = _core.ElasticZO(model, zo_layers, **{**_core.default_config(), "optimizer": optimizer,
-                                                           "seed": seed}, memory_plan=memory_plan)
-            model.reset_peak_memory()
-            trainer.step(x, y)
-            del trainer
+        trainer = _core.ElasticZO(model, zo_layers, **{**_core.default_config(), "optimizer": optimizer,
+                                                       "seed": seed}, memory_plan=memory_plan)
+        model.reset_peak_memory()
+        trainer.step(x, y)
+        del trainer
         peak = model.memory_stats()["peak"]
     finally:
         model.load_state_dict(saved)
@@ -176,23 +167,9 @@ def memory_report(model="lenet5", batch_size: int = 32, method=None, *, zo_layer
         "model": analytic_model(net, shape, c, precision, optimizer),
     }
     report["planned"] = planned_bytes(net, shape, c, memory_plan, optimizer)
-    how = _measured_by(net, c)
-    report["measured"] = None if how is None else measure_step(net, shape, c, memory_plan, classes, optimizer, seed)
-    report["config"]["measured_by"] = how or _NOT_MEASURABLE
+    report["measured"] = measure_step(net, shape, c, memory_plan, classes, optimizer, seed)
+    report["config"]["measured_by"] = "training step"
     return report
-
-
-_NOT_MEASURABLE = ("not measured: an int8 step with both a ZO and a backprop part needs the INT8 ZO trainer "
-                   "(ElasticZO-INT8), not built yet; the model and the plan are given")
-
-
-def _measured_by(model, zo_layers):
-    """How measure_step measures this partition: a training step, or (INT8 Full ZO, whose ZO trainer is not built
-    yet) a forward pass, which allocates everything a ZO step does (it moves the weights in place); None when it
-    cannot yet (INT8 with both parts)."""
-    if model.precision == "int8" and zo_layers > 0:
-        return "forward pass" if zo_layers == model.num_param_layers else None
-    return "training step"
 
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30,

@@ -36,18 +36,12 @@ def _table(report) -> str:
     lines = [f"{cfg['model']}, batch {cfg['batch_size']}, {cfg['method']} (C={cfg['zo_layers']}), "
              f"{cfg['precision']}, {cfg['memory_plan']} plan, {cfg['threads']} threads, {cfg['isa']}",
              f"{'bytes':<14}{'model (SPEC §4)':>18}{'planned':>14}{'measured':>14}"]
-    measured = report["measured"] or {}
-    cell = lambda src, key, w: (f"{report[src][key]:>{w},}" if src != "measured" else  # noqa: E731
-                                f"{measured[key]:>{w},}" if measured else f"{'–':>{w}}")
     for key in (*CATEGORIES, "total"):
-        lines.append(f"{key:<14}" + "".join(cell(src, key, w) for src, w in
+        lines.append(f"{key:<14}" + "".join(f"{report[src][key]:>{w},}" for src, w in
                                             (("model", 18), ("planned", 14), ("measured", 14))))
-    mib = {src: report[src]["total"] / 2**20 for src in ("model", "planned")}
-    lines.append(f"{'total MiB':<14}{mib['model']:>18.2f}{mib['planned']:>14.2f}" +
-                 (f"{measured['total'] / 2**20:>14.2f}" if measured else f"{'–':>14}"))
+    mib = {src: report[src]["total"] / 2**20 for src in ("model", "planned", "measured")}
+    lines.append(f"{'total MiB':<14}{mib['model']:>18.2f}{mib['planned']:>14.2f}{mib['measured']:>14.2f}")
     lines.append("The model counts no workspace (kernels' temporary space): it is listed on its own.")
-    if cfg["measured_by"] != "training step":
-        lines.append(f"Measured by: {cfg['measured_by']}.")
     return "\n".join(lines)
 
 
@@ -59,12 +53,9 @@ def memory_command(args) -> int:
     kw = dict(precision=args.precision, optimizer=args.optimizer)
     if args.memory_plan is not None:
         kw["memory_plan"] = args.memory_plan
-    try:
-        report = memory_report(args.model, args.batch_size, args.method, zo_layers=args.zo_layers, **kw)
-        if args.plot:
-            plot_methods({m: memory_report(args.model, args.batch_size, m, **kw) for m in METHODS}, args.plot)
-    except NotImplementedError as exc:
-        raise ValueError(str(exc)) from exc
+    report = memory_report(args.model, args.batch_size, args.method, zo_layers=args.zo_layers, **kw)
+    if args.plot:
+        plot_methods({m: memory_report(args.model, args.batch_size, m, **kw) for m in METHODS}, args.plot)
     if args.json:
         print(json.dumps({k: report[k] for k in ("model", "planned", "measured", "config")}))
     else:

@@ -75,6 +75,7 @@ void add_saturating_i32(std::size_t n, const std::int32_t* x, std::int32_t* y) {
   for (std::size_t i = 0; i < n; ++i)
     y[i] = static_cast<std::int32_t>(std::clamp<std::int64_t>(std::int64_t{x[i]} + y[i], INT32_MIN, INT32_MAX));
 }
+
 void niti_init(Tensor& w, int fan_in, int fan_out, std::uint64_t seed) {
   const PhiloxKey key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
   w.set_exponent(niti_init_weights(fan_in, fan_out, static_cast<std::size_t>(w.numel()), WeightInit::xavier_normal,

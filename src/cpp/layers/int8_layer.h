@@ -71,12 +71,13 @@ void niti_update_param(Param& p, int mu);
 // for a bias.
 void check_int8_layer(const std::string& repr, bool bias);
 
-// An int8 layer's weight gradient G: `kernel(out)` writes the int32 products into p.grad, or with `accumulate`
-// (ElasticZO-INT8's backprop part, one gradient per pass) into scratch memory added to p.grad. NITI's update takes
-// its step size from the range of G, so the sum of the two passes' gradients stands for their mean. The sum
-// saturates at the int32 limits (never reached by LeNet-sized layers: their |G| stays below 2^24).
 // y += x elementwise, saturating at the int32 limits.
 void add_saturating_i32(std::size_t n, const std::int32_t* x, std::int32_t* y);
+
+// An int8 layer's weight gradient G: `kernel(out)` writes the int32 products into p.grad, or with `accumulate`
+// (ElasticZO-INT8's backprop part, one gradient per pass) into scratch memory added to p.grad. NITI's update takes
+// its step size from the range of G, so the sum of the two passes' gradients stands for their mean; the sum
+// saturates rather than wraps at the int32 limits.
 template <class Kernel>
 void int8_weight_grad(Param& p, bool accumulate, const Kernel& kernel) {
   if (!accumulate) return kernel(p.grad.s32());
