@@ -83,7 +83,11 @@ def test_trainer_defaults_are_written_once():
     from elasticzo.schedule import StepDecay
 
     params = inspect.signature(ElasticZO).parameters
-    for name, value in _core.default_config().items():
+    config = _core.default_config()
+    # INT8's zo_p_zero defaults to None in Python: the paper's schedule, whose first epoch is the C++ default.
+    assert params["zo_p_zero"].default is None
+    assert np.float32(config.pop("zo_p_zero")) == np.float32(_core.int8_zo_p_zero_for_epoch(0))
+    for name, value in config.items():
         assert np.float32(params[name].default) == np.float32(value) if isinstance(value, float) else \
             params[name].default == value, name
     assert (params["lr_decay"].default, params["lr_decay_every"].default) == (StepDecay.factor, StepDecay.every)
