@@ -140,6 +140,7 @@ def test_augmentation_refuses_what_is_not_a_point_cloud():
         elasticzo.ElasticZO(elasticzo.models.lenet5(seed=0), method="full-bp", augment="flip")
 
 
+@pytest.mark.training  # runs the reproduction script, which the emulated arm64 copy does not ship
 def test_paper_table1_reports_the_modelnet40_column_as_far_as_the_runs_got(tmp_path):
     """benchmarks/paper_table1.py --report-only: each run at the epoch it reached, beside the paper's number."""
     import json

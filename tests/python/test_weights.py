@@ -1,6 +1,8 @@
 """Weights in and out by name: PyTorch state dicts and .pt files, .safetensors files and elasticzo checkpoints in,
 .safetensors out, with PyTorch as the oracle of the round trip."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
@@ -87,7 +89,9 @@ def test_unreadable_sources_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         elasticzo.from_torch(tmp_path / "junk.safetensors", model)
     (tmp_path / "junk.pt").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="not a readable PyTorch state dict"):
+    # Without torch (a Pi), a .pt file is refused for that reason; with it, for its content.
+    has_torch = importlib.util.find_spec("torch") is not None
+    with pytest.raises(ValueError, match="not a readable PyTorch state dict" if has_torch else "needs torch"):
         elasticzo.from_torch(tmp_path / "junk.pt", model)
     with pytest.raises(TypeError, match="state dict, a torch.nn.Module or a file path"):
         elasticzo.from_torch(42, model)
