@@ -8,9 +8,11 @@ the machine's load average is printed beside every timing.
 
   python benchmarks/federated.py --threads 1                       # all sections, MNIST, 10 clients
   python benchmarks/federated.py --sections bytes,memory           # the quick ones
+  python benchmarks/federated.py --sections server-lr --methods full-zo --rounds 200   # the server-lr sweep
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -124,6 +126,38 @@ def accuracy_section(args):
     return lines, rows
 
 
+def server_lr_section(args):
+    """The server learning-rate sweep behind spec.SERVER_LR: the federation trains on all but the last
+    --validation training samples and is scored on those (never on the test split), against centralized training
+    with as many updates on the same samples."""
+    whole = split_of(args.dataset, "", "train", 0)
+    keep = len(whole) - args.validation
+    validation = whole.subset(np.arange(keep, len(whole)), name=f"{whole.name}[validation]")
+    rows = []
+    for method in args.methods.split(","):
+        base = FederationSpec(method=method, num_clients=args.clients, num_rounds=args.rounds,
+                              local_steps=args.local_steps, dataset=args.dataset, partition="iid",
+                              seed=args.seed, train_samples=keep)
+        central = centralized(base, args.rounds * args.local_steps, validation)["accuracy"]
+        for value in (float(v) for v in args.server_lrs.split(",")):
+            spec = dataclasses.replace(base, server_lr=value)
+            t0 = time.perf_counter()
+            fed = run_local(spec, test=validation)["rounds"][-1]["test"]["accuracy"]
+            rows.append(dict(method=method, server_lr=value, federated=fed, centralized=central,
+                             seconds=time.perf_counter() - t0, load=load()))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    lines = [f"### Server learning rate ({args.dataset}, validation: the last {args.validation} training samples, "
+             f"{args.clients} IID clients on the rest, {args.rounds} rounds x {args.local_steps} local steps; "
+             "centralized: as many updates on the same samples)", "",
+             "| method | server lr | federated | centralized | difference (points) | seconds | machine |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['server_lr']:g} | {100 * r['federated']:.2f}% | "
+                     f"{100 * r['centralized']:.2f}% | {100 * (r['federated'] - r['centralized']):+.2f} | "
+                     f"{r['seconds']:.0f} | {r['load']} |")
+    return lines, rows
+
+
 def catch_up_section(args):
     lines = ["### Catch-up: replay the missed steps or pull the ZO weights", "",
              "| method | ZO weights (pull) | replay: bytes per step | break-even (steps) | replay ms per step | "
@@ -193,13 +227,16 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-same-compute", action="store_true",
                    help="accuracy: skip the centralized run with as many steps as all clients together")
+    p.add_argument("--server-lrs", default="1,2,4,8", help="for the server-lr section")
+    p.add_argument("--validation", type=int, default=5000,
+                   help="server-lr section: training samples held out for validation")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true", help="also print each section's rows as JSON")
     args = p.parse_args()
     if args.threads:
         _core.set_num_threads(args.threads)
     sections = {"bytes": bytes_section, "catch-up": catch_up_section, "memory": memory_section,
-                "accuracy": accuracy_section}
+                "accuracy": accuracy_section, "server-lr": server_lr_section}
     print(f"# Federated ElasticZO: {' '.join(sys.argv[1:])}\n\n{load()} at the start, "
           f"{_core.num_threads()} threads\n")
     for name in args.sections.split(","):

@@ -17,6 +17,8 @@ HELP = {
     "lr_bp": "backprop learning rate (0: the tuned default)",
     "eps": "perturbation scale (0: the tuned default)",
     "grad_clip": "clip of the projected gradient (-1: the tuned default; 0: none)",
+    "server_lr": "the server's step on each round's averaged update, ZO and head (1: plain averaging; 0: the tuned "
+                 "default)",
     "out": "folder for summary.json and checkpoint.safetensors (the server's model; `elasticzo eval` reads it)",
 }
 

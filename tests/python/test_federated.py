@@ -77,6 +77,10 @@ def test_spec_round_trips_through_a_flower_run_config_and_refuses_unknown_keys()
     assert decayed.learning_rates(1) == (1e-3, 0.1) and decayed.learning_rates(5) == (1e-3 / 4, 0.1 / 4)
     with pytest.raises(ValueError, match="reply_timeout"):
         FederationSpec(reply_timeout=0.0)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="server_lr"):
+            FederationSpec(server_lr=bad)
+    assert FederationSpec(server_lr=3.0).server_step == 3.0
 
 
 def test_catch_up_replays_while_cheaper_than_the_weights_then_pulls():
@@ -117,11 +121,12 @@ def test_pulled_weights_and_replayed_steps_give_the_same_replica():
     _assert_identical(pulled["clients"][2], pulled["server"].replica, "client 2 pulled vs server")
 
 
-def test_averaged_scalars_equal_fedavg_of_the_clients_local_weights(mnist_train, assert_close):
+@pytest.mark.parametrize("server_lr", [1.0, 2.5])
+def test_averaged_scalars_equal_fedavg_of_the_clients_local_weights(mnist_train, assert_close, server_lr):
     # One round: the server's ZO update sum_k -lr mean_i(g_ik) z_k is FedAvg of the clients' locally trained ZO
-    # weights (up to float rounding), and its head is FedAvg of their heads.
+    # weights (up to float rounding), and its head is FedAvg of their heads; a server learning rate scales both moves.
     spec = FederationSpec(method="zo-feat-cls1", num_clients=3, num_rounds=1, local_steps=4, batch_size=16,
-                          train_samples=901)  # shards of 301, 300, 300: unequal weights
+                          train_samples=901, server_lr=server_lr)  # shards of 301, 300, 300: unequal weights
     fed = run_local(spec)
     from elasticzo.federated.data import client_shard
 
@@ -139,7 +144,8 @@ def test_averaged_scalars_equal_fedavg_of_the_clients_local_weights(mnist_train,
     start = _state(Replica(spec, 10, (1, 28, 28)))
     for name in server:
         fedavg = sum(wi * s[name].astype(np.float64) for wi, s in zip(w, locals_))
-        assert_close(server[name] - start[name], fedavg - start[name], 1e-4, f"{name}: update vs FedAvg")
+        assert_close(server[name] - start[name], server_lr * (fedavg - start[name]), 1e-4,
+                     f"{name}: update vs FedAvg")
 
 
 def test_a_damaged_replica_is_detected_when_it_catches_up():

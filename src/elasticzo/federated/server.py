@@ -1,7 +1,8 @@
 """The server side of federated ElasticZO, without Flower: it chooses the steps (their keys are (seed, step), the
-same on every replica), averages the clients' projected gradients per step into one coefficient -lr_zo g each, and
-the clients' heads into one head (FedAvg, weighted by their sample counts), and keeps its own replica, the reference
-every client must match bit for bit.
+same on every replica), averages the clients' projected gradients per step into one coefficient -η lr_zo g each, and
+the clients' heads into one head (FedAvg, weighted by their sample counts; η, the server learning rate, scales both
+moves, FedOpt-style, and is 1 for plain averaging), and keeps its own replica, the reference every client must match
+bit for bit.
 
 Catch-up: the server remembers the coefficients of the last `max_replay_steps` steps and the step each client's
 replica is at. A client that is behind replays them (4 bytes per step) or, when that would cost more bytes than the
@@ -95,15 +96,13 @@ class FederatedServer:
             if grads.shape[1] != steps:
                 raise RuntimeError(f"a client returned {grads.shape[1]} projected gradients for {steps} steps")
             mean = weights @ grads
-            coefficients = (-lr_zo * mean).astype(np.float32)
+            coefficients = (-self.spec.server_step * lr_zo * mean).astype(np.float32)
         else:
             mean = np.zeros(steps)
             coefficients = np.zeros(steps, dtype=np.float32)  # Full BP: the steps move nothing under ZO
         self.replica.apply(first, coefficients)
         if self.replica.head_names:
-            self.replica.load({n: sum(w * np.asarray(a[f"head/{n}"], dtype=np.float64)
-                                      for w, (_, a) in zip(weights, replies.values())).astype(np.float32)
-                               for n in self.replica.head_names})
+            self.replica.load(self._head_step(weights, replies))
         self.history = np.concatenate([self.history, coefficients])
         drop = max(len(self.history) - self.spec.max_replay_steps, 0)
         self.history, self.history_start = self.history[drop:], self.history_start + drop
@@ -112,6 +111,19 @@ class FederatedServer:
                       server_digest_after=self.replica.digest())
         self.rounds.append(record)
         return record
+
+    def _head_step(self, weights, replies) -> dict:
+        """The head after the round: the clients' heads averaged (FedAvg), or with a server learning rate η the
+        server's head moved η times the way to that average (exactly the average for η = 1)."""
+        step = self.spec.server_step
+        heads = {}
+        for name in self.replica.head_names:
+            mean = sum(w * np.asarray(a[f"head/{name}"], dtype=np.float64) for w, (_, a) in zip(weights, replies.values()))
+            if step != 1.0:
+                own = self.replica.model.parameter(name).astype(np.float64)
+                mean = own + step * (mean - own)
+            heads[name] = mean.astype(np.float32)
+        return heads
 
     def confirm(self, node, step: int) -> None:
         """`node` reported its replica at `step` (an evaluate reply)."""

@@ -13,6 +13,11 @@ from elasticzo.methods import METHODS
 
 CATCH_UP = ("auto", "replay", "pull")
 
+# Tuned server learning rates (`benchmarks/federated.py --sections server-lr`, validation split): one federated
+# update averages the projected gradients of every sampled client, a larger batch than one local step's, and takes
+# a larger step than the local learning rate. Methods not listed average plainly (1.0).
+SERVER_LR = {}
+
 
 @dataclass(frozen=True)
 class FederationSpec:
@@ -31,6 +36,8 @@ class FederationSpec:
     lr_bp: float = 0.0            # 0: tuned default
     eps: float = 0.0              # 0: tuned default
     grad_clip: float = -1.0       # < 0: tuned default; 0 disables clipping
+    server_lr: float = 0.0        # the server's step on the round's averaged update (FedOpt's server learning rate;
+                                  # 1.0: plain averaging, FedAvg); 0: the tuned default (SERVER_LR)
     lr_decay: float = 1.0         # both learning rates times lr_decay every lr_decay_every rounds (1.0: none)
     lr_decay_every: int = 1
     seed: int = 0                 # initial weights, ZO perturbation keys, client sampling, partition
@@ -52,6 +59,8 @@ class FederationSpec:
             _check_int(self, name, 1)
         for name in ("clients_per_round", "batch_size", "seed", "train_samples", "test_samples", "evaluate_every"):
             _check_int(self, name, 0)
+        if not self.server_lr >= 0:
+            raise ValueError(f"server_lr must be >= 0 (0: the tuned default), got {self.server_lr!r}")
         if not self.reply_timeout > 0:
             raise ValueError(f"reply_timeout must be > 0 seconds, got {self.reply_timeout!r}")
         if self.clients_per_round > self.num_clients:
@@ -68,6 +77,11 @@ class FederationSpec:
         given = getattr(self, name)
         unset = given < 0 if name == "grad_clip" else given == 0
         return getattr(self.tuned, name) if unset else given
+
+    @property
+    def server_step(self) -> float:
+        """The server learning rate in use: the given one, or the tuned default of the method."""
+        return self.server_lr or SERVER_LR.get(self.method, 1.0)
 
     def learning_rates(self, round_index: int):
         """(lr_zo, lr_bp) of 0-based round `round_index`."""
