@@ -1,20 +1,31 @@
-"""The paper's Table 2 (FP32): fine-tuning LeNet-5 on rotated MNIST and Fashion-MNIST with each method.
+"""The paper's Table 2: fine-tuning LeNet-5 on rotated MNIST and Fashion-MNIST with each method, FP32 or INT8.
 
-Per dataset: pretrain on the original training set with Full BP and Adam for --pretrain-epochs (the paper: 1);
-"w/o FT" is that model's accuracy on the rotated test subset. Then, per angle and method, fine-tune for --epochs
+Per dataset: pretrain on the original training set for --pretrain-epochs, FP32 with Full BP and Adam (the paper:
+1 epoch), INT8 (`--precision int8`) with NITI's Full BP and its mu schedule (the paper: 100 epochs, which is Table 1's
+INT8 Full BP run: `--pretrained-mnist RUN_DIR` / `--pretrained-fashion-mnist RUN_DIR` take a finished run of
+`elasticzo train` (e.g. paper_table1.py's) instead of training it again; its checkpoint is copied, and the table
+names it). "w/o FT" is the pretrained model's accuracy on the rotated test subset. Then, per angle and method, fine-tune for --epochs
 (the paper: 50) on the first --train-samples training images rotated by the angle, starting from the pretrained
-weights (`elasticzo train --init-from`), and test on the first --test-samples test images rotated likewise.
+weights (`elasticzo train --init-from`), and test on the first --test-samples test images rotated likewise. INT8
+fine-tuning is ElasticZO-INT8 (`elasticzo train --precision int8`: NITI backprop for the BP part, the sparse
+integer perturbation for the ZO part, each with its schedule counted from the first fine-tuning epoch).
 Every run lives in its own directory under --out and goes through `elasticzo train`, so an interrupted script
 continues from the checkpoints when run again with the same command. Writes a Markdown table of our accuracy
-beside the paper's 40 FP32 figures.
+beside the paper's 20 figures of that precision. INT8 runs live under OUT/int8/.
 """
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
+
+from elasticzo.checkpoint import CheckpointError, atomic_write, read_checkpoint
+from elasticzo.hparams import defaults
 
 from _common import DATASETS, METHODS, RESULTS_DIR, read_jsonl, run_elasticzo
 
@@ -30,6 +41,15 @@ PAPER_TABLE2_FP32 = {
     "fashion-mnist": {"w/o-ft": (39.65, 23.34), "full-zo": (61.33, 59.08), "zo-feat-cls2": (77.25, 74.51),
                       "zo-feat-cls1": (75.98, 76.86), "full-bp": (80.37, 79.49)},
 }
+# SPEC §10, Table 2 (INT8), same layout.
+PAPER_TABLE2_INT8 = {
+    "mnist": {"w/o-ft": (84.08, 60.25), "full-zo": (85.94, 64.36), "zo-feat-cls2": (93.07, 87.99),
+              "zo-feat-cls1": (93.46, 91.80), "full-bp": (96.68, 95.21)},
+    "fashion-mnist": {"w/o-ft": (28.13, 13.77), "full-zo": (37.21, 22.95), "zo-feat-cls2": (69.43, 68.95),
+                      "zo-feat-cls1": (76.07, 75.68), "full-bp": (80.08, 80.86)},
+}
+PAPER_TABLE2 = {"fp32": PAPER_TABLE2_FP32, "int8": PAPER_TABLE2_INT8}
+PAPER_PRETRAIN_EPOCHS = {"fp32": 1, "int8": 100}
 
 PRETRAIN_LR = 1e-3  # Adam's customary rate; the paper gives none
 
@@ -43,6 +63,9 @@ ANGLES = {"mnist": (30.0, 43.0), "fashion-mnist": (27.0, 47.0)}
 # 0.05 fine-tunes it. ZO's 5e-4 moves Full ZO 3 points in 5 epochs; 2e-3 moves it 10.
 FINETUNE_FLAGS = {"full-zo": ["--lr", "2e-3"], "zo-feat-cls2": ["--lr", "2e-3"], "zo-feat-cls1": ["--lr", "2e-3"],
                   "full-bp": ["--lr", "0.05"]}
+# INT8 has no learning rate to choose: NITI's gradient bit-width mu (5/4/3) and ElasticZO-INT8's p_zero schedule
+# are its step sizes, and they take their defaults (`elasticzo train --precision int8`).
+PRECISION_FLAGS = {"fp32": [], "int8": ["--precision", "int8"]}
 
 
 def _runtime(args):
@@ -54,21 +77,100 @@ def _resume_if_started(run_dir: Path):
     return ["--resume"] if (run_dir / "checkpoint.safetensors").exists() else []
 
 
+def _commit():
+    """The source tree's git commit (None outside a git checkout): the runs' provenance."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _record_start(run_dir: Path, what: str, args):
+    """Notes which commit started a run (a resumed run keeps its first note)."""
+    note = run_dir / "provenance.json"
+    if not note.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"commit": args.commit, "what": what}) + "\n"
+        atomic_write(note, lambda tmp: tmp.write_text(text))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def adopt_pretrained(dataset, source: Path, run_dir: Path, args):
+    """Copies the checkpoint of a finished pretraining run of `elasticzo train` into run_dir (once) after checking
+    that it is the run the table needs: same dataset, Full BP, the precision, and exactly --pretrain-epochs done."""
+    if (run_dir / "source.json").exists():
+        return
+    source = Path(source)
+    try:
+        _, state = read_checkpoint(source / "checkpoint.safetensors")
+    except CheckpointError as exc:
+        raise SystemExit(f"--pretrained-{dataset}: {exc}") from None
+    config = json.loads((source / "config.json").read_text())
+    info, cfg = config["info"], config["config"]
+    wanted = {"dataset": (info.get("dataset"), dataset), "method": (cfg.get("method"), "full-bp"),
+              "precision": (cfg.get("precision", "fp32"), args.precision),
+              "finished epochs": ((state["epoch"], state["batch_in_epoch"]), (args.pretrain_epochs, 0))}
+    wrong = [f"{k} {got} (needed {want})" for k, (got, want) in wanted.items() if got != want]
+    if wrong:
+        raise SystemExit(f"--pretrained-{dataset} {source}: not the pretraining this table needs: {'; '.join(wrong)}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "metrics.jsonl"):
+        shutil.copyfile(source / name, run_dir / name)
+    # A copy, so later writes to the source (a resumed or restarted run) cannot change this table's starting point.
+    atomic_write(run_dir / "checkpoint.safetensors",
+                 lambda tmp: shutil.copyfile(source / "checkpoint.safetensors", tmp))
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    note = {"source": str(source.resolve()), "epochs": state["epoch"],
+            "test_accuracy": metrics[args.pretrain_epochs - 1].get("test_accuracy") if metrics else None,
+            "sha256": _sha256(run_dir / "checkpoint.safetensors")}
+    atomic_write(run_dir / "source.json", lambda tmp: tmp.write_text(json.dumps(note) + "\n"))
+
+
 def pretrain(dataset, args) -> Path:
     run_dir = Path(args.out) / dataset / "pretrain"
-    if len(read_jsonl(run_dir / "metrics.jsonl")) < args.pretrain_epochs:
-        run_elasticzo(["train", "--dataset", dataset, "--method", "full-bp", "--optimizer", "adam", "--lr",
-                       str(PRETRAIN_LR), "--epochs", str(args.pretrain_epochs), "--seed", str(args.seed),
-                       "--out", str(run_dir), *_resume_if_started(run_dir), *_runtime(args)],
+    source = args.pretrained[dataset]
+    if source is not None:
+        adopt_pretrained(dataset, source, run_dir, args)
+    elif len(read_jsonl(run_dir / "metrics.jsonl")) < args.pretrain_epochs:
+        # FP32: BP with Adam (the paper's); INT8: NITI's Full BP, as Table 1's INT8 Full BP run.
+        optimizer = ["--optimizer", "adam", "--lr", str(PRETRAIN_LR)] if args.precision == "fp32" else []
+        _record_start(run_dir, f"{dataset} pretraining", args)
+        run_elasticzo(["train", "--dataset", dataset, "--method", "full-bp", *optimizer,
+                       *PRECISION_FLAGS[args.precision], "--epochs", str(args.pretrain_epochs), "--seed",
+                       str(args.seed), "--out", str(run_dir), *_resume_if_started(run_dir), *_runtime(args)],
                       f"{dataset} pretraining")
     return run_dir / "checkpoint.safetensors"
+
+
+def pretraining_note(dataset, args) -> str:
+    """Which pretraining run the table used."""
+    run_dir = Path(args.out) / dataset / "pretrain"
+    metrics = read_jsonl(run_dir / "metrics.jsonl")[:args.pretrain_epochs]
+    upright = f"{100 * metrics[-1]['test_accuracy']:.2f}% upright" if metrics else "no metrics"
+    if (run_dir / "source.json").exists():
+        src = json.loads((run_dir / "source.json").read_text())
+        return (f"{DATA_NAMES[dataset]}: the checkpoint of `{src['source']}` after {src['epochs']} epochs "
+                f"({upright}; SHA-256 {src['sha256'][:16]}…)")
+    return f"{DATA_NAMES[dataset]}: pretrained by this script in `{run_dir}` ({upright})"
 
 
 def without_finetuning(dataset, angle, weights, args) -> float:
     cache = Path(args.out) / dataset / f"angle{angle:g}" / "without-ft.json"
     if not cache.exists():
+        # An INT8 model's outputs depend on the batch (NITI quantizes each batch with one exponent): evaluate at the
+        # batch size the fine-tuning runs test with, so that their epoch 0 would read the same.
+        batch = ["--batch-size", str(defaults("lenet5", dataset, "full-bp").batch_size)] \
+            if args.precision == "int8" else []
         out = run_elasticzo(["eval", "--checkpoint", str(weights), "--dataset", dataset, "--angle", f"{angle:g}",
-                             "--test-samples", str(args.test_samples), "--json"]
+                             "--test-samples", str(args.test_samples), "--json", *batch]
                             + (["--data-dir", args.data_dir] if args.data_dir else []),
                             f"{dataset} {angle:g} deg w/o FT")
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -80,47 +182,70 @@ def finetune(dataset, angle, method, weights, args):
     """The run's per-epoch metrics once it has args.epochs of them (running or continuing it first)."""
     run_dir = Path(args.out) / dataset / f"angle{angle:g}" / method
     if len(read_jsonl(run_dir / "metrics.jsonl")) < args.epochs:
+        flags = FINETUNE_FLAGS[method] if args.precision == "fp32" else PRECISION_FLAGS[args.precision]
+        _record_start(run_dir, f"{dataset} {angle:g} deg {method}", args)
         run_elasticzo(["train", "--init-from", str(weights), "--dataset", dataset, "--angle", f"{angle:g}",
                        "--train-samples", str(args.train_samples), "--test-samples", str(args.test_samples),
-                       "--method", method, *FINETUNE_FLAGS[method], "--epochs", str(args.epochs), "--seed", str(args.seed),
+                       "--method", method, *flags, "--epochs", str(args.epochs), "--seed", str(args.seed),
                        "--out", str(run_dir), *_resume_if_started(run_dir), *_runtime(args)],
                       f"{dataset} {angle:g} deg {method}")
     metrics = read_jsonl(run_dir / "metrics.jsonl")[:args.epochs]
     config = json.loads((run_dir / "config.json").read_text())["config"]
+    provenance = run_dir / "provenance.json"
+    config["commit"] = json.loads(provenance.read_text())["commit"] if provenance.exists() else None
     return metrics, config
 
 
 def table(results, args, datasets):
     head = "| method |" + "".join(f" {DATA_NAMES[d]} {a:g}° ours | paper | diff |" for d in datasets
                                   for a in args.angles[d])
-    lines = [f"Test accuracy (%) of LeNet-5 (FP32) on {args.test_samples} rotated test images after fine-tuning "
-             f"{args.epochs} epochs on {args.train_samples} rotated training images; pretrained {args.pretrain_epochs} "
-             f"epoch(s) with Adam. The paper's two angles were lost: its columns are its smaller and larger angle.",
-             "", head, "|---|" + "---|---|---|" * 2 * len(datasets)]
+    pretraining = ("Adam" if args.precision == "fp32" else "NITI's Full BP (mu schedule)")
+    lines = [f"Test accuracy (%) of LeNet-5 ({args.precision.upper()}) on {args.test_samples} rotated test images "
+             f"after fine-tuning {args.epochs} epochs on {args.train_samples} rotated training images; pretrained "
+             f"{args.pretrain_epochs} epoch(s) with {pretraining}. The paper's two angles were lost: its columns are "
+             "its smaller and larger angle.", "", head, "|---|" + "---|---|---|" * 2 * len(datasets)]
     for row in ROWS:
         text = f"| {NAMES[row]} |"
         for d in datasets:
             for i, a in enumerate(args.angles[d]):
-                paper = PAPER_TABLE2_FP32[d][row][i]
+                paper = PAPER_TABLE2[args.precision][d][row][i]
                 ours = results.get((d, a, row))
                 text += (f" {100 * ours:.2f} | {paper:.2f} | {100 * ours - paper:+.2f} |" if ours is not None
                          else f" – | {paper:.2f} | – |")
         lines.append(text)
+    lines += ["", "Pretrained models: " + "; ".join(pretraining_note(d, args) for d in datasets) + "."]
     return "\n".join(lines) + "\n"
 
 
-def details(runs, datasets, angles):
-    """Per run: its rates, final train loss, best epoch and speed."""
+def _settings(config, history, precision):
+    """A run's step sizes as the details table shows them (INT8: mu over the run and the ZO part's settings)."""
+    if precision == "fp32":
+        return [f"{config['lr_zo']:g}", f"{config['lr_bp']:g}", f"{config['eps']:g}", f"{config['grad_clip']:g}"]
+    mus = [h["gradient_bits"] for h in history if "gradient_bits" in h]
+    mu = "–" if config["method"] == "full-zo" or not mus else "→".join(
+        str(m) for i, m in enumerate(mus) if i == 0 or m != mus[i - 1])
+    if config["zo_layers"] == 0:
+        return [mu, "–", "–", "–", "–"]
+    p_zero = "schedule" if config.get("zo_p_zero") is None else f"{config['zo_p_zero']:g}"
+    return [mu, f"{config['zo_range']}", p_zero, f"{config['zo_update_bits']}", f"{config['log2_frac_bits']}"]
+
+
+SETTING_NAMES = {"fp32": "lr_zo | lr_bp | eps | clip",
+                 "int8": "mu | zo_range | zo_p_zero | zo_update_bits | log2_frac_bits"}
+
+
+def details(runs, datasets, angles, precision="fp32"):
+    """Per run: its step sizes, final train loss, best epoch, speed and (for runs it started) the commit."""
     # The best epoch is shown, never reported as the result: picking it would select on the test set.
-    lines = ["| dataset | angle | method | lr_zo | lr_bp | eps | clip | final train loss | best test % (epoch) | "
-             "s/epoch |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| dataset | angle | method | {SETTING_NAMES[precision]} | final train loss | best test % (epoch) | "
+             "s/epoch | commit |", "|" + "---|" * (8 + SETTING_NAMES[precision].count("|") + 1)]
     for (d, a, m), (h, c) in sorted(runs.items(), key=lambda kv: (datasets.index(kv[0][0]),
                                                                    angles[kv[0][0]].index(kv[0][1]),
                                                                    METHODS.index(kv[0][2]))):
         best = max(range(len(h)), key=lambda i: h[i]["test_accuracy"])
-        lines.append(f"| {d} | {a:g} | {NAMES[m]} | {c['lr_zo']:g} | {c['lr_bp']:g} | {c['eps']:g} | "
-                     f"{c['grad_clip']:g} | {h[-1]['train_loss']:.4f} | {100 * h[best]['test_accuracy']:.2f} "
-                     f"({best + 1}) | {sum(x['seconds'] for x in h) / len(h):.2f} |")
+        lines.append(f"| {d} | {a:g} | {NAMES[m]} | {' | '.join(_settings(c, h, precision))} | "
+                     f"{h[-1]['train_loss']:.4f} | {100 * h[best]['test_accuracy']:.2f} ({best + 1}) | "
+                     f"{sum(x['seconds'] for x in h) / len(h):.2f} | {c.get('commit') or '–'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -130,8 +255,17 @@ def main(argv=None):
         p.add_argument(f"--angles-{d}", type=float, nargs=2, default=list(ANGLES[d]), metavar=("SMALL", "LARGE"),
                        help=f"the two rotation angles of {d} in degrees (default {ANGLES[d][0]:g} {ANGLES[d][1]:g}: "
                             "chosen so that the pretrained model's w/o FT accuracy lands near the paper's)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="FP32 (Adam pretraining) or INT8 (NITI pretraining, ElasticZO-INT8 fine-tuning; runs under "
+                        "OUT/int8/, table results/table2_int8.md)")
+    for d in DATASETS:
+        p.add_argument(f"--pretrained-{d}", metavar="RUN_DIR", default=None,
+                       help=f"a finished Full BP run of `elasticzo train` on {d} (its --out) to start from instead "
+                            "of pretraining here, e.g. paper_table1.py's OUT/int8/" + d + "/full-bp for INT8; "
+                            "copied on first use")
     p.add_argument("--epochs", type=int, default=50, help="fine-tuning epochs (default 50, the paper's)")
-    p.add_argument("--pretrain-epochs", type=int, default=1, help="Adam pretraining epochs (default 1, the paper's)")
+    p.add_argument("--pretrain-epochs", type=int, default=None,
+                   help="pretraining epochs (default: the paper's, 1 for FP32, 100 for INT8)")
     p.add_argument("--train-samples", type=int, default=4096, help="rotated training images (default 4096)")
     p.add_argument("--test-samples", type=int, default=1024,
                    help="rotated test images (default 1024: the paper's accuracies are multiples of 1/1024)")
@@ -139,13 +273,20 @@ def main(argv=None):
     p.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     p.add_argument("--seed", type=int, default=0, help="seed of the pretraining and every fine-tuning run")
     p.add_argument("--out", default="runs/paper_table2", help="run directories: OUT/<dataset>/...")
-    p.add_argument("--table", default=str(RESULTS_DIR / "table2_fp32.md"))
+    p.add_argument("--table", default=None, help="default: results/table2_<precision>.md")
     p.add_argument("--data-dir", default=None, help="folder with the dataset files (default: the package's search)")
     p.add_argument("--threads", type=int, default=1, help="threads of every run (default 1)")
     args = p.parse_args(argv)
+    if args.pretrain_epochs is None:
+        args.pretrain_epochs = PAPER_PRETRAIN_EPOCHS[args.precision]
     if args.epochs < 1 or args.pretrain_epochs < 1:
         p.error("--epochs and --pretrain-epochs must be >= 1")
     args.angles = {d: getattr(args, f"angles_{d.replace('-', '_')}") for d in DATASETS}
+    args.pretrained = {d: getattr(args, f"pretrained_{d.replace('-', '_')}") for d in DATASETS}
+    args.table = args.table or str(RESULTS_DIR / f"table2_{args.precision}.md")
+    args.commit = _commit()  # once: the code this invocation runs, even if the tree moves meanwhile
+    if args.precision != "fp32":
+        args.out = str(Path(args.out) / args.precision)
     methods = [m for m in METHODS if m in args.methods]
     datasets = [d for d in DATASETS if d in args.datasets]
 
@@ -165,12 +306,12 @@ def main(argv=None):
         print(f"interrupted: run the same command again to continue from the checkpoints in {args.out}",
               file=sys.stderr)
         return 130
-    text = table(results, args, datasets) + "\n" + details(runs, datasets, args.angles)
+    text = table(results, args, datasets) + "\n" + details(runs, datasets, args.angles, args.precision)
     command = " ".join(["python benchmarks/paper_table2.py"] + (sys.argv[1:] if argv is None else list(argv)))
     load_end = os.getloadavg()
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
     Path(args.table).write_text(
-        "# Table 2 (FP32), reproduced\n\n" + text + f"\nProduced by `{command}`; load average "
+        f"# Table 2 ({args.precision.upper()}), reproduced\n\n" + text + f"\nProduced by `{command}`; load average "
         f"{load[0]:.1f} at the start of this invocation, {load_end[0]:.1f} at its end (2-core machine).\n")
     print(text)
     return 0
