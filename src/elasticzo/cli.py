@@ -76,7 +76,11 @@ def _add_train_args(p):
     p.add_argument("--init-from", metavar="FILE",
                    help="start from these weights instead of a random initialization: a .safetensors file, an "
                         "elasticzo checkpoint, or a PyTorch .pt state dict (needs torch); names and shapes as in "
-                        "PyTorch (conv1.weight, ...) (default: none)")
+                        "PyTorch (conv1.weight, ...); float weights for an int8 model are quantized (NITI) "
+                        "(default: none)")
+    p.add_argument("--init-drop-biases", action="store_true",
+                   help="with --init-from: drop the file's biases for layers that have none (every INT8 layer) "
+                        "instead of refusing the file; the model then computes something else than the source (default: off)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="minibatch size (default: the tuned one, 64 for LeNet-5, 32 for PointNet)")
     p.add_argument("--lr", type=float, default=None,

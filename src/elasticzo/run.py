@@ -223,6 +223,8 @@ def train_command(args) -> int:
         args.data = str(Path(args.data).resolve())  # recorded in the run, so --resume works from any folder
     if args.init_from is not None:
         args.init_from = str(Path(args.init_from).resolve())
+    elif args.init_drop_biases:
+        raise ValueError("--init-drop-biases goes with --init-from (the file whose biases to drop)")
     _configure_runtime(args)
     if args.memory_budget is not None:
         if args.resume:
@@ -255,7 +257,7 @@ def _train(args, run_dir) -> int:
     model = models.build(args.model, train.num_classes, seed=args.seed, input_shape=train.sample_shape,
                          precision=models.arithmetic(args.precision))
     if args.init_from is not None and state is None:  # a resumed run's weights come from its checkpoint
-        from_torch(args.init_from, model)
+        from_torch(args.init_from, model, drop_biases=args.init_drop_biases)
     train = model_dataset(model, train, split="train")  # names any mismatch of the data and the model
     test = model_dataset(model, test) if test is not None else None
     info = {"model": args.model, "dataset": args.dataset, "data": args.data, "num_classes": train.num_classes,
@@ -334,7 +336,8 @@ def _train(args, run_dir) -> int:
     if trainer.history or test is None:
         test_acc = trainer.history[-1].get("test_accuracy") if trainer.history else None
     else:
-        test_acc = evaluate(model, test)["accuracy"]
+        # at the training batch size, as every epoch's test: an INT8 model's outputs depend on the batch (NITI)
+        test_acc = evaluate(model, test, batch_size=batch_size)["accuracy"]
     summary = _summary(trainer, info, test_acc)
     if args.json:
         print(json.dumps(summary))

@@ -3,7 +3,9 @@
 Names and shapes are PyTorch's ('conv1.weight', 'fc3.bias', ...), so a LeNet-5 trained in PyTorch loads as is and
 the exported file loads back into the same PyTorch module. An int8 (NITI) parameter is quantized on import from
 float weights (int8 mantissas and one power-of-two exponent, NITI's rule) and dequantized to float32 on export,
-since PyTorch has no such dtype. torch is imported only to read a .pt file, never otherwise.
+since PyTorch has no such dtype; `save_safetensors(..., dequantize=False)` keeps the mantissas and exponents instead
+(int8 and int32 tensors, '<name>.exponent'), which load back bit for bit. torch is imported only to read a .pt
+file, never otherwise.
 """
 
 from collections.abc import Mapping
@@ -15,9 +17,8 @@ from safetensors.numpy import save_file
 
 from elasticzo import _core
 from elasticzo.checkpoint import FORMAT, OLD_FORMATS, CheckpointError, atomic_write, read_checkpoint
-from elasticzo.nn import _as_array, load_state_dict
+from elasticzo.nn import EXPONENT, load_state_dict
 
-EXPONENT = ".exponent"
 _MODEL = "model."
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")  # read with torch.load; anything else as safetensors
 
@@ -68,40 +69,28 @@ def _read_torch(path) -> dict:
     return dict(obj)
 
 
-def _quantize_floats(model, state) -> dict:
-    """Float values given for int8 parameters (without an exponent) become NITI mantissas and an exponent."""
-    state = dict(state)
-    for name in model.parameter_names():
-        if model.parameter(name).dtype != np.int8 or name not in state or name + EXPONENT in state:
-            continue
-        value = _as_array(state[name], name)
-        if value.dtype.kind == "f" and np.isfinite(value).all():
-            state[name], state[name + EXPONENT] = _core.int8_quantize_input(
-                np.ascontiguousarray(value, dtype=np.float32))
-    return state
-
-
-def from_torch(state_dict_or_path, model, strict=True):
+def from_torch(state_dict_or_path, model, strict=True, drop_biases=False):
     """Loads weights into `model` by name and returns the model.
 
     `state_dict_or_path`: a mapping of name -> numpy array or torch tensor (a torch.nn.Module's state_dict()), a
     torch.nn.Module itself, or the path of a .safetensors file, an elasticzo checkpoint or a PyTorch .pt state dict.
     Every missing, unexpected (when strict), mis-shaped, non-floating or non-finite entry is named in one
-    ValueError and nothing is copied. Float weights given for an int8 model are quantized (NITI).
+    ValueError and nothing is copied. Float weights given for an int8 model are quantized (NITI); an int8 model
+    has no biases, so a source with biases is refused unless drop_biases=True (then dropped with a warning).
     """
     source = state_dict_or_path
     if hasattr(source, "state_dict") and callable(source.state_dict) and not isinstance(source, Mapping):
         source = source.state_dict()
     if isinstance(source, (str, Path)):
         try:
-            load_state_dict(model, _quantize_floats(model, read_weights(source)), strict=strict)
+            load_state_dict(model, read_weights(source), strict=strict, drop_biases=drop_biases)
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
         return model
     if not isinstance(source, Mapping):
         raise TypeError("from_torch takes a state dict, a torch.nn.Module or a file path, got "
                         f"{type(source).__name__}")
-    load_state_dict(model, _quantize_floats(model, source), strict=strict)
+    load_state_dict(model, source, strict=strict, drop_biases=drop_biases)
     return model
 
 
@@ -118,12 +107,17 @@ def float_state_dict(model) -> dict:
     return out
 
 
-def save_safetensors(model, path, metadata=None) -> None:
-    """Writes the model's parameters (float32, PyTorch's names) to a .safetensors file, atomically.
+def save_safetensors(model, path, metadata=None, dequantize=True) -> None:
+    """Writes the model's parameters (PyTorch's names) to a .safetensors file, atomically.
 
-    PyTorch reads it back with `module.load_state_dict(safetensors.torch.load_file(path))`."""
+    dequantize=True (default): float32 only, int8 parameters as mantissa * 2^exponent; PyTorch reads it back with
+    `module.load_state_dict(safetensors.torch.load_file(path))`. dequantize=False: an int8 parameter is written as
+    its int8 mantissas and an int32 scalar '<name>.exponent' (model.state_dict() as is), which from_torch loads
+    back bit for bit (into an int8 model; a float32 model takes their value)."""
     meta = {"producer": f"elasticzo {_core.__version__}", **(metadata or {})}
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise TypeError("metadata must map str to str (the safetensors header holds only strings)")
-    tensors = float_state_dict(model)
+    # np.require, not ascontiguousarray: that one makes a 0-d exponent 1-d
+    tensors = float_state_dict(model) if dequantize else {k: np.require(v, requirements="C")
+                                                          for k, v in model.state_dict().items()}
     atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))

@@ -79,3 +79,38 @@ def test_angle_needs_images_and_init_from_must_fit_the_model(pretrained, tmp_pat
     assert proc.returncode == 2 and "size mismatch for fc3.weight" in proc.stderr, proc.stderr
     proc = cli("train", "--init-from", str(tmp_path / "absent.safetensors"), "--epochs", "0", check=False)
     assert proc.returncode == 2 and "no weights file" in proc.stderr, proc.stderr
+
+
+@pytest.mark.training  # runs the reproduction script, which the emulated arm64 copy does not ship
+def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_it(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    pre = tmp_path / "pre"
+    cli("train", "--precision", "int8", "--method", "full-bp", "--train-samples", "256", "--epochs", "1",
+        "--no-progress", "--out", str(pre))
+
+    def table2(*extra):
+        return subprocess.run([sys.executable, "benchmarks/paper_table2.py", "--precision", "int8", "--datasets",
+                               "mnist", "--methods", "zo-feat-cls1", "--epochs", "1", "--train-samples", "128",
+                               "--test-samples", "64", "--angles-mnist", "30", "43", "--pretrained-mnist", str(pre),
+                               "--out", str(tmp_path / "runs"), "--table", str(tmp_path / "t.md"), *extra],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+    refused = table2("--pretrain-epochs", "2")  # the run has 1 epoch: not the pretraining asked for
+    assert refused.returncode != 0 and "finished epochs (1, 0) (needed (2, 0))" in refused.stderr
+    proc = table2("--pretrain-epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "t.md").read_text()
+    assert "LeNet-5 (INT8)" in text and "NITI's Full BP" in text and f"the checkpoint of `{pre}` after 1 epochs" in text
+    assert "| w/o FT |" in text and "| 84.08 |" in text and "| 93.46 |" in text  # the paper's INT8 figures
+    run = tmp_path / "runs" / "int8" / "mnist" / "angle30" / "zo-feat-cls1"
+    assert json.loads((run / "config.json").read_text())["config"]["precision"] == "int8"
+    copied = tmp_path / "runs" / "int8" / "mnist" / "pretrain" / "checkpoint.safetensors"
+    assert copied.read_bytes() == (pre / "checkpoint.safetensors").read_bytes()
+    # w/o FT is measured at the fine-tuning batch size, so it is the imported weights' accuracy in those runs too
+    without = json.loads((tmp_path / "runs" / "int8" / "mnist" / "angle30" / "without-ft.json").read_text())
+    epoch0 = summary(cli("train", "--init-from", str(copied), "--precision", "int8", "--angle", "30",
+                         "--test-samples", "64", "--epochs", "0", "--no-progress", "--json"))
+    assert without["accuracy"] == epoch0["test_accuracy"]

@@ -9,8 +9,7 @@ from safetensors.numpy import save_file
 
 import elasticzo
 from conftest import torch_lenet5
-from elasticzo import _core, models
-from elasticzo.weights import _quantize_floats, float_state_dict
+from elasticzo import models
 
 
 def _torch():
@@ -116,40 +115,6 @@ def test_save_safetensors_writes_float32_by_name_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
     with pytest.raises(TypeError, match="str to str"):
         elasticzo.save_safetensors(model, path, metadata={"n": 1})
-
-
-class _Int8Model:
-    """The part of a model's interface the int8 import/export uses, holding one int8 and one float parameter."""
-
-    def __init__(self, mantissas, exponent):
-        self.params = {"fc.weight": mantissas, "fc.bias": np.zeros(3, np.float32)}
-        self.exponent = exponent
-
-    def parameter_names(self):
-        return list(self.params)
-
-    def parameter(self, name):
-        return self.params[name]
-
-    def state_dict(self):
-        return {"fc.weight": self.params["fc.weight"], "fc.weight.exponent": np.int32(self.exponent),
-                "fc.bias": self.params["fc.bias"]}
-
-
-def test_int8_parameters_are_quantized_on_import_and_dequantized_on_export():
-    w = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32) * 0.1
-    model = _Int8Model(np.zeros((3, 4), np.int8), 0)
-    state = _quantize_floats(model, {"fc.weight": w, "fc.bias": np.ones(3, np.float32)})
-    mantissas, exponent = state["fc.weight"], int(state["fc.weight.exponent"])
-    expected_m, expected_e = _core.int8_quantize_input(w)
-    assert mantissas.dtype == np.int8 and np.array_equal(mantissas, expected_m) and exponent == expected_e
-    assert 64 <= np.abs(mantissas).max() <= 127  # the power-of-two scale uses at least half the int8 range
-    assert np.abs(mantissas * 2.0**exponent - w).max() <= 2.0**exponent  # within one step of NITI's grid
-    assert state["fc.bias"].dtype == np.float32  # float parameters are left as given
-
-    exported = float_state_dict(_Int8Model(mantissas, exponent))
-    assert exported["fc.weight"].dtype == np.float32 and "fc.weight.exponent" not in exported
-    assert np.array_equal(exported["fc.weight"], mantissas.astype(np.float32) * np.float32(2.0**exponent))
 
 
 @pytest.mark.training
