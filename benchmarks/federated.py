@@ -47,7 +47,8 @@ def bytes_section(args):
     """Bytes of the second round (a client that took part in the first: it replays the first round's steps)."""
     rows = []
     for method in METHODS:
-        spec = FederationSpec(method=method, num_clients=args.clients, num_rounds=2, local_steps=args.local_steps,
+        spec = FederationSpec(method=method, precision=args.precision, num_clients=args.clients, num_rounds=2,
+                              local_steps=args.local_steps,
                               dataset=args.dataset, train_samples=2000, seed=args.seed)
         seen = {}
 
@@ -68,8 +69,8 @@ def bytes_section(args):
                      f"{r['zo_per_step']:.1f} | {(r['down'] + r['up']) / (fedavg['down'] + fedavg['up']):.4f}x |")
     lines += ["", "full-bp is FedAvg of the whole model (every layer is the head). The ZO part per step counts "
               "everything but the head, divided by the local steps: Flower's object headers, the config record "
-              "(catch-up mode, step, digest, learning rates...) and the float32 coefficients / projected gradients "
-              "(4 bytes per step each way)."]
+              "(catch-up mode, step, digest, learning rates...) and the coefficients / projected gradients "
+              "(4 bytes per step each way; 1 in INT8, the ternary gradient)."]
     return lines, rows
 
 
@@ -94,7 +95,8 @@ def accuracy_section(args):
     for method in args.methods.split(","):
         central = {}
         for partition in args.partitions.split(","):
-            spec = FederationSpec(method=method, num_clients=args.clients, num_rounds=args.rounds,
+            spec = FederationSpec(method=method, precision=args.precision, num_clients=args.clients,
+                                  num_rounds=args.rounds,
                                   local_steps=args.local_steps, dataset=args.dataset, partition=partition,
                                   alpha=args.alpha, seed=args.seed)
             steps = args.rounds * args.local_steps
@@ -135,7 +137,8 @@ def server_lr_section(args):
     validation = whole.subset(np.arange(keep, len(whole)), name=f"{whole.name}[validation]")
     rows = []
     for method in args.methods.split(","):
-        base = FederationSpec(method=method, num_clients=args.clients, num_rounds=args.rounds,
+        base = FederationSpec(method=method, precision=args.precision, num_clients=args.clients,
+                              num_rounds=args.rounds,
                               local_steps=args.local_steps, dataset=args.dataset, partition="iid",
                               seed=args.seed, train_samples=keep)
         central = centralized(base, args.rounds * args.local_steps, validation)["accuracy"]
@@ -164,16 +167,17 @@ def catch_up_section(args):
              "replay of the break-even | machine |", "|---|---|---|---|---|---|---|"]
     rows = []
     for method in ("full-zo", "zo-feat-cls2", "zo-feat-cls1"):
-        replica = Replica(FederationSpec(method=method, num_clients=1), 10, (1, 28, 28))
+        replica = Replica(FederationSpec(method=method, precision=args.precision, num_clients=1), 10, (1, 28, 28))
         n = 300
+        size = replica.coefficient_dtype.itemsize  # INT8: a ternary gradient per step (+1: a move each step)
         t0 = time.perf_counter()
-        replica.apply(0, np.full(n, 1e-6, dtype=np.float32))
+        replica.apply(0, np.full(n, 1 if replica.spec.int8 else 1e-6, dtype=replica.coefficient_dtype))
         ms = (time.perf_counter() - t0) / n * 1e3
-        even = replica.zo_bytes // 4
+        even = replica.zo_bytes // size
         rows.append(dict(method=method, zo_bytes=replica.zo_bytes, replay_ms=ms, break_even=even, load=load()))
-        lines.append(f"| {method} | {replica.zo_bytes:,} | 4 | {even:,} | {ms:.3f} | {even * ms / 1e3:.1f} s | "
+        lines.append(f"| {method} | {replica.zo_bytes:,} | {size} | {even:,} | {ms:.3f} | {even * ms / 1e3:.1f} s | "
                      f"{load()} |")
-    lines += ["", "`--catch-up auto` replays while 4 x steps < the ZO weights' bytes and the server keeps the steps "
+    lines += ["", "`--catch-up auto` replays while the steps' bytes < the ZO weights' bytes and the server keeps the steps "
               "(`--max-replay-steps`, default 4096, which bounds the replay time: 4096 x the ms per step above); "
               "beyond that it pulls."]
     return lines, rows
@@ -218,6 +222,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", default="bytes,catch-up,memory,accuracy")
     p.add_argument("--dataset", default="mnist")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "int8", "int8-intonly"))
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--rounds", type=int, default=50)
     p.add_argument("--local-steps", type=int, default=10)

@@ -81,7 +81,8 @@ void register_train(py::module_& m) {
         py::gil_scoped_release release;  // takes the model's lock; touches no Python object
         t.apply_zo_update(step, coefficient);
       }, py::arg("step"), py::arg("coefficient"),
-         "theta[ZO] += coefficient * z(step): replays a ZO update (coefficient = -lr_zo * g) on these weights.")
+         "Replays step `step`'s ZO update on these weights: FP32 theta[ZO] += coefficient * z(step) (coefficient = "
+         "-lr_zo * g); INT8 the ternary gradient g = coefficient in {-1, 0, +1} (zeta(step) at the current p_zero).")
       .def_property_readonly("zo_layers", [](const ElasticZO& t) { return t.config().zo_layers; })  // fixed
       .def_property_readonly("precision", [](const ElasticZO& t) { return precision_name(t.precision()); })
       .def_property("zo_p_zero", [](const ElasticZO& t) {

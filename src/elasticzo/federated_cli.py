@@ -10,6 +10,8 @@ from elasticzo.federated.spec import FederationSpec
 
 HELP = {
     "method": "which layers ZO trains (full-zo, zo-feat-cls2, zo-feat-cls1, full-bp: plain FedAvg)",
+    "precision": "fp32, or ElasticZO-INT8: int8 (the sign from the float loss) or int8-intonly (integer only); "
+                 "INT8 ZO steps travel as one byte (the majority vote of the clients' ternary gradients)",
     "partition": "split of the training data across the clients: iid or dirichlet (label skew, see --alpha)",
     "catch_up": "a client that missed steps: auto (replay while cheaper than the ZO weights), replay or pull",
     "batch_size": "minibatch of a local step (0: the tuned default)",

@@ -92,10 +92,11 @@ def test_catch_up_replays_while_cheaper_than_the_weights_then_pulls():
     assert choose_catch_up(10, 1000, "pull", 100, kept=True) == "pull"
 
 
-@pytest.mark.parametrize("method", ["zo-feat-cls1", "full-zo", "full-bp"])
-def test_replicas_stay_bit_identical_when_clients_skip_rounds(method):
+@pytest.mark.parametrize("method, precision", [("zo-feat-cls1", "fp32"), ("full-zo", "fp32"), ("full-bp", "fp32"),
+                                               ("zo-feat-cls1", "int8"), ("full-zo", "int8-intonly")])
+def test_replicas_stay_bit_identical_when_clients_skip_rounds(method, precision):
     # Client 2 misses rounds 2 and 3 (replay at round 4: 9 steps), client 1 misses round 4 (catches up at the end).
-    spec = FederationSpec(method=method, **SMALL)
+    spec = FederationSpec(method=method, precision=precision, **SMALL)
     schedule = {0: [0, 1, 2], 1: [0, 1], 2: [0, 1], 3: [0, 2]}
     fed = run_local(spec, choose_nodes=lambda r, nodes: schedule[r])
     server = fed["server"]
@@ -110,8 +111,9 @@ def test_replicas_stay_bit_identical_when_clients_skip_rounds(method):
     assert server.replica.digest() != Replica(spec, 10, (1, 28, 28)).digest()
 
 
-def test_pulled_weights_and_replayed_steps_give_the_same_replica():
-    base = dict(SMALL, method="zo-feat-cls1")
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_pulled_weights_and_replayed_steps_give_the_same_replica(precision):
+    base = dict(SMALL, method="zo-feat-cls1", precision=precision)
     schedule = {0: [0, 1, 2], 1: [0, 1], 2: [0, 1], 3: [0, 1, 2]}
     replayed = run_local(FederationSpec(**base, catch_up="replay"), choose_nodes=lambda r, n: schedule[r])
     pulled = run_local(FederationSpec(**base, catch_up="auto", max_replay_steps=4),
@@ -146,6 +148,33 @@ def test_averaged_scalars_equal_fedavg_of_the_clients_local_weights(mnist_train,
         fedavg = sum(wi * s[name].astype(np.float64) for wi, s in zip(w, locals_))
         assert_close(server[name] - start[name], server_lr * (fedavg - start[name]), 1e-4,
                      f"{name}: update vs FedAvg")
+
+
+def test_int8_steps_are_the_clients_majority_vote_and_travel_as_one_byte():
+    # INT8: each client returns its ternary gradients; the server applies sign(sum of the sample-weighted votes) per
+    # step, exactly as a training step applies its own g; the head is the clients' int8 mantissas averaged, rounded.
+    spec = FederationSpec(method="zo-feat-cls1", precision="int8", num_clients=3, num_rounds=1, local_steps=6,
+                          batch_size=16, train_samples=901)
+    seen = {}
+    fed = run_local(spec, on_message=lambda kind, node, way, config, arrays: seen.setdefault((node, way), arrays))
+    grads = np.stack([seen[(n, "up")]["grads"] for n in range(3)])
+    assert grads.dtype == np.int8 and set(np.unique(grads)) <= {-1, 0, 1}
+    sizes = np.array([301, 300, 300])
+    votes = np.sign(sizes @ grads.astype(np.int64)).astype(np.int8)
+    server = fed["server"]
+    assert np.array_equal(server.history, votes) and server.history.dtype == np.int8
+    fresh = Replica(spec, 10, (1, 28, 28))
+    fresh.apply(0, votes)
+    heads = [seen[(n, "up")] for n in range(3)]
+    for name in fresh.head_names:
+        mean = sum(w * h[f"head/{name}"].astype(np.float64) for w, h in zip(sizes / sizes.sum(), heads))
+        assert np.array_equal(server.replica.model.parameter(name), np.clip(np.rint(mean), -127, 127))
+        fresh.load({name: server.replica.model.parameter(name)})
+    _assert_identical(fresh, server.replica, "votes replayed on a fresh replica")
+    with pytest.raises(ValueError, match="ternary"):
+        fresh.trainer.core.apply_zo_update(6, 0.5)
+    with pytest.raises(ValueError, match="cannot hold exactly"):
+        fresh.load({fresh.head_names[0]: np.full(fresh.model.parameter(fresh.head_names[0]).shape, 0.5)})
 
 
 def test_a_damaged_replica_is_detected_when_it_catches_up():

@@ -38,14 +38,15 @@ def test_simulated_federation_keeps_every_replica_bit_identical(monkeypatch):
     assert all(b["down"] < 1024 for b in summary["rounds"][0]["bytes"].values())
 
 
-def test_messages_round_trip_and_the_zo_part_costs_under_100_bytes_per_step():
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_messages_round_trip_and_the_zo_part_costs_under_100_bytes_per_step(precision):
     import numpy as np
 
     from elasticzo.federated.flower import from_records, message_bytes, to_records
     from elasticzo.federated.local import run_local
 
-    spec = FederationSpec(method="full-zo", num_clients=2, num_rounds=2, local_steps=10, batch_size=16,
-                          train_samples=400)
+    spec = FederationSpec(method="full-zo", precision=precision, num_clients=2, num_rounds=2, local_steps=10,
+                          batch_size=16, train_samples=400)
     sizes = []
 
     def note(kind, node, direction, config, arrays):

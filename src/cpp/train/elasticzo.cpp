@@ -78,10 +78,16 @@ void ElasticZO::apply_zo_update(std::uint64_t step, float coefficient) {
   const auto guard = model_->lock();
   if (!std::isfinite(coefficient))
     throw std::invalid_argument("ZO update coefficient of step " + std::to_string(step) + " is not finite");
-  if (precision_ != Precision::fp32)
-    throw std::invalid_argument("apply_zo_update replays FP32 Gaussian SPSA updates; this model is int8");
+  // INT8: the coefficient is the ternary gradient g itself (the update g * zeta rounded to b_zo bits, with the
+  // p_zero in effect), the same move a training step makes.
+  if (precision_ == Precision::int8 && coefficient != -1.0f && coefficient != 0.0f && coefficient != 1.0f)
+    throw std::invalid_argument("an int8 ZO update replays a ternary gradient (-1, 0 or +1), got " +
+                                std::to_string(coefficient) + " at step " + std::to_string(step));
   ScopedPhase timer(times_, Phase::zo_update);
-  fp32_.apply(zo_slices_, step_key(cfg_.seed, step), coefficient);
+  if (precision_ == Precision::int8)
+    int8_.update(zo_slices_, step_key(cfg_.seed, step), coefficient);
+  else
+    fp32_.apply(zo_slices_, step_key(cfg_.seed, step), coefficient);
 }
 
 namespace {

@@ -45,10 +45,11 @@ def local_steps(replica: Replica, shard, config: dict, partition_id: int):
     core.set_learning_rates(float(config["lr_zo"]), float(config["lr_bp"]))
     core.steps_done = first
     rng = np.random.default_rng([replica.spec.seed, int(partition_id), first])
-    grads = np.empty(steps, dtype=np.float32)
+    grads = np.empty(steps, dtype=replica.coefficient_dtype)  # INT8: the ternary gradient, one byte
     losses = np.empty(steps)
     for k in range(steps):
         x, y = shard.take(rng.choice(len(shard), size=min(batch, len(shard)), replace=False))
+        replica.at_step(first + k)
         stats = core.step(x, y)
         grads[k], losses[k] = stats["projected_grad"], stats["loss"]
     return grads, losses

@@ -5,11 +5,12 @@ simulation) and the deployment engine (flower-superlink + one flower-supernode p
 What each message carries (records of a RecordDict):
   server -> client, "train" and "evaluate": ConfigRecord "config" (catch_up mode, the server's step and replica
     digest; for train also round, local_steps, batch_size, lr_zo, lr_bp; for a replay "catchup_from" and
-    "coefficients", float32 bytes, one per missed step); ArrayRecord "arrays", only when weights travel: "zo/<param>"
-    (the ZO weights, when pulling them is cheaper than replaying) and, if the client is behind, "head/<param>" (the
-    averaged backprop head). In Full ZO no weights travel at all: 4 bytes per step each way plus the config.
-  client -> server, "train": "config" (num_examples, train_loss, partition_id, digest, step, "grads": float32 bytes,
-    the projected gradient of each local step) and "arrays": "head/<param>" (its locally trained head);
+    "coefficients", one per missed step: float32, or INT8's ternary gradient as int8); ArrayRecord "arrays", only
+    when weights travel: "zo/<param>" (the ZO weights, when pulling them is cheaper than replaying) and, if the
+    client is behind, "head/<param>" (the averaged backprop head). In Full ZO no weights travel at all: 4 bytes per
+    step each way (1 in INT8) plus the config.
+  client -> server, "train": "config" (num_examples, train_loss, partition_id, digest, step, "grads": the projected
+    gradient of each local step, float32 or INT8's int8) and "arrays": "head/<param>" (its locally trained head);
     "evaluate": "config" (num_examples, loss, accuracy, partition_id, digest, step).
 The client keeps its replica (the global weights at its last step) in the node's Context.state between messages.
 """
@@ -41,9 +42,24 @@ from elasticzo.federated.spec import FederationSpec
 NODE_WAIT_SECONDS = float(os.environ.get("ELASTICZO_FEDERATED_NODE_WAIT", "120"))
 
 
-# Per-step float32 vectors travel as raw little-endian bytes inside the config record: an ArrayRecord costs about
-# 500 bytes of object headers per message (measured with message_bytes), 50 bytes per step at 10 local steps.
+# Per-step vectors travel as raw little-endian bytes inside the config record: an ArrayRecord costs about 500 bytes
+# of object headers per message (measured with message_bytes), 50 bytes per step at 10 local steps. The first byte
+# is numpy's type code: 'f' float32 (FP32 coefficients and projected gradients), 'b' int8 (INT8's ternary ones).
 VECTORS = ("coefficients", "grads")
+VECTOR_DTYPES = {"f": np.dtype("<f4"), "b": np.dtype("i1")}
+
+
+def _vector_bytes(value) -> bytes:
+    value = np.asarray(value)
+    code = value.dtype.char if value.dtype.char in VECTOR_DTYPES else "f"
+    return code.encode() + np.ascontiguousarray(value, dtype=VECTOR_DTYPES[code]).tobytes()
+
+
+def _vector(raw: bytes, key: str) -> np.ndarray:
+    code = chr(raw[0]) if raw else ""
+    if code not in VECTOR_DTYPES:
+        raise ValueError(f"message vector {key!r} has an unknown type code {code!r}")
+    return np.frombuffer(raw[1:], dtype=VECTOR_DTYPES[code]).astype(VECTOR_DTYPES[code].newbyteorder("="))
 
 
 def to_records(config: dict, arrays: dict) -> RecordDict:
@@ -51,7 +67,7 @@ def to_records(config: dict, arrays: dict) -> RecordDict:
     weights = {}
     for key, value in arrays.items():
         if key in VECTORS:
-            config[key] = np.ascontiguousarray(value, dtype="<f4").tobytes()
+            config[key] = _vector_bytes(value)
         else:
             weights[key] = Array(np.ascontiguousarray(value))
     records = {"config": ConfigRecord(config)}
@@ -65,7 +81,7 @@ def from_records(content: RecordDict) -> tuple:
     arrays = {k: v.numpy() for k, v in content["arrays"].items()} if "arrays" in content else {}
     for key in VECTORS:
         if key in config:
-            arrays[key] = np.frombuffer(config.pop(key), dtype="<f4").astype(np.float32)
+            arrays[key] = _vector(config.pop(key), key)
     return config, arrays
 
 

@@ -13,18 +13,17 @@ import numpy as np
 
 from elasticzo.federated.replica import Replica
 
-COEFFICIENT_BYTES = 4  # float32 per step
-
-
-def choose_catch_up(missed_steps: int, zo_bytes: int, policy: str, max_replay_steps: int, kept: bool) -> str:
-    """'none', 'replay' or 'pull' for a replica `missed_steps` behind; `kept`: the server still has those steps."""
+def choose_catch_up(missed_steps: int, zo_bytes: int, policy: str, max_replay_steps: int, kept: bool,
+                    coefficient_bytes: int = 4) -> str:
+    """'none', 'replay' or 'pull' for a replica `missed_steps` behind; `kept`: the server still has those steps;
+    a step's coefficient costs `coefficient_bytes` (float32; 1 for INT8's ternary gradient)."""
     if missed_steps == 0:
         return "none"
     if not kept or policy == "pull":
         return "pull"
     if policy == "replay":
         return "replay"
-    cheaper = missed_steps * COEFFICIENT_BYTES < zo_bytes
+    cheaper = missed_steps * coefficient_bytes < zo_bytes
     return "replay" if cheaper and missed_steps <= max_replay_steps else "pull"
 
 
@@ -32,7 +31,7 @@ class FederatedServer:
     def __init__(self, spec, num_classes: int, sample_shape):
         self.spec = spec
         self.replica = Replica(spec, num_classes, sample_shape)
-        self.history = np.empty(0, dtype=np.float32)  # coefficients of steps [history_start, replica.step)
+        self.history = np.empty(0, dtype=self.replica.coefficient_dtype)  # of steps [history_start, replica.step)
         self.history_start = 0
         self.synced = {}  # node -> the step its replica holds; a node never heard from is at 0 (the seed's model)
         self.rounds = []  # per round: nodes, catch-up modes, digests, losses (for logs, tests, benchmarks)
@@ -46,7 +45,8 @@ class FederatedServer:
         start = self.synced.get(node, 0)
         behind = self.step - start
         mode = choose_catch_up(behind, self.replica.zo_bytes, self.spec.catch_up, self.spec.max_replay_steps,
-                               kept=start >= self.history_start)
+                               kept=start >= self.history_start,
+                               coefficient_bytes=self.replica.coefficient_dtype.itemsize)
         config = {"catch_up": mode, "step": self.step, "digest": self.replica.digest()}
         arrays = {}
         if mode == "replay":
@@ -96,10 +96,13 @@ class FederatedServer:
             if grads.shape[1] != steps:
                 raise RuntimeError(f"a client returned {grads.shape[1]} projected gradients for {steps} steps")
             mean = weights @ grads
-            coefficients = (-self.spec.server_step * lr_zo * mean).astype(np.float32)
+            if self.spec.int8:  # the weighted majority vote of the ternary gradients (signSGD with majority vote)
+                coefficients = np.sign(mean).astype(np.int8)
+            else:
+                coefficients = (-self.spec.server_step * lr_zo * mean).astype(np.float32)
         else:
             mean = np.zeros(steps)
-            coefficients = np.zeros(steps, dtype=np.float32)  # Full BP: the steps move nothing under ZO
+            coefficients = np.zeros(steps, dtype=self.replica.coefficient_dtype)  # Full BP: ZO moves nothing
         self.replica.apply(first, coefficients)
         if self.replica.head_names:
             self.replica.load(self._head_step(weights, replies))
@@ -114,7 +117,8 @@ class FederatedServer:
 
     def _head_step(self, weights, replies) -> dict:
         """The head after the round: the clients' heads averaged (FedAvg), or with a server learning rate η the
-        server's head moved η times the way to that average (exactly the average for η = 1)."""
+        server's head moved η times the way to that average (exactly the average for η = 1). INT8 heads are mantissas
+        at one fixed exponent: averaged the same way, then rounded to the nearest integer (ties to even) in range."""
         step = self.spec.server_step
         heads = {}
         for name in self.replica.head_names:
@@ -122,7 +126,8 @@ class FederatedServer:
             if step != 1.0:
                 own = self.replica.model.parameter(name).astype(np.float64)
                 mean = own + step * (mean - own)
-            heads[name] = mean.astype(np.float32)
+            heads[name] = (np.clip(np.rint(mean), -127, 127).astype(np.int8) if name in self.replica.exponents
+                           else mean.astype(np.float32))
         return heads
 
     def confirm(self, node, step: int) -> None:

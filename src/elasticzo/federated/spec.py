@@ -11,6 +11,8 @@ from elasticzo import hparams
 from elasticzo.federated.partition import SCHEMES
 from elasticzo.methods import METHODS
 
+PRECISIONS = ("fp32", "int8", "int8-intonly")
+
 CATCH_UP = ("auto", "replay", "pull")
 
 # Tuned server learning rates (`benchmarks/federated.py --sections server-lr`, validation split): one federated
@@ -25,6 +27,7 @@ class FederationSpec:
     data_dir: str = ""            # "" : the bundled MNIST / $ELASTICZO_DATA, as elsewhere in elasticzo
     model: str = "lenet5"
     method: str = "zo-feat-cls1"
+    precision: str = "fp32"       # fp32, or ElasticZO-INT8: int8 (sign from the float loss) / int8-intonly
     partition: str = "iid"        # how the training split is cut across the clients: iid or dirichlet
     alpha: float = 0.5            # Dirichlet concentration (partition = dirichlet)
     num_clients: int = 3          # partitions; the server waits for this many nodes
@@ -52,7 +55,8 @@ class FederationSpec:
     tuned: dict = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        for name, options in (("method", METHODS), ("partition", SCHEMES), ("catch_up", CATCH_UP)):
+        for name, options in (("method", METHODS), ("precision", PRECISIONS), ("partition", SCHEMES),
+                              ("catch_up", CATCH_UP)):
             if getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(options)}, got {getattr(self, name)!r}")
         for name in ("num_clients", "num_rounds", "local_steps", "lr_decay_every", "max_replay_steps"):
@@ -77,6 +81,16 @@ class FederationSpec:
         given = getattr(self, name)
         unset = given < 0 if name == "grad_clip" else given == 0
         return getattr(self.tuned, name) if unset else given
+
+    @property
+    def int8(self) -> bool:
+        return self.precision != "fp32"
+
+    def steps_per_epoch(self, train_size: int) -> int:
+        """Federation steps per epoch, for INT8's per-epoch schedules (mu, p_zero): the steps after which the sampled
+        clients together have taken as many samples as the training split holds."""
+        per_step = self.value("batch_size") * self.sampled_per_round
+        return max(-(-train_size // per_step), 1)
 
     @property
     def server_step(self) -> float:
