@@ -81,6 +81,8 @@ def test_spec_round_trips_through_a_flower_run_config_and_refuses_unknown_keys()
         with pytest.raises(ValueError, match="server_lr"):
             FederationSpec(server_lr=bad)
     assert FederationSpec(server_lr=3.0).server_step == 3.0
+    assert FederationSpec(method="full-zo").server_step == 4.0  # tuned (SERVER_LR); plain averaging elsewhere
+    assert FederationSpec(method="zo-feat-cls1").server_step == 1.0
 
 
 def test_catch_up_replays_while_cheaper_than_the_weights_then_pulls():
