@@ -3,7 +3,8 @@
 // measured two ways: an FMA-throughput register loop per ISA, and our own GEMM on a large square problem), elements
 // per second for the others. Runs in about a minute.
 // The reference kernels are timed once per op, only at each network's smallest batch and only for ops of at most
-// 1e8 flops (they run at 0.1-2 GFLOP/s); larger ones print "-". On a machine busy elsewhere, a 2-thread team waits
+// 1e8 flops (they run at 0.1-2 GFLOP/s); larger ones print "-". `bench_kernels pointnet` prints the peaks and the
+// PointNet batch-32 table only (a few seconds; what benchmarks/pointnet_vs_torch.py's FLOP bound refers to). On a machine busy elsewhere, a 2-thread team waits
 // for its descheduled thread at every parallel region: trust the 1-thread columns there.
 #include <algorithm>
 #include <chrono>
@@ -421,7 +422,8 @@ double lenet_forward_us(const KernelTable& t, int batch) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const bool pointnet_only = argc > 1 && std::string(argv[1]) == "pointnet";
   std::vector<Column> cols;
   for (const auto& isa : ez::available_isas()) {
     for (int threads : {1, 2}) cols.push_back({isa, threads, ez::kernel_table(isa)});
@@ -448,6 +450,11 @@ int main() {
                 gemm[i]);
   }
 
+  if (pointnet_only) {
+    print_table("PointNet kernels, batch 32", pointnet(32), cols, false);
+    ez::set_num_threads(saved_threads);
+    return 0;
+  }
   std::map<std::pair<std::string, int>, double> lenet64;
   for (int batch : {32, 64, 256}) {
     auto figures = print_table("LeNet-5 kernels, batch " + std::to_string(batch), lenet(batch), cols, batch == 32);

@@ -24,7 +24,7 @@ RESUME_POLICY = """\
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
 --dataset, --data, --precision, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size,
 --train-samples, --test-samples, --angle, --init-from, --augment, --zo-range, --zo-p-zero, --zo-update-bits,
---log2-frac-bits (int8).
+--log2-frac-bits, --gradient-bits (int8).
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
 --lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
@@ -56,6 +56,10 @@ def _add_train_args(p):
                         "0.5 from epoch 20, 0.9 from epoch 50)")
     p.add_argument("--zo-update-bits", type=int, default=None,
                    help="int8: bit-width b_zo of the ZO update g * zeta (the paper: 1; default: 1)")
+    p.add_argument("--gradient-bits", type=int, default=None, metavar="MU",
+                   help="int8: the first gradient bit-width mu of NITI's backprop update, its learning rate; the "
+                        "schedule steps it down by 1 at epochs 20 and 50 (default: the paper's 5 for LeNet-5, 3 for "
+                        "PointNet)")
     p.add_argument("--log2-frac-bits", type=int, default=None,
                    help="int8-intonly: fractional bits of the integer loss comparison, up to 8; 0 is the paper's "
                         "floor(log2) on integer exponents (default: 8)")

@@ -34,8 +34,9 @@ def _configure_runtime(args):
         _core.set_isa(args.isa)
 
 
-# ElasticZO-INT8's flags -> trainer keyword arguments (int8 models only; the trainer's defaults apply otherwise).
-INT8_ZO_FLAGS = ("zo_range", "zo_p_zero", "zo_update_bits", "log2_frac_bits")
+# ElasticZO-INT8's flags -> trainer keyword arguments (int8 models only; the trainer's defaults apply otherwise,
+# but gradient_bits, NITI's first mu, defaults to the model's tuned value).
+INT8_ZO_FLAGS = ("zo_range", "zo_p_zero", "zo_update_bits", "log2_frac_bits", "gradient_bits")
 
 
 def _fill_run_defaults(args):
@@ -71,7 +72,7 @@ def _trainer_config(args, num_param_layers):
     if args.precision == "fp32" and int8_flags:
         raise ValueError(f"--{next(iter(int8_flags)).replace('_', '-')} applies to --precision int8 or int8-intonly")
     if args.precision != "fp32":
-        cfg.update(int8_flags, precision=args.precision)
+        cfg.update({"gradient_bits": hp.gradient_bits, **int8_flags}, precision=args.precision)
     if args.zo_layers is not None:
         cfg["zo_layers"] = args.zo_layers
     else:

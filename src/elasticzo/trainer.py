@@ -63,6 +63,16 @@ def _interrupt_point():
         handler(signal.SIGINT, None)
 
 
+def _first_mu(value):
+    """The trainer's `gradient_bits`: None (the paper's schedule) or the first mu of it, an int in [0, 7]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 7:
+        raise ValueError(f"gradient_bits (the first mu of NITI's schedule) must be an int in [0, 7] or None, got "
+                         f"{value!r}")
+    return int(value)
+
+
 class ElasticZO:
     """Trains parameter layers [0, C) of `model` by zeroth-order SPSA and the rest by backprop (SPEC §3).
 
@@ -72,7 +82,8 @@ class ElasticZO:
     dataset and method.
     The model's precision chooses the arithmetic (`precision`, if given, must match it): 'fp32', or 'int8'
     (ElasticZO-INT8: NITI's integer backprop for the BP part, whose learning rate is the gradient bit-width mu of
-    NITI's weight update, 5, then 4 from epoch 20, then 3 from epoch 50; the ZO part perturbed by sparse int8 zeta,
+    NITI's weight update, 5, then 4 from epoch 20, then 3 from epoch 50 (`gradient_bits` = mu0 starts the same
+    schedule at mu0: mu0, mu0 - 1, mu0 - 2, at least 0); the ZO part perturbed by sparse int8 zeta,
     |zeta| <= zo_range, a fraction zo_p_zero zeroed (None: the paper's schedule 0.33, 0.5 from epoch 20, 0.9 from
     epoch 50), updated by the ternary gradient times zeta rounded to zo_update_bits bits; lr_*, eps and clip do
     not apply). precision='int8-intonly' (an int8 model) takes the ternary gradient from integer arithmetic only
@@ -92,7 +103,8 @@ class ElasticZO:
                  optimizer=_DEFAULTS["optimizer"], seed=_DEFAULTS["seed"], lr_decay=_DECAY.factor,
                  lr_decay_every=_DECAY.every, memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None,
                  augment="none", precision=None, zo_range=_DEFAULTS["zo_range"], zo_p_zero=None,
-                 zo_update_bits=_DEFAULTS["zo_update_bits"], log2_frac_bits=_DEFAULTS["log2_frac_bits"]):
+                 zo_update_bits=_DEFAULTS["zo_update_bits"], log2_frac_bits=_DEFAULTS["log2_frac_bits"],
+                 gradient_bits=None):
         precision = model.precision if precision is None else precision
         arithmetic = models.arithmetic(precision)
         if arithmetic != model.precision:
@@ -130,10 +142,12 @@ class ElasticZO:
                            clean_bp_pass=bool(clean_bp_pass), optimizer=optimizer, seed=self.seed,
                            lr_decay=self.lr_decay, lr_decay_every=lr_decay_every, memory_plan=memory_plan,
                            augment=self.augment)
+        first_mu = _first_mu(gradient_bits)
         int8 = model.precision == "int8"
         if int8:  # ElasticZO-INT8's settings, recorded only for int8 models (an FP32 run's config is unchanged)
             self.config.update(zo_range=int(zo_range), zo_p_zero=None if zo_p_zero is None else float(zo_p_zero),
-                               zo_update_bits=int(zo_update_bits), log2_frac_bits=int(log2_frac_bits))
+                               zo_update_bits=int(zo_update_bits), log2_frac_bits=int(log2_frac_bits),
+                               gradient_bits=first_mu)
         self.core = _core.ElasticZO(model, self.zo_layers, eps=eps, lr_zo=lr_zo, lr_bp=lr_bp, grad_clip=grad_clip,
                                     clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed,
                                     memory_plan=memory_plan, zo_range=zo_range,
@@ -144,6 +158,7 @@ class ElasticZO:
         # whose learning rate is the gradient bit-width mu of its weight update (_core.int8_mu_for_epoch).
         self.precision = precision
         self.zo_p_zero = zo_p_zero
+        self.first_mu = first_mu
         self.config["precision"] = self.precision
         # Position in training, saved by checkpoints: epochs finished, batches done in the current epoch and the
         # running loss sum of that epoch.
@@ -157,8 +172,12 @@ class ElasticZO:
         return self.schedule(self.base_lr_zo, epoch), self.schedule(self.base_lr_bp, epoch)
 
     def gradient_bits(self, epoch: int):
-        """INT8: NITI's gradient bit-width mu in effect during `epoch` (0-based): 5, 4 from epoch 20, 3 from 50."""
-        return _core.int8_mu_for_epoch(epoch)
+        """INT8: NITI's gradient bit-width mu in effect during `epoch` (0-based): 5, 4 from epoch 20, 3 from 50, or
+        the same steps down from the trainer's `gradient_bits` (never below 0)."""
+        paper = _core.int8_mu_for_epoch(epoch)
+        if self.first_mu is None:
+            return paper
+        return max(0, self.first_mu + paper - _core.int8_mu_for_epoch(0))
 
     def zo_sparsity(self, epoch: int):
         """INT8: the fraction of zeta zeroed during `epoch` (0-based): zo_p_zero, else the paper's schedule."""

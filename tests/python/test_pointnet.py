@@ -1,6 +1,6 @@
-"""PointNet on ModelNet40: the four presets learn on real shapes, augmentation is seeded and resumable, and the
-weights do not depend on the thread count. Shapes are cut to a fixed subset of their points so that each preset's
-few hundred steps take seconds (the per-point layers cost is proportional to the points)."""
+"""PointNet on ModelNet40: the four presets learn on real shapes in FP32, INT8 and INT8*, augmentation is seeded and
+resumable, and the weights do not depend on the thread count. Shapes are cut to a fixed subset of their points so
+that each preset's few hundred steps take seconds (the per-point layers cost is proportional to the points)."""
 
 from dataclasses import replace
 
@@ -48,6 +48,21 @@ def _trainer(method, seed=0, **kw):
     return tr, hp.batch_size
 
 
+def _int8_trainer(method, precision, seed=0, **kw):
+    model = elasticzo.models.pointnet(seed=seed, precision="int8")
+    hp = defaults("pointnet", "modelnet40", method)
+    return elasticzo.ElasticZO(model, method=method, precision=precision, gradient_bits=hp.gradient_bits, seed=seed,
+                               **kw)
+
+
+PRECISIONS = ["fp32", "int8", "int8-intonly"]
+
+
+def _trainer_in(method, precision, **kw):
+    """A trainer with PointNet's defaults in `precision` (batch 32 for all)."""
+    return _trainer(method, **kw)[0] if precision == "fp32" else _int8_trainer(method, precision, **kw)
+
+
 @pytest.mark.training
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "full-zo"])
 def test_presets_with_backprop_beat_chance_on_real_modelnet40(modelnet, method):
@@ -59,33 +74,85 @@ def test_presets_with_backprop_beat_chance_on_real_modelnet40(modelnet, method):
 
 
 @pytest.mark.training
-def test_full_zo_learns_on_real_modelnet40(modelnet):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_full_zo_learns_on_real_modelnet40(modelnet, precision):
     """Full ZO moves all 815,400 weights along one random direction per step: in a few hundred steps it learns the
     class prior (the loss falls from ln 40 towards the prior's entropy, 3.43) but not yet the shapes (2.5-3.1% on the
     balanced cut after 384-512 steps, measured); the paper's 32% takes many epochs (benchmarks/paper_table1.py). So
     this checks that the training loss falls clearly from epoch to epoch (the balanced test cut's loss cannot show
-    it: the prior is wrong for it)."""
+    it: the prior is wrong for it). INT8 and INT8* likewise."""
     train, _ = modelnet
-    tr, batch = _trainer("full-zo")
-    tr.fit(train, epochs=2, batch_size=batch, progress=False)
+    tr = _trainer_in("full-zo", precision)
+    tr.fit(train, epochs=2, batch_size=32, progress=False)
     losses = [h["train_loss"] for h in tr.history]
     assert losses[1] < losses[0] - 0.03 and losses[0] < np.log(40) + 0.05, losses
 
 
-def test_one_and_two_threads_give_bit_identical_weights(modelnet):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_one_and_two_threads_give_bit_identical_weights(modelnet, precision):
     train = modelnet[0].subset(range(96))
     weights = []
     threads = _core.num_threads()
     try:
         for n in (1, 2):
             _core.set_num_threads(n)
-            tr, _ = _trainer("zo-feat-cls1", augment="pointcloud")
+            tr = _trainer_in("zo-feat-cls1", precision, augment="pointcloud")
             tr.fit(train, epochs=1, batch_size=32, progress=False)
             weights.append(tr.model.state_dict())
     finally:
         _core.set_num_threads(threads)
     for name, value in weights[0].items():
         np.testing.assert_array_equal(value, weights[1][name], err_msg=name)
+
+
+# ElasticZO-INT8 and INT8* (precision int8 / int8-intonly), each preset on the same cut, with PointNet's defaults
+# (NITI's mu schedule from 3: hparams). Integer arithmetic gives the same bits on every ISA, thread count and
+# machine, so each accuracy here is exactly what was measured: Full BP 17.25%, Cls1 10.38% (INT8*: 9.88%) after 2
+# epochs, Cls2 9.50% (INT8*: 9.63%) after 3 (Cls2 needs the third: 4.88% after 2). With the paper's mu 5 Full BP
+# reached 3.6% after 2 epochs.
+# INT8* differs from INT8 only in the ZO part's sign: Cls1 here, Full ZO above (Cls2 INT8*: 9.63%, left out for time).
+INT8_RUNS = [("int8", "full-bp", 2, 3 * CHANCE), ("int8", "zo-feat-cls1", 2, 3 * CHANCE),
+             ("int8-intonly", "zo-feat-cls1", 2, 3 * CHANCE), ("int8", "zo-feat-cls2", 3, 2 * CHANCE)]
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("precision,method,epochs,minimum", INT8_RUNS)
+def test_int8_presets_beat_chance_on_real_modelnet40(modelnet, precision, method, epochs, minimum):
+    train, test = modelnet
+    tr = _int8_trainer(method, precision)
+    tr.fit(train, epochs=epochs, batch_size=32, progress=False)
+    acc = tr.evaluate(test, batch_size=32)["accuracy"]
+    assert acc > minimum, (precision, method, acc, [h["train_loss"] for h in tr.history])
+    if precision == "int8-intonly":  # the integer sign agrees with the float one on nearly every step
+        assert tr.history[-1]["sign_agreement"] > 0.9, tr.history[-1]
+
+
+def test_gradient_bits_starts_the_mu_schedule_where_asked():
+    paper = elasticzo.ElasticZO(elasticzo.models.lenet5(seed=0, precision="int8"), method="full-bp")
+    assert [paper.gradient_bits(e) for e in (0, 19, 20, 49, 50)] == [5, 5, 4, 4, 3]
+    tr = _int8_trainer("full-bp", "int8")
+    assert [tr.gradient_bits(e) for e in (0, 19, 20, 49, 50)] == [3, 3, 2, 2, 1] and tr.config["gradient_bits"] == 3
+    low = elasticzo.ElasticZO(elasticzo.models.pointnet(seed=0, precision="int8"), method="full-bp", gradient_bits=1)
+    assert low.gradient_bits(50) == 0
+    for bad in (8, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match=r"gradient_bits .* must be an int in \[0, 7\]"):
+            elasticzo.ElasticZO(elasticzo.models.lenet5(seed=0), method="full-bp", gradient_bits=bad)
+
+
+def test_cli_takes_pointnets_int8_mu_and_keeps_it_on_resume(modelnet_dir, tmp_path):
+    import json
+
+    from test_cli import cli
+
+    args = ["train", "--dataset", "modelnet40", "--data-dir", str(modelnet_dir.parent), "--precision", "int8",
+            "--method", "zo-feat-cls1", "--train-samples", "32", "--test-samples", "32", "--no-progress"]
+    cli(*args, "--epochs", "0", "--out", str(tmp_path / "default"))
+    cli(*args, "--epochs", "1", "--gradient-bits", "4", "--out", str(tmp_path / "four"))
+    for run, mu in (("default", 3), ("four", 4)):
+        assert json.loads((tmp_path / run / "config.json").read_text())["config"]["gradient_bits"] == mu
+    refused = cli(*args, "--epochs", "2", "--gradient-bits", "5", "--out", str(tmp_path / "four"), "--resume",
+                  check=False)
+    assert refused.returncode != 0 and "--gradient-bits 5 (the run has 4)" in refused.stderr
 
 
 def test_augmentation_is_seeded_rotates_about_z_and_jitters_a_little():
