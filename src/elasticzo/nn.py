@@ -128,8 +128,8 @@ def load_state_dict(model, state_dict, strict=True, drop_biases=False):
     problems = []
     if biases and not drop_biases:
         problems.append(f"the model has no bias for {', '.join(biases)} (INT8 layers have none); pass "
-                        "drop_biases=True to load without them (the model then computes something else than the "
-                        "source)")
+                        "drop_biases=True (elasticzo train: --init-drop-biases) to load without them (the model "
+                        "then computes something else than the source)")
     elif biases:
         warnings.warn(f"dropped {', '.join(biases)}: the model's layers have no bias", stacklevel=2)
     if strict and missing:
