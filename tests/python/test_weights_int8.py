@@ -172,3 +172,21 @@ def test_init_from_starts_an_int8_run_from_imported_weights(tmp_path, mnist_test
     assert "dropped fc3.bias" in dropped.stderr
     assert json.loads(dropped.stdout.strip().splitlines()[-1])["test_accuracy"] == expected
     assert "goes with --init-from" in cli(*run, "--init-drop-biases", check=False).stderr
+
+
+def test_readme_int8_weights_example_runs(tmp_path, monkeypatch):
+    import re
+    from conftest import REPO_ROOT
+    section = (REPO_ROOT / "README.md").read_text().split("## Fine-tuning: weights in and out by name")[1]
+    code = next(block for block in re.findall(r"```python\n(.*?)```", section, re.S) if "precision=\"int8\"" in block)
+    model = _trained_int8()
+    trainer = elasticzo.ElasticZO(model, method="full-bp", precision="int8")
+    (tmp_path / "pre8").mkdir()
+    trainer.save(tmp_path / "pre8" / "checkpoint.safetensors")  # what `elasticzo train ... --out pre8` leaves
+    monkeypatch.chdir(tmp_path)
+    scope = {"elasticzo": elasticzo}
+    exec(compile(code, "README.md", "exec"), scope)
+    native = elasticzo.from_torch(tmp_path / "lenet5_int8.safetensors", models.lenet5(seed=9, precision="int8"))
+    assert all(np.array_equal(native.state_dict()[k], v) for k, v in model.state_dict().items())
+    with safe_open(str(tmp_path / "lenet5_float.safetensors"), framework="numpy") as f:
+        assert sorted(f.keys()) == sorted(NAMES) and all(f.get_tensor(k).dtype == np.float32 for k in f.keys())
