@@ -74,6 +74,10 @@ def bytes_section(args):
     return lines, rows
 
 
+def _percent(fraction) -> str:
+    return "not run" if np.isnan(fraction) else f"{100 * fraction:.2f}%"
+
+
 def centralized(spec, steps, test):
     """The same model, hyperparameters and number of steps on the whole training split, one minibatch per step."""
     train = split_of(spec.dataset, spec.data_dir, "train", spec.train_samples)
@@ -123,7 +127,7 @@ def accuracy_section(args):
         part = r["partition"] if r["partition"] == "iid" else f"dirichlet a={args.alpha}"
         lines.append(f"| {r['method']} | {part} | {100 * r['federated']:.2f}% ({r['steps']}) | "
                      f"{100 * r['centralized']:.2f}% | {100 * (r['federated'] - r['centralized']):+.2f} | "
-                     f"{100 * r['centralized_same_compute']:.2f}% | {r['fed_seconds']:.0f} / "
+                     f"{_percent(r['centralized_same_compute'])} | {r['fed_seconds']:.0f} / "
                      f"{r['central_seconds']:.0f} | {r['load']} |")
     return lines, rows
 
