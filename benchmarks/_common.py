@@ -69,6 +69,14 @@ def read_jsonl(path):
     return out
 
 
+def write_atomic(path, text):
+    """Writes text to path through a temporary file and a rename, so a reader never sees half of it."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def append_jsonl(path, record):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

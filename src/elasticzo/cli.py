@@ -32,6 +32,7 @@ flags apply as usual (results do not depend on them)."""
 
 def _add_train_args(p):
     d = RUN_DEFAULTS
+    int8 = _core.default_config()  # ElasticZO-INT8's defaults live in the C++ config
     p.add_argument("--model", choices=MODELS,
                    help="network (default: the one that reads the data: lenet5 for 28x28 images, pointnet for "
                         "point clouds (points, 3), mlp for flat features)")
@@ -50,19 +51,20 @@ def _add_train_args(p):
                         "dequantized logits: the paper's INT8); int8-intonly (the same with the ternary gradient "
                         f"from integer arithmetic only: the paper's INT8*) (default: {d['precision']})")
     p.add_argument("--zo-range", type=int, default=None,
-                   help="int8: the ZO perturbation's range r, |zeta| <= r (default: 3)")
+                   help=f"int8: the ZO perturbation's range r, |zeta| <= r (default: {int8['zo_range']})")
     p.add_argument("--zo-p-zero", type=float, default=None,
                    help="int8: fraction of the ZO perturbation zeroed, fixed (default: the paper's schedule 0.33, "
                         "0.5 from epoch 20, 0.9 from epoch 50)")
     p.add_argument("--zo-update-bits", type=int, default=None,
-                   help="int8: bit-width b_zo of the ZO update g * zeta (the paper: 1; default: 1)")
+                   help=f"int8: bit-width b_zo of the ZO update g * zeta (the paper: 1; default: "
+                        f"{int8['zo_update_bits']})")
     p.add_argument("--gradient-bits", type=int, default=None, metavar="MU",
                    help="int8: the first gradient bit-width mu of NITI's backprop update, its learning rate; the "
                         "schedule steps it down by 1 at epochs 20 and 50 (default: the paper's 5 for LeNet-5, 3 for "
                         "PointNet)")
     p.add_argument("--log2-frac-bits", type=int, default=None,
                    help="int8-intonly: fractional bits of the integer loss comparison, up to 8; 0 is the paper's "
-                        "floor(log2) on integer exponents (default: 8)")
+                        f"floor(log2) on integer exponents (default: {int8['log2_frac_bits']})")
     p.add_argument("--method", choices=METHODS,
                    help=f"which layers ZO trains, the paper's names (default: {d['method']})")
     p.add_argument("--zo-layers", type=int, default=None,

@@ -64,7 +64,7 @@ def test_short_int8_full_bp_run_matches_the_x86_golden_weights_bit_for_bit(mnist
 
 # ElasticZO-INT8 with the integer-only gradient (INT8*): the perturbation, the sign and every update are integer
 # arithmetic, so the weights must match bit for bit on every platform.
-GOLDEN_ZO_INT8_WEIGHTS_SHA256 = "b9f9148064651e2d9af1aa2f42eda3ced655455d5b0dad24bb1f7fb94af8a30f"
+GOLDEN_ZO_INT8_WEIGHTS_SHA256 = "0dbc945ca9cab196d585e586fd8b7da40382eeb6f3454b461b4b013761102138"
 
 
 def test_short_zo_int8_intonly_run_matches_the_x86_golden_weights_bit_for_bit(mnist_train):

@@ -117,7 +117,8 @@ def test_cli_int8_intonly_reports_sign_agreement_and_resumes(tmp_path):
     cli(*args, "--epochs", "1", "--out", str(tmp_path / "half"))
     refused = cli(*args, "--epochs", "2", "--out", str(tmp_path / "half"), "--resume", "--zo-range", "5",
                   check=False)
-    assert refused.returncode != 0 and "--zo-range 5 (the run has 3)" in refused.stderr
+    default_range = _core.default_config()["zo_range"]
+    assert refused.returncode != 0 and f"--zo-range 5 (the run has {default_range})" in refused.stderr
     summary = json.loads(cli(*args, "--epochs", "2", "--out", str(tmp_path / "half"), "--resume",
                              "--json").stdout.splitlines()[-1])
     assert summary["precision"] == "int8-intonly" and summary["method"] == "zo-feat-cls1"
