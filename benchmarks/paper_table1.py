@@ -83,18 +83,29 @@ def table(results, epochs, datasets, methods, precision="fp32"):
             short = f" ({len(r['metrics'])})" if len(r["metrics"]) < epochs else ""
             row += f" {ours:.2f}{short} | {paper:.2f} | {ours - paper:+.2f} |"
         lines.append(row)
+    # Runs not started yet (None) have a row above and nothing below.
+    started = sorted(((k, r) for k, r in results.items() if r is not None),
+                     key=lambda kv: (datasets.index(kv[0][0]), methods.index(kv[0][1])))
     # The best epoch is shown, never reported as the result: picking it would select on the test set.
-    lines += ["", "| dataset | method | lr_zo | lr_bp | eps | clip | batch | augment | epochs | final train loss | "
+    # INT8 runs carry the FP32 rates in their config, unused: their settings are r, b_zo, p_zero and mu.
+    settings = "r | b_zo | p_zero | first mu" if precision != "fp32" else "lr_zo | lr_bp | eps | clip"
+    lines += ["", f"| dataset | method | {settings} | batch | augment | epochs | final train loss | "
               "best test % (epoch) | s/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (d, m), r in sorted(results.items(), key=lambda kv: (datasets.index(kv[0][0]), methods.index(kv[0][1]))):
+    for (d, m), r in started:
         c, h = r["config"], r["metrics"]
         best = max(range(len(h)), key=lambda i: h[i]["test_accuracy"])
-        lines.append(f"| {DATA_NAMES[d]} | {NAMES[m]} | {c['lr_zo']:g} | {c['lr_bp']:g} | {c['eps']:g} | "
-                     f"{c['grad_clip']:g} | {r['batch_size']} | {c.get('augment', 'none')} | {len(h)} | "
+        if precision != "fp32":
+            p_zero = "schedule" if c.get("zo_p_zero") is None else f"{c['zo_p_zero']:g}"
+            values = (f"{c.get('zo_range', '–')} | {c.get('zo_update_bits', '–')} | {p_zero} | "
+                      f"{h[0]['gradient_bits']}")
+        else:
+            values = f"{c['lr_zo']:g} | {c['lr_bp']:g} | {c['eps']:g} | {c['grad_clip']:g}"
+        lines.append(f"| {DATA_NAMES[d]} | {NAMES[m]} | {values} | {r['batch_size']} | {c.get('augment', 'none')} | "
+                     f"{len(h)} | "
                      f"{h[-1]['train_loss']:.4f} | "
                      f"{100 * h[best]['test_accuracy']:.2f} ({best + 1}) | {sum(x['seconds'] for x in h) / len(h):.1f} |")
     lines += ["", "Test accuracy (%) by epoch (at most 10 points per run, the last epoch always):", ""]
-    for (d, m), r in sorted(results.items(), key=lambda kv: (datasets.index(kv[0][0]), methods.index(kv[0][1]))):
+    for (d, m), r in started:
         h = r["metrics"]
         shown = sorted({round(i * (len(h) - 1) / 9) for i in range(10)}) if len(h) > 10 else range(len(h))
         lines.append(f"- {DATA_NAMES[d]} {NAMES[m]}: " +
