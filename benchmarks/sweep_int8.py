@@ -44,14 +44,16 @@ def p_zero_of(setting, epoch):
 
 def trial_key(t):
     return (t["dataset"], t["method"], t["zo_range"], t["zo_update_bits"], t["batch"], str(t["zo_p_zero"]), t["epochs"],
-            t["compress"], t["val"], t["seed"])
+            t["compress"], t["val"], t["seed"], t.get("precision", "int8"), t.get("log2_frac_bits"))
 
 
 def run_trial(trial, train, val):
     model = elasticzo.models.lenet5(precision="int8", seed=trial["seed"])
     fixed = trial["zo_p_zero"] if isinstance(trial["zo_p_zero"], float) else None
+    sign = {} if trial["log2_frac_bits"] is None else {"log2_frac_bits": trial["log2_frac_bits"]}
     trainer = elasticzo.ElasticZO(model, method=trial["method"], seed=trial["seed"], zo_range=trial["zo_range"],
-                                  zo_update_bits=trial["zo_update_bits"], zo_p_zero=fixed)
+                                  zo_update_bits=trial["zo_update_bits"], zo_p_zero=fixed,
+                                  precision=trial["precision"], **sign)
     curve = []
     start = time.perf_counter()
     for epoch in range(trial["epochs"]):
@@ -59,9 +61,12 @@ def run_trial(trial, train, val):
         phase = p_zero_of(trial["zo_p_zero"], epoch * trial["compress"])
         if phase is not None:
             trainer.core.zo_p_zero = phase
+        trainer.core.sign_agreement = (0, 0)
         losses = [trainer.core.step(x, y)["loss"] for x, y in trainer.training_batches(train, trial["batch"], epoch)]
+        agree, steps = trainer.core.sign_agreement
         curve.append(dict(epoch=epoch + 1, train_loss=float(np.mean(losses)), p_zero=trainer.core.zo_p_zero,
-                          mu=trainer.core.gradient_bits, val_accuracy=trainer.evaluate(val)["accuracy"]))
+                          mu=trainer.core.gradient_bits, val_accuracy=trainer.evaluate(val)["accuracy"],
+                          sign_agreement=agree / steps if steps else None))
         print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
     best = max(c["val_accuracy"] for c in curve)
     return dict(trial, val_accuracy=curve[-1]["val_accuracy"], best_val_accuracy=best,
@@ -74,13 +79,19 @@ def p_zero_text(setting):
 
 
 def table(records):
-    lines = ["| dataset | method | r | b_zo | batch | p_zero | epochs (compress) | val % last | val % best | "
-             "final train loss | load |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | method | precision (F) | r | b_zo | batch | p_zero | epochs (compress) | val % last | "
+             "val % best | final train loss | sign agreement | load |", "|---" * 13 + "|"]
     for r in sorted(records, key=lambda r: (r["dataset"], r["method"], -r["val_accuracy"])):
-        lines.append(f"| {r['dataset']} | {r['method']} | {r['zo_range']} | {r['zo_update_bits']} | {r['batch']} | "
+        precision = r.get("precision", "int8")
+        if precision == "int8-intonly":
+            precision += f" ({r['log2_frac_bits']})"
+        agreements = [c["sign_agreement"] for c in r["curve"] if c.get("sign_agreement") is not None]
+        agreement = f"{100 * np.mean(agreements):.1f}" if agreements else "–"
+        lines.append(f"| {r['dataset']} | {r['method']} | {precision} | {r['zo_range']} | {r['zo_update_bits']} | "
+                     f"{r['batch']} | "
                      f"{p_zero_text(r['zo_p_zero'])} | {r['epochs']} ({r['compress']}) | "
                      f"{100 * r['val_accuracy']:.2f} | {100 * r['best_val_accuracy']:.2f} | "
-                     f"{r['curve'][-1]['train_loss']:.4f} | {r['load']:.1f} |")
+                     f"{r['curve'][-1]['train_loss']:.4f} | {agreement} | {r['load']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -94,6 +105,10 @@ def main():
     p.add_argument("--p-zero", type=schedules, default=[None],
                    help="p_zero settings, comma separated: 'schedule' (the paper's; default), a fixed value, or a/b/c "
                         "(a from epoch 0, b from 20, c from 50)")
+    p.add_argument("--precision", default="int8", choices=["int8", "int8-intonly"],
+                   help="int8 (the sign from the floating-point loss) or int8-intonly (INT8*) (default int8)")
+    p.add_argument("--log2-frac-bits", type=ints, default=[None],
+                   help="int8-intonly: fractional bits F of the integer loss, comma separated (default: the library's)")
     p.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
     p.add_argument("--compress", type=int, default=10, help="schedule compression: epoch k uses epoch k*compress's "
                    "mu and p_zero (default 10: 10 epochs pass through the paper's 100-epoch schedule)")
@@ -105,10 +120,12 @@ def main():
     elasticzo.set_num_threads(args.threads)
     train, val = validation_split(load_split(p, args.dataset, args.data_dir, "train"), args.val)
     done = {trial_key(r) for r in read_jsonl(args.out)}
-    for method, r, bits, batch, p_zero in itertools.product(args.methods.split(","), args.ranges, args.update_bits,
-                                                            args.batches, args.p_zero):
+    for method, r, bits, batch, p_zero, frac in itertools.product(args.methods.split(","), args.ranges,
+                                                                  args.update_bits, args.batches, args.p_zero,
+                                                                  args.log2_frac_bits):
         trial = dict(dataset=args.dataset, method=method, zo_range=r, zo_update_bits=bits, batch=batch,
-                     zo_p_zero=p_zero, epochs=args.epochs, compress=args.compress, val=args.val, seed=args.seed)
+                     zo_p_zero=p_zero, epochs=args.epochs, compress=args.compress, val=args.val, seed=args.seed,
+                     precision=args.precision, log2_frac_bits=frac if args.precision == "int8-intonly" else None)
         if trial_key(trial) in done:
             continue
         print(f"trial {trial}", file=sys.stderr, flush=True)

@@ -72,7 +72,8 @@ def _trainer_config(args, num_param_layers):
     if args.precision == "fp32" and int8_flags:
         raise ValueError(f"--{next(iter(int8_flags)).replace('_', '-')} applies to --precision int8 or int8-intonly")
     if args.precision != "fp32":
-        cfg.update({"gradient_bits": hp.gradient_bits, **int8_flags}, precision=args.precision)
+        tuned = {} if hp.zo_range is None else {"zo_range": hp.zo_range}
+        cfg.update({"gradient_bits": hp.gradient_bits, **tuned, **int8_flags}, precision=args.precision)
     if args.zo_layers is not None:
         cfg["zo_layers"] = args.zo_layers
     else:

@@ -51,8 +51,8 @@ def _trainer(method, seed=0, **kw):
 def _int8_trainer(method, precision, seed=0, **kw):
     model = elasticzo.models.pointnet(seed=seed, precision="int8")
     hp = defaults("pointnet", "modelnet40", method)
-    return elasticzo.ElasticZO(model, method=method, precision=precision, gradient_bits=hp.gradient_bits, seed=seed,
-                               **kw)
+    return elasticzo.ElasticZO(model, method=method, precision=precision, gradient_bits=hp.gradient_bits,
+                               zo_range=hp.zo_range, seed=seed, **kw)
 
 
 PRECISIONS = ["fp32", "int8", "int8-intonly"]
