@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "int8/rules.h"
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "register.h"
 
 namespace py = pybind11;

@@ -95,9 +95,27 @@ TEST(Dispatch, SimdTablesUseSimdDenseKernels) {
   for (const auto& level : available_isas()) {
     if (level == "ref") continue;
     for (const auto& [name, isa] : kernel_table(level).entries())
-      if (name == "gemm_f32" || name.rfind("conv2d_", 0) == 0 || name.rfind("linear_", 0) == 0)
+      if (name.rfind("gemm_", 0) == 0 || name.rfind("conv2d_", 0) == 0 || name.rfind("linear_", 0) == 0)
         EXPECT_NE(isa, "ref") << name << " has no " << level << " implementation";
   }
+}
+
+// The integer dot-product kernels are picked by their own feature: vpdpbusd where the CPU has AVX-512 VNNI (this
+// project's CI machine), SDOT exactly where it has the dot-product extension (qemu's Cortex-A76, not its A53).
+TEST(Dispatch, IntegerDotProductKernelsFollowTheirFeature) {
+  const std::string best = available_isas().back();
+  const KernelTable& t = kernel_table(best);
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (best == "avx512") EXPECT_EQ(t.gemm_i8.isa == std::string("avx512_vnni"), __builtin_cpu_supports("avx512vnni") != 0);
+  if (best != "ref") EXPECT_STRNE(t.conv2d_fwd_i8.isa, "ref");
+#elif defined(__aarch64__)
+  const bool dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  EXPECT_EQ(std::string(t.conv2d_fwd_i8.isa), dotprod ? "neon_dotprod" : "neon");
+  EXPECT_STREQ(kernel_table("neon").linear_fwd_i8.isa, "neon");  // the ARMv8.0 level never takes SDOT
+#endif
+  for (const auto& [name, isa] : t.entries())
+    if (name.size() > 3 && name.compare(name.size() - 3, 3, "_i8") == 0 && best != "ref") EXPECT_NE(isa, "ref") << name;
 }
 
 TEST(Dispatch, EveryVariantNamesItsFeatures) {

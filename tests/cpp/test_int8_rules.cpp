@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "int8/rules.h"
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "rng/gaussian.h"
 
 namespace ez {

@@ -1,5 +1,6 @@
 // Every optimized implementation listed in kernels.inc against the scalar reference, on awkward sizes, and every
-// kernel (reference and optimized) bit-identical for 1, 2 and 3 threads. Nothing here names an implementation: the
+// kernel (reference and optimized) bit-identical for 1, 2 and 3 threads. The instances are listed at run time, so one
+// binary checks the SDOT kernels when run as a Cortex-A76 and the ARMv8.0 ones as a Cortex-A53. Nothing here names an implementation: the
 // instances come from kernel_variants(), and each kernel of kernels.inc must have its cases_<name>() below (a new
 // kernel without cases does not compile).
 // Comparison, as kernels.inc says per kernel: `exact` bit for bit (NaN and signed zeros included); `rounded`: both
@@ -27,7 +28,7 @@
 namespace ez {
 namespace {
 
-using Buf = std::vector<float>;  // a kernel's outputs (an integer kernel's would be stored bit for bit)
+using Buf = std::vector<float>;  // a kernel's outputs; an integer kernel's hold each value's int32 bits (ints())
 
 // One run of a kernel on fixed inputs: the outputs of table `t`'s implementation, on the absolute values of the
 // inputs when `magnitude` (only `rounded` kernels are asked for that).
@@ -35,7 +36,33 @@ struct KernelCase {
   std::string what;  // shape and seed, for the failure message
   long reduction;    // terms per output sum (`rounded` tolerance); 0 for `exact` kernels
   std::function<Buf(const KernelTable& t, bool magnitude)> run;
+  bool integer = false;  // the outputs are integers stored by ints(): failures print them as integers
 };
+
+// Integer outputs, one value per slot as the bits of its int32 (exact for every int8, int32 and uint32 value).
+template <class T>
+Buf ints(const std::vector<T>& v) {
+  Buf out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::int32_t x = static_cast<std::int32_t>(v[i]);
+    std::memcpy(&out[i], &x, sizeof x);
+  }
+  return out;
+}
+
+::testing::AssertionResult same_ints(const Buf& want, const Buf& got, const std::string& what) {
+  if (want.size() != got.size())
+    return ::testing::AssertionFailure() << what << ": size " << got.size() << " != " << want.size();
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    std::int32_t w, g;
+    std::memcpy(&w, &want[i], sizeof w);
+    std::memcpy(&g, &got[i], sizeof g);
+    if (w != g)
+      return ::testing::AssertionFailure() << what << ": first difference at element " << i << " of " << want.size()
+                                           << ": got " << g << ", want " << w;
+  }
+  return ::testing::AssertionSuccess();
+}
 using Cases = std::vector<KernelCase>;
 
 Buf random_buf(std::size_t n, std::uint32_t seed) {
@@ -328,9 +355,159 @@ Cases cases_zo_perturb_i8() {
                            w[i] = static_cast<std::int8_t>(i % 4 == 0 ? 127 : i % 4 == 1 ? -127 : (i * 37) % 255 - 127);
                          std::int8_t* dst = n % 2 ? w.data() : o.data();
                          t.zo_perturb_i8(n, p, q.sign, q.shift, w.data(), dst);
-                         return Buf(dst, dst + n);
-                       }});
+                         return ints(std::vector<std::int8_t>(dst, dst + n));
+                       }, true});
       }
+  return out;
+}
+
+// ---- integer kernels: random mantissas, +-127 everywhere (the largest sums: nothing may saturate) and, for the
+// conv forward, a non-negative input (post-ReLU: the AVX2 forward then takes its vpmaddubsw path) ----
+
+using I8 = std::vector<std::int8_t>;
+using I32 = std::vector<std::int32_t>;
+
+// Mantissas in [-127, 127]; `extreme` gives only +-127 with a constant sign per buffer.
+I8 random_i8(std::size_t n, std::uint32_t seed, bool extreme = false) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> dist(-127, 127);
+  I8 b(n);
+  for (auto& v : b) v = static_cast<std::int8_t>(extreme ? (seed % 2 ? 127 : -127) : dist(gen));
+  return b;
+}
+
+Cases cases_gemm_i8() {
+  const int sizes[][3] = {{1, 1, 1},     {3, 5, 7},   {8, 16, 4},     {17, 33, 15}, {31, 17, 65},
+                          {64, 40, 150}, {5, 120, 784}, {2, 3, 1000}, {16, 196, 150}, {9, 64, 3}};
+  Cases out;
+  for (const auto& sz : sizes)
+    for (int mode = 0; mode < 8; ++mode)
+      for (bool extreme : {false, true}) {
+        if (extreme && mode != 0 && mode != 7) continue;  // the saturation check needs no transposes
+        const int m = sz[0], n = sz[1], k = sz[2];
+        const bool ta = mode & 1, tb = mode & 2, acc = mode & 4;
+        const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+        const std::uint32_t seed = 11 + static_cast<std::uint32_t>(mode);
+        const I8 a = random_i8(static_cast<std::size_t>(ta ? k : m) * lda, seed, extreme);
+        const I8 b = random_i8(static_cast<std::size_t>(tb ? n : k) * ldb, seed + 9, extreme);
+        I32 c0(static_cast<std::size_t>(m) * ldc);
+        for (std::size_t i = 0; i < c0.size(); ++i) c0[i] = static_cast<std::int32_t>(i * 7919 % 100000) - 50000;
+        std::ostringstream what;
+        what << "m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb << " accumulate=" << acc
+             << " seed=" << seed << (extreme ? " extreme" : "");
+        out.push_back({what.str(), 0, [=](const KernelTable& t, bool) {
+                         I32 c = c0;
+                         t.gemm_i8(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, acc, c.data(), ldc);
+                         return ints(c);
+                       }, true});
+      }
+  return out;
+}
+
+// LeNet-5's conv1 and conv2, a kernel larger than the image and channel counts around the vector widths.
+const Conv2dShape kConvShapesI8[] = {{1, 1, 1, 1, 1, 1, 0},   {2, 3, 7, 5, 4, 3, 1},  {3, 6, 14, 14, 16, 5, 2},
+                                     {2, 1, 28, 28, 6, 5, 2}, {1, 2, 9, 17, 5, 3, 0}, {2, 5, 6, 6, 3, 5, 3},
+                                     {1, 3, 4, 4, 2, 5, 0},   {5, 2, 3, 33, 17, 3, 1}};
+const LinearShape kLinearShapesI8[] = {{1, 1, 1},     {3, 5, 7},    {64, 784, 120}, {33, 17, 40},
+                                       {100, 64, 64}, {7, 1024, 3}, {2, 3, 1024}};
+
+// One op of an integer layer on every shape: random, +-127 and (x only) non-negative inputs; outputs start at -1.
+template <class Shape, std::size_t N, class Fwd, class BwdData, class BwdWeight>
+Cases int_layer_cases(const Shape (&shapes)[N], LayerOp op, Fwd KernelTable::*fwd, BwdData KernelTable::*bwd_data,
+                      BwdWeight KernelTable::*bwd_weight) {
+  Cases out;
+  for (const Shape& s : shapes)
+    for (const int mode : {0, 1, 2}) {
+      const LayerSizes n = sizes(s);
+      const bool extreme = mode == 1;
+      I8 x = random_i8(n.in, 3, extreme);
+      const I8 w = random_i8(n.weights, 5, extreme), dy = random_i8(n.out, 7, extreme);
+      if (mode == 2)
+        for (auto& v : x) v = static_cast<std::int8_t>(v < 0 ? -v : v);
+      const std::string what =
+          str(s) + (mode == 1 ? " extreme" : mode == 2 ? " non-negative x" : "") + " seeds=3,5,7";
+      if (op == LayerOp::fwd)
+        out.push_back({what, 0, [=](const KernelTable& t, bool) {
+                         I32 y(n.out, -1);
+                         (t.*fwd)(s, x.data(), w.data(), y.data());
+                         return ints(y);
+                       }, true});
+      if (op == LayerOp::bwd_data && mode != 2)
+        out.push_back({what, 0, [=](const KernelTable& t, bool) {
+                         I32 dx(n.in, -1);
+                         (t.*bwd_data)(s, dy.data(), w.data(), dx.data());
+                         return ints(dx);
+                       }, true});
+      if (op == LayerOp::bwd_weight)
+        out.push_back({what, 0, [=](const KernelTable& t, bool) {
+                         I32 dw(n.weights, -1);
+                         (t.*bwd_weight)(s, x.data(), dy.data(), dw.data());
+                         return ints(dw);
+                       }, true});
+    }
+  return out;
+}
+
+Cases conv_i8_cases(LayerOp op) {
+  return int_layer_cases(kConvShapesI8, op, &KernelTable::conv2d_fwd_i8, &KernelTable::conv2d_bwd_data_i8,
+                         &KernelTable::conv2d_bwd_weight_i8);
+}
+Cases linear_i8_cases(LayerOp op) {
+  return int_layer_cases(kLinearShapesI8, op, &KernelTable::linear_fwd_i8, &KernelTable::linear_bwd_data_i8,
+                         &KernelTable::linear_bwd_weight_i8);
+}
+Cases cases_conv2d_fwd_i8() { return conv_i8_cases(LayerOp::fwd); }
+Cases cases_conv2d_bwd_data_i8() { return conv_i8_cases(LayerOp::bwd_data); }
+Cases cases_conv2d_bwd_weight_i8() { return conv_i8_cases(LayerOp::bwd_weight); }
+Cases cases_linear_fwd_i8() { return linear_i8_cases(LayerOp::fwd); }
+Cases cases_linear_bwd_data_i8() { return linear_i8_cases(LayerOp::bwd_data); }
+Cases cases_linear_bwd_weight_i8() { return linear_i8_cases(LayerOp::bwd_weight); }
+
+// int32 values of 4, 12 and 31 bits, with INT32_MIN, INT32_MAX and 0 among them.
+I32 requant_input(std::size_t n, int bits) {
+  std::mt19937 gen(17 + bits * 1000 + static_cast<std::uint32_t>(n));
+  std::uniform_int_distribution<std::int32_t> full(std::numeric_limits<std::int32_t>::min(),
+                                                   std::numeric_limits<std::int32_t>::max());
+  I32 x(n);
+  for (auto& v : x) v = full(gen) >> (31 - bits);
+  if (n > 3) {
+    x[1] = std::numeric_limits<std::int32_t>::min();
+    x[2] = std::numeric_limits<std::int32_t>::max();
+    x[3] = 0;
+  }
+  return x;
+}
+const std::size_t kRequantSizes[] = {0, 1, 7, 8, 15, 16, 17, 33, 1000};
+
+Cases cases_max_abs_i32() {
+  Cases out;
+  for (const std::size_t n : kRequantSizes)
+    for (const int bits : {4, 12, 31}) {
+      const I32 x = requant_input(n, bits);
+      out.push_back({"n=" + std::to_string(n) + " bits=" + std::to_string(bits), 0, [=](const KernelTable& t, bool) {
+                       return ints(std::vector<std::uint32_t>{t.max_abs_i32(n, x.data())});
+                     }, true});
+    }
+  return out;
+}
+
+Cases cases_round_shift_i8() {
+  Cases out;
+  for (const std::size_t n : kRequantSizes)
+    for (const int bits : {4, 12, 31}) {
+      const I32 x = requant_input(n, bits);
+      for (const int s : {0, 1, 2, 3, 4, 7, 13, 31, 32})
+        for (const Rounding mode : {Rounding::nearest, Rounding::stochastic, Rounding::pseudo_stochastic}) {
+          std::ostringstream what;
+          what << "n=" << n << " bits=" << bits << " s=" << s << " rounding=" << static_cast<int>(mode)
+               << " draws=(1,2),3,4";
+          out.push_back({what.str(), 0, [=](const KernelTable& t, bool) {
+                           I8 y(n, 99);
+                           t.round_shift_i8(n, x.data(), s, mode, DrawStream{{1, 2}, 3, 4}, y.data());
+                           return ints(y);
+                         }, true});
+        }
+    }
   return out;
 }
 
@@ -478,17 +655,16 @@ void for_thread_counts(Body body) {
 
 std::string name_of(const KernelVariant& v) { return v.kernel + "_" + v.isa; }
 
-std::vector<KernelVariant> runnable_variants() {
-  std::vector<KernelVariant> out;
-  for (const KernelVariant& v : kernel_variants())
-    if (v.runnable) out.push_back(v);
-  return out;
-}
-
 class KernelVariants : public ::testing::TestWithParam<KernelVariant> {};
 
+// Instantiated for every compiled implementation, so the test list is the same whatever CPU discovered it (ctest
+// reuses one discovery for the A53 and A76 runs under qemu); one the CPU lacks must be refused instead of run.
 TEST_P(KernelVariants, MatchesTheReferenceForAnyThreadCount) {
   const KernelVariant& v = GetParam();
+  if (!v.runnable) {
+    EXPECT_THROW(table_with(v), std::invalid_argument) << name_of(v) << " needs " << feature_names(v.needs);
+    return;
+  }
   const KernelInfo& k = info(v.kernel);
   const KernelTable& ref = kernel_table("ref");
   const KernelTable opt = table_with(v);
@@ -501,7 +677,9 @@ TEST_P(KernelVariants, MatchesTheReferenceForAnyThreadCount) {
     for_thread_counts([&](int threads) {
       const Buf got = c.run(opt, false);
       const std::string where = what + " threads=" + std::to_string(threads);
-      if (k.compare == Compare::exact)
+      if (c.integer)
+        ASSERT_TRUE(same_ints(want, got, where));
+      else if (k.compare == Compare::exact)
         ASSERT_TRUE(testing::same_bits(want, got, where));
       else
         ASSERT_TRUE(within_tolerance(want, mag, got, c.reduction, where));
@@ -520,14 +698,14 @@ TEST_P(KernelReferences, SameBitsForAnyThreadCount) {
     for_thread_counts([&](int threads) {
       const Buf got = c.run(ref, false);
       if (threads == 1) one = got;
-      ASSERT_TRUE(testing::same_bits(one, got, GetParam().name + "_ref " + c.what + " threads=" +
-                                                   std::to_string(threads)));
+      const std::string where = GetParam().name + "_ref " + c.what + " threads=" + std::to_string(threads);
+      ASSERT_TRUE(c.integer ? same_ints(one, got, where) : testing::same_bits(one, got, where));
     });
     if (HasFatalFailure()) return;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, KernelVariants, ::testing::ValuesIn(runnable_variants()),
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelVariants, ::testing::ValuesIn(kernel_variants()),
                          [](const ::testing::TestParamInfo<KernelVariant>& i) { return name_of(i.param); });
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelReferences, ::testing::ValuesIn(kernel_list()),
                          [](const ::testing::TestParamInfo<KernelInfo>& i) { return i.param.name; });
@@ -536,20 +714,14 @@ INSTANTIATE_TEST_SUITE_P(Kernels, KernelReferences, ::testing::ValuesIn(kernel_l
 // shape and vector width pick) computes each output as the same chain of fused multiply-adds.
 TEST(KernelVariantsAgree, Conv2dForwardSameBitsOnEveryIsa) {
   std::vector<KernelVariant> convs;
-  for (const KernelVariant& v : runnable_variants())
-    if (v.kernel == "conv2d_fwd_f32") convs.push_back(v);
+  for (const KernelVariant& v : kernel_variants())
+    if (v.runnable && v.kernel == "conv2d_fwd_f32") convs.push_back(v);
   for (const KernelCase& c : cases_conv2d_fwd_f32()) {
     std::vector<Buf> got;
     for (const KernelVariant& v : convs) got.push_back(c.run(table_with(v), false));
     for (std::size_t i = 1; i < got.size(); ++i)
       ASSERT_TRUE(testing::same_bits(got[0], got[i], name_of(convs[i]) + " vs " + name_of(convs[0]) + " " + c.what));
   }
-}
-
-// A variant whose features this CPU lacks (none on the CI machines: AVX-512 x86, qemu A53/A76) is refused, not run.
-TEST(KernelVariantsList, VariantsTheCpuLacksAreRefused) {
-  for (const KernelVariant& v : kernel_variants())
-    if (!v.runnable) EXPECT_THROW(table_with(v), std::invalid_argument) << name_of(v);
 }
 
 // The reference itself: a window of four equal maxima sends the whole error to its top-left element, on every table.

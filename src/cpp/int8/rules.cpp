@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "rng/gaussian.h"
 
 namespace ez {

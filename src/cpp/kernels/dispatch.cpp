@@ -27,6 +27,12 @@ namespace ez {
 #define EZ_ON_x86(...)
 #define EZ_ON_arm(...)
 #endif
+// The *_avx_vnni.cpp files are built only where the compiler knows -mavxvnni (cmake/ElasticzoCore.cmake).
+#ifdef EZ_HAVE_AVXVNNI
+#define EZ_ON_x86_avxvnni EZ_ON_x86
+#else
+#define EZ_ON_x86_avxvnni(...)
+#endif
 
 #define EZ_KERNEL(name, compare, sig)
 #define EZ_IMPL(name, isa, arch, features) EZ_ON_##arch(name##_fn name##_##isa;)

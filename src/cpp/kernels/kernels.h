@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "int8/rounding.h"
 #include "kernels/shapes.h"
 
 namespace ez {

@@ -6,7 +6,6 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
-#include "kernels/kernels_i8.h"
 
 namespace ez {
 
@@ -44,7 +43,7 @@ std::vector<BufferSpec> int8_accumulator_specs(std::vector<BufferSpec> specs, co
 }
 
 void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor& y) {
-  const I8KernelTable& k = i8_kernels();
+  const KernelTable& k = kernels();
   const auto n = static_cast<std::size_t>(acc.numel());
   const int s = std::max(0, range_bits(k.max_abs_i32(n, acc.s32())) - 7);
   k.round_shift_i8(n, acc.s32(), s, mode, DrawStream{}, y.s8());
@@ -53,7 +52,7 @@ void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor
 
 void niti_update_param(Param& p, int mu) {
   if (mu < 0 || mu > 7) throw std::invalid_argument("gradient bit-width mu must be in [0, 7], got " + std::to_string(mu));
-  const I8KernelTable& k = i8_kernels();
+  const KernelTable& k = kernels();
   const auto n = static_cast<std::size_t>(p.value.numel());
   const std::int32_t* grad = p.grad.s32();
   const int b = range_bits(k.max_abs_i32(n, grad));

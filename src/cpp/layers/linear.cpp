@@ -5,7 +5,6 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
-#include "kernels/kernels_i8.h"
 #include "kernels/workspace.h"
 
 namespace ez {
@@ -59,7 +58,7 @@ void Linear::forward_int8(const LinearShape& s, const Tensor& x, Tensor& y) cons
   const Int8Input xq(x);
   Tensor acc = Int8Accumulators::use(acc_.forward, y.shape(), MemCategory::accumulators);
   const Int8Weights w(params_[0]);  // ElasticZO-INT8's passes: clip(w +- zeta), the stored weights untouched
-  i8_kernels().linear_fwd_i8(s, xq.data(), w.data(), acc.s32());
+  kernels().linear_fwd_i8(s, xq.data(), w.data(), acc.s32());
   requantize_into(acc, kNitiRounding.activations, xq.exponent() + w.exponent(), y);
 }
 
@@ -73,7 +72,7 @@ void Linear::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& d
   if (precision_ == Precision::int8) {
     Tensor acc = Int8Accumulators::use(acc_.backward, x.shape(), MemCategory::errors);
     const Tensor& w = params_[0].value;
-    i8_kernels().linear_bwd_data_i8(problem(x.shape()), dy.s8(), w.s8(), acc.s32());
+    kernels().linear_bwd_data_i8(problem(x.shape()), dy.s8(), w.s8(), acc.s32());
     return requantize_into(acc, kNitiRounding.errors, dy.exponent() + w.exponent(), dx);
   }
   kernels().linear_bwd_data_f32(problem(x.shape()), dy.f32(), params_[0].value.f32(), dx.f32());
@@ -83,7 +82,7 @@ void Linear::backward_weight(const Tensor& x, const Tensor& dy, bool accumulate)
   if (precision_ == Precision::int8) {
     const Int8Input xq(x);  // the first layer quantizes its input again: the same per-batch result
     return int8_weight_grad(params_[0], accumulate, [&](std::int32_t* dw) {
-      i8_kernels().linear_bwd_weight_i8(problem(x.shape()), xq.data(), dy.s8(), dw);
+      kernels().linear_bwd_weight_i8(problem(x.shape()), xq.data(), dy.s8(), dw);
     });
   }
   kernels().linear_bwd_weight_f32(problem(x.shape()), x.f32(), dy.f32(), accumulate, params_[0].grad.f32(),

@@ -1,7 +1,7 @@
 // int8 2-D convolution for AVX2 (int16 pairs, vpmaddwd): the shared body (conv2d_i8_body.h) on the s16x8 microkernel,
 // or for a non-negative input (every layer's input after a ReLU, so all but the first forward) on u8x8
 // (vpmaddubsw). Both are exact integer sums: the result is the reference's either way.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_x86.h"
 #include "kernels/conv2d/conv2d_i8_body.h"
 

@@ -1,5 +1,5 @@
 // int8 2-D convolution for AVX-VNNI (vpdpbusd on ymm): the shared body (conv2d_i8_body.h) on the s8x8_vnni microkernel.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_x86.h"
 #include "kernels/conv2d/conv2d_i8_body.h"
 

@@ -1,6 +1,6 @@
 // int8 2-D convolution for NEON ARMv8.0 (SMULL/SMLAL/SADALP): the shared body (conv2d_i8_body.h) on the s8x4_mlal
 // microkernel.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_neon.h"
 #include "kernels/conv2d/conv2d_i8_body.h"
 

@@ -1,6 +1,6 @@
 // Reference int8 2-D convolution (stride 1, zero padding, no bias) into int32: the shared reference loops.
 #include "kernels/conv2d/conv2d_ref_body.h"
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 
 namespace ez {
 

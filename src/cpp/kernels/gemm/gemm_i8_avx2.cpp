@@ -1,5 +1,5 @@
 // int8 GEMM for AVX2 (int16 pairs, vpmaddwd): the shared driver (gemm_i8_body.h) on the s16x8 microkernel.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_x86.h"
 #include "kernels/gemm/gemm_i8_body.h"
 

@@ -1,5 +1,5 @@
 // int8 GEMM for AVX-VNNI (vpdpbusd on ymm): the shared driver (gemm_i8_body.h) on the s8x8_vnni microkernel.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_x86.h"
 #include "kernels/gemm/gemm_i8_body.h"
 

@@ -221,7 +221,7 @@ struct I8Gemm {
   }
 };
 
-// gemm_i8 of kernels_i8.inc on microkernel M.
+// gemm_i8 of kernels.inc on microkernel M.
 template <class M>
 void gemm_i8_run(bool trans_a, bool trans_b, int m, int n, int k, const std::int8_t* a, int lda, const std::int8_t* b,
                  int ldb, bool accumulate, std::int32_t* c, int ldc) {

@@ -1,5 +1,5 @@
 // int8 GEMM for NEON ARMv8.0 (SMULL/SMLAL/SADALP): the shared driver (gemm_i8_body.h) on the s8x4_mlal microkernel.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_neon.h"
 #include "kernels/gemm/gemm_i8_body.h"
 

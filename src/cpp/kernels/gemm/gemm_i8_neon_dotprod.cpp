@@ -1,6 +1,6 @@
 // int8 GEMM for NEON with the ARMv8.2 dot product (SDOT): the shared driver (gemm_i8_body.h) on the s8x4_sdot
 // microkernel.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_neon.h"
 #include "kernels/gemm/gemm_i8_body.h"
 

@@ -1,6 +1,6 @@
 // Reference int8 GEMM: the textbook triple loop with an int32 accumulator, the oracle for the SIMD versions.
 #include "core/parallel.h"
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 
 namespace ez {
 

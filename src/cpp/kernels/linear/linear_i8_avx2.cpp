@@ -1,6 +1,6 @@
 // int8 fully connected layer for AVX2 (int16 pairs, vpmaddwd): the shared body (linear_i8_body.h) on the s16x8
 // microkernel.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_x86.h"
 #include "kernels/linear/linear_i8_body.h"
 

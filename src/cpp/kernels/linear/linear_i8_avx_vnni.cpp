@@ -1,6 +1,6 @@
 // int8 fully connected layer for AVX-VNNI (vpdpbusd on ymm): the shared body (linear_i8_body.h) on the s8x8_vnni
 // microkernel.
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 #include "simd/i8_x86.h"
 #include "kernels/linear/linear_i8_body.h"
 

@@ -1,6 +1,6 @@
 // Reference int8 fully connected layer into int32, y = x W^T with W[out][in], written out without the GEMM.
 #include "core/parallel.h"
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 
 namespace ez {
 

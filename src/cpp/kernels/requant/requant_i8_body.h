@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "int8/rounding.h"
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 
 namespace ez {
 namespace {

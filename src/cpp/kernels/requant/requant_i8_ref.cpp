@@ -1,7 +1,7 @@
 // Reference requantization: max |x| and NITI's rounding shift with clipping, one value at a time.
 #include <algorithm>
 
-#include "kernels/kernels_i8.h"
+#include "kernels/kernels.h"
 
 namespace ez {
 
