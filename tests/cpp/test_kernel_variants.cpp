@@ -1,6 +1,6 @@
 // Every optimized implementation listed in kernels.inc against the scalar reference, on awkward sizes, and every
-// kernel (reference and optimized) bit-identical for 1, 2 and 3 threads. The instances are listed at run time, so one
-// binary checks the SDOT kernels when run as a Cortex-A76 and the ARMv8.0 ones as a Cortex-A53. Nothing here names an implementation: the
+// kernel (reference and optimized) bit-identical for 1, 2 and 3 threads; one binary checks the SDOT kernels when run
+// as a Cortex-A76 and the ARMv8.0 ones as a Cortex-A53. Nothing here names an implementation: the
 // instances come from kernel_variants(), and each kernel of kernels.inc must have its cases_<name>() below (a new
 // kernel without cases does not compile).
 // Comparison, as kernels.inc says per kernel: `exact` bit for bit (NaN and signed zeros included); `rounded`: both

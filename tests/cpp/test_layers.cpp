@@ -435,8 +435,29 @@ TEST(MemoryPlan, TrackerRecordsEveryPlannedBufferOfTheModel) {
 namespace ez {
 namespace {
 
-// The kernels take all their scratch from the workspace the layers declared: a planned step allocates nothing,
-// for every kernel level this CPU runs and for conv, per-point and plain linear layers, with and without backprop.
+// LeNet-5 in NITI's integers (no biases): the first layer quantizes the float input.
+std::shared_ptr<Sequential> make_lenet5_int8() {
+  const Precision q = Precision::int8;
+  auto m = std::make_shared<Sequential>();
+  m->add("conv1", std::make_shared<Conv2d>(1, 6, 5, 2, false, q));
+  m->add("relu1", std::make_shared<ReLU>(false, q));
+  m->add("pool1", std::make_shared<MaxPool2d>(2, q));
+  m->add("conv2", std::make_shared<Conv2d>(6, 16, 5, 2, false, q));
+  m->add("relu2", std::make_shared<ReLU>(false, q));
+  m->add("pool2", std::make_shared<MaxPool2d>(2, q));
+  m->add("flatten", std::make_shared<Flatten>(q));
+  m->add("fc1", std::make_shared<Linear>(784, 120, false, false, q));
+  m->add("relu3", std::make_shared<ReLU>(false, q));
+  m->add("fc2", std::make_shared<Linear>(120, 84, false, false, q));
+  m->add("fc3", std::make_shared<Linear>(84, 10, false, false, q));
+  m->init_parameters(3);
+  return m;
+}
+
+// The kernels and the INT8 layers' helpers take all their scratch from the workspace the layers declared: a planned
+// step allocates nothing, for every kernel level this CPU runs and for conv, per-point and plain linear layers, FP32
+// and int8, with and without backprop; the int8 forward without backprop runs as an ElasticZO-INT8 pass (perturbed
+// weights built aside), with backprop it accumulates a second pass's weight gradients.
 TEST(MemoryPlan, DeclaredWorkspaceCoversEveryKernelExactly) {
   auto pointnet = std::make_shared<Sequential>();
   pointnet->add("mlp1", std::make_shared<Linear>(3, 64, true, true));
@@ -444,23 +465,38 @@ TEST(MemoryPlan, DeclaredWorkspaceCoversEveryKernelExactly) {
   pointnet->add("pool", std::make_shared<PointMaxPool>());
   pointnet->add("fc", std::make_shared<Linear>(64, 40, true, false));
   pointnet->init_parameters(2);
-  auto lenet = make_lenet5();
+  auto lenet = make_lenet5(), lenet_int8 = make_lenet5_int8();
   const std::string before = kernels().isa;
   for (const std::string& isa : available_isas()) {
     set_isa(isa);
-    for (auto& [m, shape] : {std::make_pair(lenet, Shape{64, 1, 28, 28}), std::make_pair(pointnet, Shape{8, 512, 3})}) {
+    for (auto& [m, shape] : {std::make_pair(lenet, Shape{64, 1, 28, 28}), std::make_pair(pointnet, Shape{8, 512, 3}),
+                             std::make_pair(lenet_int8, Shape{32, 1, 28, 28})}) {
+      const bool int8 = m->precision() == Precision::int8;
       for (std::size_t first : {m->size(), std::size_t{0}}) {
-        SCOPED_TRACE(isa + " backprop from " + std::to_string(first));
+        SCOPED_TRACE(isa + (int8 ? " int8" : "") + " backprop from " + std::to_string(first));
         Tensor x(shape, DType::f32, MemCategory::workspace);
         fill_random(x, 4);
         m->release_buffers();
         m->prepare(shape, first);
         auto& tracker = MemoryTracker::instance();
         tracker.reset_peak(m->memory_owner());
+        for (const NamedParam& p : m->named_parameters())  // an ElasticZO-INT8 pass over the whole model
+          if (int8 && first == m->size()) {
+            p.param->zo = {step_key(1, 2), 0, 0, 3, 21627};
+            p.param->zo_sign = 1;
+          }
         m->forward(x);
+        for (const NamedParam& p : m->named_parameters()) p.param->zo_sign = 0;
         if (first < m->size()) {
-          fill_random(m->output_error(), 5);
-          m->backward(x, false);
+          if (int8) {
+            Tensor& e = m->output_error();
+            for (std::int64_t i = 0; i < e.numel(); ++i) e.s8()[i] = static_cast<std::int8_t>(i % 7 - 3);
+            m->backward(x, false);
+            m->backward(x, true);  // the second pass of a step accumulates: one pass's gradient in scratch
+          } else {
+            fill_random(m->output_error(), 5);
+            m->backward(x, false);
+          }
         }
         const MemoryStats s = tracker.stats(m->memory_owner());
         const auto ws = static_cast<std::size_t>(MemCategory::workspace);

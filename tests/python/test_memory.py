@@ -120,6 +120,10 @@ def test_int8_full_zo_measured_reproduces_the_papers_ratio(batch, ratio):
         for cat in memory.CATEGORIES:
             if cat != "workspace":
                 assert int8[source][cat] == int8["model"][cat], (source, cat)
+    # The workspace is planned too (the integer kernels' scratch, the quantized input, the perturbed weights of the
+    # passes): the step allocates nothing outside the plan.
+    assert int8["measured"]["workspace"] == int8["planned"]["workspace"] > 0
+    assert int8["measured"]["total"] == int8["model"]["total"] + int8["measured"]["workspace"]
     assert shows_as(fp32["model"]["total"] / int8["model"]["total"], ratio)
     measured = [r["measured"]["total"] - r["measured"]["workspace"] for r in (fp32, int8)]
     assert shows_as(measured[0] / measured[1], ratio)
@@ -136,6 +140,9 @@ def test_int8_full_bp_measured_from_a_real_step_is_the_model_plus_workspace():
     for cat in memory.CATEGORIES:  # ElasticZO-INT8's step: the model (Eq. 15) plus workspace, as Full BP's
         if cat != "workspace":
             assert mixed["measured"][cat] == mixed["model"][cat], cat
+    for report in (r, mixed):  # the workspace as planned: nothing allocated per call outside the plan
+        assert report["measured"]["workspace"] == report["planned"]["workspace"] > 0
+        assert report["measured"]["total"] == report["model"]["total"] + report["measured"]["workspace"]
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -43,4 +43,54 @@ std::size_t linear_bwd_workspace(const LinearShape& s) {
   return std::max(data, weight);
 }
 
+
+
+std::vector<I8Tiles> i8_tiles(const std::string& isa, bool conv_forward) {
+  // The microkernels of simd/i8_x86.h and i8_neon.h, as the *_i8_<isa>.cpp files instantiate them.
+  const I8Tiles s16x8{8, 2, 6, 2}, u8x8{8, 4, 4, 1}, s8x8_vnni{8, 4, 4, 1}, s8x16_vnni{16, 4, 8, 1};
+  const I8Tiles s8x4_mlal{4, 8, 4, 1}, s8x4_sdot{4, 4, 8, 1};
+  if (isa == "avx2") return conv_forward ? std::vector<I8Tiles>{s16x8, u8x8} : std::vector<I8Tiles>{s16x8};
+  if (isa == "avx_vnni") return {s8x8_vnni};
+  if (isa == "avx512_vnni") return {s8x16_vnni};
+  if (isa == "neon") return {s8x4_mlal};
+  if (isa == "neon_dotprod") return {s8x4_sdot};
+  return {};
+}
+
+namespace {
+
+// The most any microkernel of the active implementation of a kernel takes.
+template <class Bytes>
+std::size_t i8_workspace(const char* isa, bool conv_forward, Bytes bytes) {
+  std::size_t most = 0;
+  for (const I8Tiles& t : i8_tiles(isa, conv_forward)) most = std::max(most, bytes(t));
+  return most;
+}
+
+}  // namespace
+
+std::size_t conv2d_fwd_i8_workspace(const Conv2dShape& s) {
+  return i8_workspace(kernels().conv2d_fwd_i8.isa, true, [&](const I8Tiles& t) { return conv_fwd_i8_bytes(s, t); });
+}
+std::size_t conv2d_bwd_data_i8_workspace(const Conv2dShape& s) {
+  return i8_workspace(kernels().conv2d_bwd_data_i8.isa, false,
+                      [&](const I8Tiles& t) { return conv_bwd_data_i8_bytes(s, t); });
+}
+std::size_t conv2d_bwd_weight_i8_workspace(const Conv2dShape& s) {
+  return i8_workspace(kernels().conv2d_bwd_weight_i8.isa, false,
+                      [&](const I8Tiles& t) { return conv_bwd_weight_i8_bytes(s, t); });
+}
+std::size_t linear_fwd_i8_workspace(const LinearShape& s) {
+  return i8_workspace(kernels().linear_fwd_i8.isa, false,
+                      [&](const I8Tiles& t) { return gemm_i8_bytes(s.rows, s.out, s.in, t); });
+}
+std::size_t linear_bwd_data_i8_workspace(const LinearShape& s) {
+  return i8_workspace(kernels().linear_bwd_data_i8.isa, false,
+                      [&](const I8Tiles& t) { return gemm_i8_bytes(s.rows, s.in, s.out, t); });
+}
+std::size_t linear_bwd_weight_i8_workspace(const LinearShape& s) {
+  return i8_workspace(kernels().linear_bwd_weight_i8.isa, false,
+                      [&](const I8Tiles& t) { return gemm_i8_bytes(s.out, s.in, s.rows, t); });
+}
+
 }  // namespace ez

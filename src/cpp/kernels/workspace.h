@@ -1,10 +1,11 @@
-// Workspace of the optimized conv and GEMM kernels, in one place: the kernel bodies size their ScratchBuffers
-// from these functions, and the layers declare the same bytes to the memory plan, which lends them to the kernels
-// (memory/tracker.h, WorkspaceArena). Other kernels, and every reference kernel, take no workspace.
+// Workspace of the optimized conv and GEMM kernels (FP32 and int8), in one place: the kernel bodies size their
+// ScratchBuffers from these functions, and the layers declare the same bytes to the memory plan, which lends them to
+// the kernels (memory/tracker.h, WorkspaceArena). Other kernels, and every reference kernel, take no workspace.
 #pragma once
 #include <algorithm>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "core/parallel.h"
 #include "kernels/shapes.h"
@@ -24,6 +25,12 @@ std::size_t conv2d_fwd_workspace(const Conv2dShape& s);
 std::size_t conv2d_bwd_workspace(const Conv2dShape& s, bool bias);  // the larger of backward data and weight
 std::size_t linear_fwd_workspace(const LinearShape& s);
 std::size_t linear_bwd_workspace(const LinearShape& s);
+std::size_t conv2d_fwd_i8_workspace(const Conv2dShape& s);
+std::size_t conv2d_bwd_data_i8_workspace(const Conv2dShape& s);
+std::size_t conv2d_bwd_weight_i8_workspace(const Conv2dShape& s);
+std::size_t linear_fwd_i8_workspace(const LinearShape& s);
+std::size_t linear_bwd_data_i8_workspace(const LinearShape& s);
+std::size_t linear_bwd_weight_i8_workspace(const LinearShape& s);
 
 inline long ws_ceil_div(long a, long b) { return (a + b - 1) / b; }
 // Bytes of a workspace piece of `count` 4-byte values, as an arena lends it (rounded up to the alignment).
@@ -111,6 +118,63 @@ inline GemmOuterScratch gemm_outer_scratch(bool trans_a, bool trans_b, int m, in
 inline std::size_t gemm_bytes(bool trans_a, bool trans_b, int m, int n, int k, const TileDims& t) {
   if (m <= 0 || n <= 0 || k <= 0 || gemm_uses_dot(trans_a, trans_b, m, k)) return 0;
   return gemm_outer_scratch(trans_a, trans_b, m, n, k, t).bytes();
+}
+
+// ---- int8 (gemm_i8_body.h, conv2d_i8_body.h) ----
+
+// An integer microkernel (simd/i8_x86.h, i8_neon.h): vector width, k values per group, rows per A panel, bytes per
+// packed element. A packed A panel holds groups(k) x tile_rows x kg elements, a packed B vector groups(k) x width x kg.
+struct I8Tiles {
+  int width, kg, tile_rows, elem_bytes;
+  long groups(long k) const { return ws_ceil_div(k, kg); }
+  long panels(long rows) const { return ws_ceil_div(rows, tile_rows); }
+};
+// The microkernels an integer implementation (`Kernel::isa`) may run, for the conv forward or for every other
+// kernel (AVX2's conv forward takes u8x8 for a non-negative input, s16x8 otherwise); empty for "ref".
+std::vector<I8Tiles> i8_tiles(const std::string& isa, bool conv_forward);
+
+// Bytes of a workspace piece of `count` elements of `elem_bytes`, as an arena lends it.
+inline std::size_t ws_piece_of(long count, int elem_bytes) {
+  return aligned_bytes(static_cast<std::size_t>(std::max(count, 0L)) * static_cast<std::size_t>(elem_bytes));
+}
+
+// GEMM: A's panels and their -128 row-sum corrections, B's vectors.
+inline std::size_t gemm_i8_bytes(int m, int n, int k, const I8Tiles& t) {
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  const long panels = t.panels(m), g = t.groups(k);
+  return ws_piece_of(panels * g * t.tile_rows * t.kg, t.elem_bytes) + ws_piece_of(panels * t.tile_rows, 4) +
+         ws_piece_of(ws_ceil_div(n, t.width) * g * t.width * t.kg, t.elem_bytes);
+}
+
+// Forward: the packed weights and corrections, then per thread a zero-padded image (a vector of slack) and the
+// packed slots of one sample.
+inline std::size_t conv_fwd_i8_bytes(const Conv2dShape& s, const I8Tiles& t) {
+  const long oh = s.out_h(), ow = s.out_w();
+  if (s.n <= 0 || s.c_out <= 0 || oh <= 0 || ow <= 0) return 0;
+  const long taps = static_cast<long>(s.c_in) * s.k * s.k, panels = t.panels(s.c_out), g = t.groups(taps);
+  const long img = static_cast<long>(s.c_in) * (oh + s.k - 1) * (ow + s.k - 1) + t.width;
+  const long slots = oh * ws_ceil_div(ow, t.width);
+  const long team = team_for(2.0 * s.n * s.c_out * oh * ow * taps);
+  return ws_piece_of(panels * g * t.tile_rows * t.kg, t.elem_bytes) + ws_piece_of(panels * t.tile_rows, 4) +
+         ws_piece_of(team * img, 1) + ws_piece_of(team * slots * g * t.width * t.kg, t.elem_bytes);
+}
+// Backward data: the forward of the flipped kernel (its transposed copy is not scratch).
+inline std::size_t conv_bwd_data_i8_bytes(const Conv2dShape& s, const I8Tiles& t) {
+  if (s.out_h() <= 0 || s.out_w() <= 0) return 0;
+  return conv_fwd_i8_bytes(conv_bwd_data_problem(s), t);
+}
+// Backward weight: per thread a padded input, a padded output error and their packings; per run of samples (at
+// most 8) an int32 partial gradient.
+inline std::size_t conv_bwd_weight_i8_bytes(const Conv2dShape& s, const I8Tiles& t) {
+  const long oh = s.out_h(), ow = s.out_w(), taps = static_cast<long>(s.c_in) * s.k * s.k, wsize = s.c_out * taps;
+  if (s.n <= 0 || oh <= 0 || ow <= 0 || wsize == 0) return 0;
+  const long wr = ow + s.k - 1, len = oh * wr, img = static_cast<long>(s.c_in) * (oh + s.k - 1) * wr + s.k;
+  const long team = team_for(2.0 * s.n * s.c_out * oh * ow * taps), runs = std::min(s.n, 8);
+  const long panels = t.panels(s.c_out), g = t.groups(len);
+  return ws_piece_of(team * img, 1) + ws_piece_of(team * s.c_out * len, 1) +
+         ws_piece_of(team * panels * g * t.tile_rows * t.kg, t.elem_bytes) +
+         ws_piece_of(team * ws_ceil_div(taps, t.width) * g * t.width * t.kg, t.elem_bytes) +
+         ws_piece_of(team * panels * t.tile_rows, 4) + ws_piece_of(runs * wsize, 4);
 }
 
 }  // namespace ez

@@ -23,7 +23,6 @@ class Conv2d final : public Layer {
 
  private:
   Conv2dShape problem(const Shape& in) const;
-  void forward_int8(const Conv2dShape& s, const Tensor& x, Tensor& y) const;
   Int8Accumulators acc_;
   std::int64_t in_, out_, k_, pad_;  // checked at construction to fit an int
   bool bias_;

@@ -34,12 +34,19 @@ Tensor Int8Accumulators::use(const Tensor& bound, const Shape& shape, MemCategor
   return Tensor(shape, DType::s32, category);
 }
 
-std::vector<BufferSpec> int8_accumulator_specs(std::vector<BufferSpec> specs, const Shape& in, const Shape& out,
-                                               bool backprop) {
+std::vector<BufferSpec> int8_layer_buffers(std::vector<BufferSpec> specs, const Shape& in, const Shape& out,
+                                           std::int64_t weight_elems, bool model_input, bool backprop,
+                                           std::size_t fwd_kernel, std::size_t bwd_data_kernel,
+                                           std::size_t bwd_weight_kernel) {
   specs.push_back({"accumulator", BufferRole::accumulator, DType::s32, out, MemCategory::accumulators});
   if (backprop)
     specs.push_back({"input_error.accumulator", BufferRole::error_accumulator, DType::s32, in, MemCategory::errors});
-  return specs;
+  const std::size_t input = model_input ? aligned_bytes(static_cast<std::size_t>(shape_numel(in))) : 0;
+  const auto w = static_cast<std::size_t>(weight_elems);
+  const std::size_t forward = input + (backprop ? 0 : aligned_bytes(w)) + fwd_kernel;
+  const std::size_t backward =
+      std::max(bwd_data_kernel, input + aligned_bytes(w * sizeof(std::int32_t)) + bwd_weight_kernel);
+  return with_workspace(std::move(specs), forward, backprop ? backward : 0);
 }
 
 void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor& y) {

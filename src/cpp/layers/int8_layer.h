@@ -54,10 +54,16 @@ struct Int8Accumulators {
   static Tensor use(const Tensor& bound, const Shape& shape, MemCategory category);
 };
 
-// The specs an INT8 Conv2d / Linear adds to the default ones: the int32 output accumulator, and with backprop
-// the int32 error of its input (the planner drops it for the first backprop layer, which propagates none).
-std::vector<BufferSpec> int8_accumulator_specs(std::vector<BufferSpec> specs, const Shape& in, const Shape& out,
-                                               bool backprop);
+// The buffers of an INT8 Conv2d / Linear beyond the default ones: the int32 output accumulator, with backprop the
+// int32 error of its input (the planner drops it for the first backprop layer, which propagates none), and the
+// workspace of its kernels (`*_kernel` bytes) plus the scratch of the helpers below, so that a planned step lends it
+// all: forward, the quantized model input (the model's first layer only) and, outside the backprop part (a ZO
+// layer), the perturbed weights of an ElasticZO-INT8 pass; backward, the larger of backward data's kernel and
+// backward weight's quantized input, one pass's int32 gradient (accumulated two-pass steps) and kernel.
+std::vector<BufferSpec> int8_layer_buffers(std::vector<BufferSpec> specs, const Shape& in, const Shape& out,
+                                           std::int64_t weight_elems, bool model_input, bool backprop,
+                                           std::size_t fwd_kernel, std::size_t bwd_data_kernel,
+                                           std::size_t bwd_weight_kernel);
 
 // y = acc requantized with `mode` (s = max(0, range(acc) - 7)); y's exponent = base_exponent + s.
 void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor& y);
@@ -73,6 +79,25 @@ void check_int8_layer(const std::string& repr, bool bias);
 
 // y += x elementwise, saturating at the int32 limits.
 void add_saturating_i32(std::size_t n, const std::int32_t* x, std::int32_t* y);
+
+// The forward of an int8 Conv2d or Linear: its input's mantissas (Int8Input), its weight operand (Int8Weights),
+// `kernel(x, w, acc)` into the int32 accumulator (`bound`, or one of its own), then requantized into y.
+template <class Kernel>
+void int8_forward(const Tensor& x, const Param& weight, const Tensor& bound, Tensor& y, const Kernel& kernel) {
+  const Int8Input xq(x);
+  Tensor acc = Int8Accumulators::use(bound, y.shape(), MemCategory::accumulators);
+  const Int8Weights w(weight);  // ElasticZO-INT8's passes: clip(w +- zeta), the stored weights untouched
+  kernel(xq.data(), w.data(), acc.s32());
+  requantize_into(acc, kNitiRounding.activations, xq.exponent() + w.exponent(), y);
+}
+
+// The input error of an int8 Conv2d or Linear: `kernel(dy, w, acc)` into the int32 error accumulator, requantized.
+template <class Kernel>
+void int8_backward_data(const Tensor& dy, const Tensor& w, const Tensor& bound, Tensor& dx, const Kernel& kernel) {
+  Tensor acc = Int8Accumulators::use(bound, dx.shape(), MemCategory::errors);
+  kernel(dy.s8(), w.s8(), acc.s32());
+  requantize_into(acc, kNitiRounding.errors, dy.exponent() + w.exponent(), dx);
+}
 
 // An int8 layer's weight gradient G: `kernel(out)` writes the int32 products into p.grad, or with `accumulate`
 // (ElasticZO-INT8's backprop part, one gradient per pass) into scratch memory added to p.grad. NITI's update takes

@@ -111,6 +111,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
     init_seed_ = seed;
   }
   std::optional<std::uint64_t> init_seed() const { return init_seed_; }
+  // Set by Sequential for its first module: an INT8 model's first layer quantizes the float model input, and
+  // declares the scratch for it (buffers()).
+  void set_model_input(bool first) { model_input_ = first; }
 
  protected:
   // The value dtype of this layer's outputs and errors: f32, or int8 mantissas.
@@ -119,6 +122,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::string repr_call(const std::string& name, const std::string& args) const;
   std::vector<Param> params_;
   Precision precision_;
+  bool model_input_ = false;
 
  private:
   std::optional<std::uint64_t> init_seed_;

@@ -48,34 +48,32 @@ Shape Linear::output_shape(const Shape& in) const {
 
 std::vector<BufferSpec> Linear::buffers(const Shape& in, bool backprop) const {
   const LinearShape s = problem(in);
-  // INT8: the integer kernels size their scratch themselves (taken outside the plan, counted as workspace).
-  if (precision_ == Precision::int8) return int8_accumulator_specs(Layer::buffers(in, backprop), in, output_shape(in),
-                                                                   backprop);
+  if (precision_ == Precision::int8)
+    return int8_layer_buffers(Layer::buffers(in, backprop), in, output_shape(in), params_[0].value.numel(),
+                              model_input_, backprop, linear_fwd_i8_workspace(s), linear_bwd_data_i8_workspace(s),
+                              linear_bwd_weight_i8_workspace(s));
   return with_workspace(Layer::buffers(in, backprop), linear_fwd_workspace(s), backprop ? linear_bwd_workspace(s) : 0);
 }
 
-void Linear::forward_int8(const LinearShape& s, const Tensor& x, Tensor& y) const {
-  const Int8Input xq(x);
-  Tensor acc = Int8Accumulators::use(acc_.forward, y.shape(), MemCategory::accumulators);
-  const Int8Weights w(params_[0]);  // ElasticZO-INT8's passes: clip(w +- zeta), the stored weights untouched
-  kernels().linear_fwd_i8(s, xq.data(), w.data(), acc.s32());
-  requantize_into(acc, kNitiRounding.activations, xq.exponent() + w.exponent(), y);
-}
-
 void Linear::forward(const Tensor& x, Tensor& y) const {
-  if (precision_ == Precision::int8) return forward_int8(problem(x.shape()), x, y);
-  kernels().linear_fwd_f32(problem(x.shape()), x.f32(), params_[0].value.f32(),
+  const LinearShape s = problem(x.shape());
+  if (precision_ == Precision::int8)
+    return int8_forward(x, params_[0], acc_.forward, y,
+                        [&](const std::int8_t* xq, const std::int8_t* w, std::int32_t* acc) {
+                          kernels().linear_fwd_i8(s, xq, w, acc);
+                        });
+  kernels().linear_fwd_f32(s, x.f32(), params_[0].value.f32(),
                            bias_ ? params_[1].value.f32() : nullptr, y.f32());
 }
 
 void Linear::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {
-  if (precision_ == Precision::int8) {
-    Tensor acc = Int8Accumulators::use(acc_.backward, x.shape(), MemCategory::errors);
-    const Tensor& w = params_[0].value;
-    kernels().linear_bwd_data_i8(problem(x.shape()), dy.s8(), w.s8(), acc.s32());
-    return requantize_into(acc, kNitiRounding.errors, dy.exponent() + w.exponent(), dx);
-  }
-  kernels().linear_bwd_data_f32(problem(x.shape()), dy.f32(), params_[0].value.f32(), dx.f32());
+  const LinearShape s = problem(x.shape());
+  if (precision_ == Precision::int8)
+    return int8_backward_data(dy, params_[0].value, acc_.backward, dx, [&](const std::int8_t* e, const std::int8_t* w,
+                                                                           std::int32_t* acc) {
+      kernels().linear_bwd_data_i8(s, e, w, acc);
+    });
+  kernels().linear_bwd_data_f32(s, dy.f32(), params_[0].value.f32(), dx.f32());
 }
 
 void Linear::backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) {

@@ -23,7 +23,6 @@ class Linear final : public Layer {
 
  private:
   LinearShape problem(const Shape& in) const;
-  void forward_int8(const LinearShape& s, const Tensor& x, Tensor& y) const;
   Int8Accumulators acc_;
   std::int64_t in_, out_;  // checked at construction to fit an int
   bool bias_, per_point_;

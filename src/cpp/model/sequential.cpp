@@ -41,6 +41,7 @@ void Sequential::add(const std::string& name, std::shared_ptr<Layer> layer) {
                                   "') already belongs to a model; a layer with parameters can be in one model only");
     param_modules_.push_back(layers_.size());
   }
+  layer->set_model_input(layers_.empty());
   names_.push_back(name);
   layers_.push_back(std::move(layer));
   free_buffers();  // the plan no longer matches the chain
