@@ -2,10 +2,12 @@
 #include "layers/conv2d.h"
 
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 
 #include "kernels/kernels.h"
 #include "kernels/workspace.h"
+#include "layers/fp32_operand.h"
 
 namespace ez {
 
@@ -64,7 +66,9 @@ std::vector<BufferSpec> Conv2d::buffers(const Shape& in, bool backprop) const {
     return int8_layer_buffers(Layer::buffers(in, backprop), in, output_shape(in), params_[0].value.numel(),
                               model_input_, backprop, conv2d_fwd_i8_workspace(s), conv2d_bwd_data_i8_workspace(s),
                               conv2d_bwd_weight_i8_workspace(s));
-  return with_workspace(Layer::buffers(in, backprop), conv2d_fwd_workspace(s),
+  // Outside the backprop part (a ZO layer, or a forward-only plan) a forward may be a ZO pass: perturbed copies.
+  return with_workspace(Layer::buffers(in, backprop),
+                        backprop ? conv2d_fwd_workspace(s) : zo_conv2d_forward_workspace(s, bias_),
                         backprop ? conv2d_bwd_workspace(s, bias_) : 0);
 }
 
@@ -75,8 +79,10 @@ void Conv2d::forward(const Tensor& x, Tensor& y) const {
                         [&](const std::int8_t* xq, const std::int8_t* w, std::int32_t* acc) {
                           kernels().conv2d_fwd_i8(s, xq, w, acc);
                         });
-  kernels().conv2d_fwd_f32(s, x.f32(), params_[0].value.f32(),
-                           bias_ ? params_[1].value.f32() : nullptr, y.f32());
+  const Fp32Operand w(params_[0], 0, static_cast<std::size_t>(params_[0].value.numel()));
+  std::optional<Fp32Operand> b;
+  if (bias_) b.emplace(params_[1], 0, static_cast<std::size_t>(out_));
+  kernels().conv2d_fwd_f32(s, x.f32(), w.data(), b ? b->data() : nullptr, y.f32());
 }
 
 void Conv2d::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {

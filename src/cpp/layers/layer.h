@@ -43,10 +43,15 @@ struct Param {
   Tensor value;      // category parameters
   Tensor grad;       // category gradients; allocated only while the layer is trained by backprop (INT8: int32 G)
   Tensor grad_rounded;  // INT8 only: the int8 step g that NITI's update rounds G to (SPEC §4: 5 bytes per weight)
-  // ElasticZO-INT8 only: during a ZO pass (zo_sign +1 or -1) the forward multiplies by clip(value + zo_sign * zeta)
-  // (int8/zo_int8.h), generated aside; `value` itself is never written by the passes. 0: no pass under way.
+  // Where the ZO perturbation of this tensor comes from (key, stream and offset of its elements; r and the zero
+  // threshold for INT8 only). During a ZO pass the forward computes with perturbed weights generated aside, so
+  // `value` itself is never written by the passes and the weights before a step are always at hand:
+  //   ElasticZO-INT8: zo_sign +1 or -1, the operand clip(value + zo_sign * zeta) (int8/zo_int8.h);
+  //   FP32: zo_scale != 0, the operand value + zo_scale * z (the passes +-eps, the clean pass -lr g), built by
+  //   Fp32Operand (layers/fp32_operand.h). 0 in both: no pass under way, the stored values.
   SparsePerturbation zo{};
   int zo_sign = 0;
+  float zo_scale = 0.0f;
 };
 
 // What a layer computes in: FP32, or NITI's integers (int8 mantissas with a per-tensor power-of-two exponent,

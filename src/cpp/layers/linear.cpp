@@ -1,11 +1,15 @@
 // Linear and per-point Linear layers over the dispatched linear kernels.
 #include "layers/linear.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include "kernels/kernels.h"
 #include "kernels/workspace.h"
+#include "layers/fp32_operand.h"
 
 namespace ez {
 
@@ -52,7 +56,11 @@ std::vector<BufferSpec> Linear::buffers(const Shape& in, bool backprop) const {
     return int8_layer_buffers(Layer::buffers(in, backprop), in, output_shape(in), params_[0].value.numel(),
                               model_input_, backprop, linear_fwd_i8_workspace(s), linear_bwd_data_i8_workspace(s),
                               linear_bwd_weight_i8_workspace(s));
-  return with_workspace(Layer::buffers(in, backprop), linear_fwd_workspace(s), backprop ? linear_bwd_workspace(s) : 0);
+  // Outside the backprop part (a ZO layer, or a forward-only plan) a forward may be a ZO pass: perturbed copies.
+  return with_workspace(Layer::buffers(in, backprop),
+                        backprop ? linear_fwd_workspace(s)
+                                 : std::max(linear_fwd_workspace(s), zo_linear_forward_workspace(s, bias_)),
+                        backprop ? linear_bwd_workspace(s) : 0);
 }
 
 void Linear::forward(const Tensor& x, Tensor& y) const {
@@ -62,8 +70,25 @@ void Linear::forward(const Tensor& x, Tensor& y) const {
                         [&](const std::int8_t* xq, const std::int8_t* w, std::int32_t* acc) {
                           kernels().linear_fwd_i8(s, xq, w, acc);
                         });
-  kernels().linear_fwd_f32(s, x.f32(), params_[0].value.f32(),
-                           bias_ ? params_[1].value.f32() : nullptr, y.f32());
+  const int chunk = zo_pass(params_[0]) ? zo_chunk_outputs(s) : s.out;
+  if (chunk >= s.out) {
+    const Fp32Operand w(params_[0], 0, static_cast<std::size_t>(params_[0].value.numel()));
+    std::optional<Fp32Operand> b;
+    if (bias_) b.emplace(params_[1], 0, static_cast<std::size_t>(out_));
+    return kernels().linear_fwd_f32(s, x.f32(), w.data(), b ? b->data() : nullptr, y.f32());
+  }
+  // A ZO pass through a large weight: chunks of output features, each computed into `part` and copied into y.
+  ScratchBuffer<float> part(static_cast<std::size_t>(s.rows) * chunk, false);  // written by each chunk's kernel
+  for (int j0 = 0; j0 < s.out; j0 += chunk) {
+    const int c = std::min(chunk, s.out - j0);
+    const Fp32Operand w(params_[0], static_cast<std::size_t>(j0) * s.in, static_cast<std::size_t>(c) * s.in);
+    std::optional<Fp32Operand> b;
+    if (bias_) b.emplace(params_[1], static_cast<std::size_t>(j0), static_cast<std::size_t>(c));
+    kernels().linear_fwd_f32(LinearShape{s.rows, s.in, c}, x.f32(), w.data(), b ? b->data() : nullptr, part.data());
+    float* out = y.f32();
+    for (long r = 0; r < s.rows; ++r)
+      std::memcpy(out + r * s.out + j0, part.data() + r * c, static_cast<std::size_t>(c) * sizeof(float));
+  }
 }
 
 void Linear::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {

@@ -31,13 +31,13 @@ MemoryOwnerScope::MemoryOwnerScope(std::uint64_t owner) noexcept : previous_(t_o
 MemoryOwnerScope::~MemoryOwnerScope() { t_owner = previous_; }
 std::uint64_t MemoryOwnerScope::current() noexcept { return t_owner; }
 
-void* WorkspaceArena::take(std::size_t bytes) noexcept {
+void* WorkspaceArena::take(std::size_t bytes, bool zeroed) noexcept {
   const std::size_t need = aligned_bytes(bytes);
   if (need > bytes_ - used_) return nullptr;
   void* p = base_ + used_;
   used_ += need;
   if (used_ > high_) high_ = used_;
-  std::memset(p, 0, need);  // kernels rely on zeroed scratch (padding, slack past an image)
+  if (zeroed) std::memset(p, 0, need);  // kernels rely on zeroed scratch (padding, slack past an image)
   return p;
 }
 

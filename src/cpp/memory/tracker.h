@@ -100,8 +100,8 @@ class MemoryOwnerScope {
 class WorkspaceArena {
  public:
   WorkspaceArena(void* data, std::size_t bytes) noexcept : base_(static_cast<char*>(data)), bytes_(bytes) {}
-  // Zero-filled, 64-byte aligned; nullptr if the rest of the arena is too small.
-  void* take(std::size_t bytes) noexcept;
+  // 64-byte aligned, zero-filled unless `zeroed` is false; nullptr if the rest of the arena is too small.
+  void* take(std::size_t bytes, bool zeroed = true) noexcept;
   void give_back(std::size_t bytes) noexcept { used_ -= aligned_bytes(bytes); }
   std::size_t high_water() const noexcept { return high_; }
   // The arena bound to the calling thread, if any.
@@ -128,8 +128,10 @@ class WorkspaceArena {
 template <class T>
 class ScratchBuffer {
  public:
-  explicit ScratchBuffer(std::size_t count) : bytes_(count * sizeof(T)), arena_(WorkspaceArena::bound()) {
-    void* p = arena_ != nullptr ? arena_->take(bytes_) : nullptr;
+  // `zeroed` false: the caller overwrites every element first (a planned buffer then skips the memset).
+  explicit ScratchBuffer(std::size_t count, bool zeroed = true)
+      : bytes_(count * sizeof(T)), arena_(WorkspaceArena::bound()) {
+    void* p = arena_ != nullptr ? arena_->take(bytes_, zeroed) : nullptr;
     if (p == nullptr) {
       arena_ = nullptr;
       p = MemoryTracker::instance().allocate(bytes_, MemCategory::workspace, "kernel scratch", id_);

@@ -206,6 +206,10 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
     ScopedPhase timer(times_, Phase::optimizer);
     policy_->update_backprop();
   }
+  if (has_zo) {
+    ScopedPhase timer(times_, Phase::zo_update);
+    policy_->commit(zo_slices_, zo.key);
+  }
   zo.at = ZoPoint::center;  // the step is complete: its weights stay
   ++steps_;
   return st;

@@ -42,8 +42,9 @@ class ElasticZO {
  public:
   ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& config);
   // x: model input (batch first); labels: int32 [batch], each in [0, classes). If the step throws (a non-finite
-  // loss, a bad input), the ZO weights are brought back to where they were before it (Fp32Spsa::restore says how
-  // exactly) and the backprop part is not updated.
+  // loss, a bad input), the ZO weights are those before it, bit for bit (FP32 and INT8 passes compute with
+  // perturbed weights built aside, the update is written when the step completes) and the backprop part is not
+  // updated.
   StepStats step(const Tensor& x, const Tensor& labels);
 
   // theta[ZO] += coefficient * z(step): the ZO update of step `step` given by its coefficient (-lr_zo g, computed

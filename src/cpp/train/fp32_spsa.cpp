@@ -1,6 +1,4 @@
-// FP32 Gaussian SPSA. Each move adds a multiple of the same regenerated z, so undoing the moves in reverse order
-// brings theta back up to the rounding of each float add: bitwise exact restores would need a copy of theta, which
-// the paper's memory model (and ours) does not have.
+// FP32 Gaussian SPSA (train/fp32_spsa.h): the passes' weights are built aside, the update is written once.
 #include "train/fp32_spsa.h"
 
 #include <algorithm>
@@ -17,6 +15,20 @@ void Fp32Spsa::perturb(const std::vector<ZoSlice>& slices, float scale, PhiloxKe
   }
 }
 
+void Fp32Spsa::aside(const std::vector<ZoSlice>& slices, float scale, PhiloxKey key) {
+  for (const ZoSlice& z : slices) {
+    z.param->zo = {key, z.stream, z.offset, 0, 0};
+    z.param->zo_scale = scale;
+  }
+}
+
+void Fp32Spsa::commit(const std::vector<ZoSlice>& slices, PhiloxKey key) {
+  // The same kernel on the same elements as the clean pass's operand: the stored values are the ones it used.
+  const float scale = slices.empty() ? 0.0f : slices.front().param->zo_scale;
+  aside(slices, 0.0f, key);
+  if (scale != 0.0f) perturb(slices, scale, key);
+}
+
 float Fp32Spsa::loss(Sequential& model, const Tensor& labels, float grad_scale) {
   const Tensor& out = model.output();
   const int rows = static_cast<int>(out.dim(0));
@@ -28,20 +40,6 @@ float Fp32Spsa::loss(Sequential& model, const Tensor& labels, float grad_scale) 
 float Fp32Spsa::projected_grad(float loss_plus, float loss_minus) const {
   const float g = (loss_plus - loss_minus) / (2.0f * cfg_.eps);
   return cfg_.grad_clip > 0.0f ? std::clamp(g, -cfg_.grad_clip, cfg_.grad_clip) : g;
-}
-
-void Fp32Spsa::update(const std::vector<ZoSlice>& s, PhiloxKey key, float g) {
-  perturb(s, cfg_.eps - cfg_.lr_zo * g, key);
-}
-
-void Fp32Spsa::restore(const std::vector<ZoSlice>& s, PhiloxKey key, ZoPoint at, float g) {
-  // Reverse order of the moves: each add is undone by the same multiple of z with the sign flipped.
-  switch (at) {
-    case ZoPoint::center: return;
-    case ZoPoint::updated: perturb(s, -(cfg_.eps - cfg_.lr_zo * g), key); [[fallthrough]];
-    case ZoPoint::minus: perturb(s, 2.0f * cfg_.eps, key); [[fallthrough]];
-    case ZoPoint::plus: perturb(s, -cfg_.eps, key);
-  }
 }
 
 }  // namespace ez

@@ -36,8 +36,12 @@ class ZoPolicy {
   virtual float loss(Sequential& model, const Tensor& labels, float grad_scale) = 0;
   // The projected gradient from the two losses (finite, checked by the skeleton).
   virtual float projected_grad(float loss_plus, float loss_minus) const = 0;
-  // From minus: back to the center and the ZO update in one pass.
+  // From minus: the ZO update (back to the center and the step in one move). The weights a clean third pass then
+  // computes with are the updated ones.
   virtual void update(const std::vector<ZoSlice>& slices, PhiloxKey key, float projected_grad) = 0;
+  // The step is complete: the update becomes permanent (a policy that applied it in place already has nothing to
+  // do; one that keeps it aside until now writes it).
+  virtual void commit(const std::vector<ZoSlice>& /*slices*/, PhiloxKey /*key*/) {}
   // From `at` back to the weights before the step (the inverse of the moves made so far).
   virtual void restore(const std::vector<ZoSlice>& slices, PhiloxKey key, ZoPoint at, float projected_grad) = 0;
   // The backprop part's update from the gradients the passes left in its parameters.

@@ -3,7 +3,8 @@ scalar per ZO step plus the backprop head; then go back to the global weights it
 
 A client's replica between messages always holds the global weights of some step (`replica.step`): local training
 moves a copy forward and is undone (the ZO weights and head are restored from a copy kept for the round: 4 bytes per
-parameter, LeNet-5's 431 KB, the price of exact agreement, since undoing FP32 moves is not exact).
+parameter, LeNet-5's 431 KB, the price of exact agreement: a completed step writes its FP32 update in place,
+and subtracting it again is not exact).
 """
 
 import numpy as np
