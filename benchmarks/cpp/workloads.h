@@ -187,6 +187,18 @@ std::vector<Op> workloads_maxpool2d_fwd_f32(const Net& net) {
 std::vector<Op> workloads_maxpool2d_bwd_f32(const Net& net) {
   return pool_workloads(net.pools, true, &KernelTable::maxpool2d_fwd_f32, &KernelTable::maxpool2d_bwd_f32);
 }
+// int8 mantissas of the pooled layers (LeNet's pool1, pool2), as the INT8 forward pools them.
+std::vector<Op> workloads_maxpool2d_fwd_i8(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, s] : net.pools) {
+    auto x = std::make_shared<std::vector<std::int8_t>>(pool_in(s));
+    auto y = std::make_shared<std::vector<std::int8_t>>(pool_out(s));
+    for (std::size_t i = 0; i < x->size(); ++i) (*x)[i] = static_cast<std::int8_t>((i * 37) % 255 - 127);
+    ops.push_back({name, static_cast<double>(pool_in(s)),
+                   [=, s = s](const KernelTable& t) { t.maxpool2d_fwd_i8(s, x->data(), y->data()); }});
+  }
+  return ops;
+}
 std::vector<Op> workloads_point_maxpool_fwd_f32(const Net& net) {
   return pool_workloads(net.point_pools, false, &KernelTable::point_maxpool_fwd_f32,
                         &KernelTable::point_maxpool_bwd_f32);
@@ -219,6 +231,26 @@ std::vector<Op> workloads_zo_axpy_gaussian_f32(const Net& net) {
   return {{"all parameters", static_cast<double>(n), [=](const KernelTable& t) {
              t.zo_axpy_gaussian_f32(n, 1e-3f, ez::step_key(1, 2), 0, 0, theta->data());
            }}};
+}
+
+// The model input of one step, which an INT8 model quantizes (its first layer's input).
+std::size_t model_input(const Net& net) {
+  if (!net.convs.empty()) return in_size(net.convs.front().second);
+  const ez::LinearShape& s = net.linears.front().second;
+  return static_cast<std::size_t>(s.rows) * s.in;
+}
+std::vector<Op> workloads_max_abs_bits_f32(const Net& net) {
+  const std::size_t n = model_input(net);
+  auto x = buf(n, 7);
+  return {{"input " + std::to_string(n), static_cast<double>(n),
+           [=](const KernelTable& t) { t.max_abs_bits_f32(n, x->data()); }}};
+}
+std::vector<Op> workloads_quantize_f32_i8(const Net& net) {
+  const std::size_t n = model_input(net);
+  auto x = buf(n, 8);
+  auto v = std::make_shared<std::vector<std::int8_t>>(n);
+  return {{"input " + std::to_string(n), static_cast<double>(n),
+           [=](const KernelTable& t) { t.quantize_f32_i8(n, x->data(), 7, v->data()); }}};
 }
 
 // The INT8 perturbation (r 3, p_zero 0.33) of all parameters into a second buffer, as the + and - passes do.

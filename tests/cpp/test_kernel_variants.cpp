@@ -511,6 +511,62 @@ Cases cases_round_shift_i8() {
   return out;
 }
 
+// ---- input quantization ----
+
+const std::size_t kQuantSizes[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100, 784, 25088, 40000};
+
+// Finite values spread over the binade of `scale` and below: exact halves and ties of the rounding, +-0, subnormals,
+// and the bounds +-127.5 after scaling.
+Buf quant_values(std::size_t n, std::uint32_t seed, float scale) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Buf v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (gen() % 10) {
+      case 0: v[i] = scale * (static_cast<float>(static_cast<int>(gen() % 255) - 127) + 0.5f) / 128.f; break;
+      case 1: v[i] = i % 2 ? 0.f : -0.f; break;
+      case 2:
+        v[i] = (i % 2 ? 1.f : -1.f) * std::numeric_limits<float>::denorm_min() * static_cast<float>(gen() % 9);
+        break;
+      case 3: v[i] = (i % 2 ? 127.5f : -127.5f) * scale / 128.f; break;
+      default: v[i] = scale * u(gen);
+    }
+  }
+  return v;
+}
+
+// The largest |x| as float bits, with a NaN or -inf at a fixed place or none.
+Cases cases_max_abs_bits_f32() {
+  Cases out;
+  for (const std::size_t n : kQuantSizes)
+    for (const int special : {0, 1, 2}) {
+      Buf x = quant_values(n, 70 + static_cast<std::uint32_t>(n), 3.f);
+      if (special) x[(n * 5) / 7] = special == 1 ? std::numeric_limits<float>::quiet_NaN() : -INFINITY;
+      out.push_back({"n=" + std::to_string(n) + (special == 1 ? " with NaN" : special == 2 ? " with -inf" : "") +
+                         " seed=" + std::to_string(70 + n), 0, [=](const KernelTable& t, bool) {
+                       return ints(std::vector<std::uint32_t>{t.max_abs_bits_f32(n, x.data())});
+                     }, true});
+    }
+  return out;
+}
+
+// Shifts of every size a batch can ask for, the ends of the vector paths' range (-126, 127) and just past them.
+Cases cases_quantize_f32_i8() {
+  Cases out;
+  for (const std::size_t n : kQuantSizes)
+    for (const int shift : {-127, -126, -20, 0, 1, 7, 9, 30, 127, 128}) {
+      const float scale = std::ldexp(1.f, 7 - shift);  // the batch's max|x| lies in this binade
+      const Buf x = quant_values(n, 71 + static_cast<std::uint32_t>(n), scale);
+      out.push_back({"n=" + std::to_string(n) + " shift=" + std::to_string(shift) + " seed=" + std::to_string(71 + n),
+                     0, [=](const KernelTable& t, bool) {
+                       std::vector<std::int8_t> v(n, 99);
+                       t.quantize_f32_i8(n, x.data(), shift, v.data());
+                       return ints(v);
+                     }, true});
+    }
+  return out;
+}
+
 // ---- pooling: tied maxima must send the error to the first one ----
 
 // Odd and even sizes, rows wider than every vector, LeNet's 28x28 and 14x14 (the first large enough to thread),
@@ -580,6 +636,25 @@ Cases cases_point_maxpool_fwd_f32() {
 Cases cases_point_maxpool_bwd_f32() {
   return pool_cases(kPointShapes, true, point_maxpool_fwd_f32_ref, &KernelTable::point_maxpool_fwd_f32,
                     &KernelTable::point_maxpool_bwd_f32);
+}
+
+// int8 mantissas: every value in [-128, 127] at random, and few distinct values (ties), on the same shapes.
+Cases cases_maxpool2d_fwd_i8() {
+  Cases out;
+  for (const Pool2dShape& s : kPoolShapes)
+    for (const bool ties : {true, false}) {
+      std::mt19937 gen(ties ? 64 : 65);
+      std::vector<std::int8_t> x(in_size(s));
+      for (auto& v : x)
+        v = static_cast<std::int8_t>(ties ? static_cast<int>(gen() % 5) - 2 : static_cast<int>(gen() % 256) - 128);
+      out.push_back({str(s) + (ties ? " tied values seed=64" : " all values seed=65"), 0,
+                     [=](const KernelTable& t, bool) {
+                       std::vector<std::int8_t> y(out_size(s), 7);
+                       t.maxpool2d_fwd_i8(s, x.data(), y.data());
+                       return ints(y);
+                     }, true});
+    }
+  return out;
 }
 
 // ---- loss ----

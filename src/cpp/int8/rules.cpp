@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -30,23 +31,21 @@ int float_range(float m) {
   return b;
 }
 
-// round(x * 2^shift) half away from zero, clipped to +-127 (the scaling by a power of two is exact).
-std::int8_t quantize_one(float x, int shift) {
-  const float r = std::round(std::ldexp(x, shift));
-  return static_cast<std::int8_t>(std::clamp(r, -static_cast<float>(kMantissaMax), static_cast<float>(kMantissaMax)));
-}
 
 }  // namespace
 
 int quantize_input(std::size_t n, const float* x, std::int8_t* v) {
-  float m = 0.f;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i]))
-      throw std::invalid_argument("quantize_input: element " + std::to_string(i) + " is not finite");
-    m = std::max(m, std::fabs(x[i]));
+  const KernelTable& k = kernels();
+  const std::uint32_t bits = k.max_abs_bits_f32(n, x);
+  if (bits >= 0x7f800000u) {  // the bits of +infinity: a NaN or an infinity is present; name the first
+    std::size_t i = 0;
+    while (std::isfinite(x[i])) ++i;
+    throw std::invalid_argument("quantize_input: element " + std::to_string(i) + " is not finite");
   }
+  float m;
+  std::memcpy(&m, &bits, sizeof m);
   const int b = m == 0.f ? 0 : float_range(m);
-  for (std::size_t i = 0; i < n; ++i) v[i] = quantize_one(x[i], 7 - b);
+  k.quantize_f32_i8(n, x, 7 - b, v);
   return b - 7;
 }
 

@@ -25,7 +25,8 @@ int requantize_i8(std::size_t n, const std::int32_t* acc, Rounding mode, const D
 // Input quantization per batch: b = the range of the batch (the binary exponent of max|x|, the same bit-length
 // convention: max|x| in [2^(b-1), 2^b)), e = b - 7, v = round(x * 2^(7-b)) half away from zero, clipped; returns
 // e (an all-zero batch gets e = -7). x * 2^(7-b) is an exact power-of-two scaling, so the result is the same on
-// every platform. Throws std::invalid_argument on NaN or infinity.
+// every platform. Throws std::invalid_argument on NaN or infinity. Runs the active kernel table's
+// max_abs_bits_f32 and quantize_f32_i8 (every ISA gives the reference's bits).
 int quantize_input(std::size_t n, const float* x, std::int8_t* v);
 
 // NITI's weight initialization: float Xavier weights w (normal N(0, 2 / (fan_in + fan_out)), NITI's first

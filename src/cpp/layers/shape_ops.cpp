@@ -83,7 +83,7 @@ Shape MaxPool2d::output_shape(const Shape& in) const {
 
 void MaxPool2d::forward(const Tensor& x, Tensor& y) const {
   if (precision_ == Precision::int8) {
-    maxpool2d_fwd_ref(problem(x.shape()), x.s8(), y.s8());
+    kernels().maxpool2d_fwd_i8(problem(x.shape()), x.s8(), y.s8());
     return y.set_exponent(x.exponent());
   }
   kernels().maxpool2d_fwd_f32(problem(x.shape()), x.f32(), y.f32());
