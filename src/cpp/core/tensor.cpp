@@ -70,6 +70,7 @@ static std::size_t checked_tensor_bytes(const Shape& shape, DType dtype) {
 
 Tensor::Tensor(Shape shape, DType dtype, MemCategory category) : shape_(std::move(shape)), dtype_(dtype) {
   storage_ = std::make_shared<Storage>(checked_tensor_bytes(shape_, dtype_), category);
+  numel_ = shape_numel(shape_);
 }
 
 Tensor Tensor::borrow(void* data, Shape shape, DType dtype) {
@@ -77,6 +78,7 @@ Tensor Tensor::borrow(void* data, Shape shape, DType dtype) {
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
   t.storage_ = std::make_shared<Storage>(data, checked_tensor_bytes(t.shape_, dtype));
+  t.numel_ = shape_numel(t.shape_);
   return t;
 }
 
@@ -84,6 +86,7 @@ Tensor Tensor::over(std::shared_ptr<Storage> storage, Shape shape, DType dtype) 
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
+  t.numel_ = shape_numel(t.shape_);
   if (!storage || storage->bytes() < t.nbytes()) throw std::logic_error("storage too small for " + shape_str(t.shape_));
   t.storage_ = std::move(storage);
   return t;
@@ -101,7 +104,7 @@ void Tensor::set_exponent(int e) {
 }
 
 Tensor Tensor::reshaped(Shape shape) const {
-  if (shape_numel(shape) != numel())
+  if (shape_numel(shape) != numel_)
     throw std::invalid_argument("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
   Tensor t = *this;
   t.shape_ = std::move(shape);

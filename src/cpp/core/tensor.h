@@ -62,8 +62,9 @@ class Tensor {
   const Shape& shape() const noexcept { return shape_; }
   std::int64_t dim(std::size_t i) const { return shape_.at(i); }
   std::size_t ndim() const noexcept { return shape_.size(); }
-  // Cannot throw: a tensor's counts were checked when it was made (or reshaped).
-  std::int64_t numel() const noexcept { return shape_numel(shape_); }
+  // Counted (and checked) once when the tensor is made or reshaped: kernels' loops call it, and an int8 store may
+  // alias anything, so a product recomputed per call would be recomputed per element.
+  std::int64_t numel() const noexcept { return numel_; }
   std::size_t nbytes() const noexcept { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
   DType dtype() const noexcept { return dtype_; }
   bool defined() const noexcept { return storage_ != nullptr; }
@@ -88,6 +89,7 @@ class Tensor {
  private:
   void check_dtype(DType want) const;
   Shape shape_;
+  std::int64_t numel_ = 1;  // of the empty shape, as shape_numel({})
   DType dtype_ = DType::f32;
   std::shared_ptr<Storage> storage_;
 };
