@@ -2,6 +2,9 @@
 INT8* in one run, at each batch size: seconds per epoch, the time per phase (the paper's Fig. 7 bars) and the
 measured peak of the tracked training buffers (parameters, activations, accumulators, gradients, errors and kernel
 scratch: the quantity of the paper's memory model, Eqs. 2-5 and 13-15). Ratios are FP32 / INT8, from the same run.
+Every precision runs under the same --memory-plan: lifetime (default: buffers whose lifetimes do not overlap share
+memory, and an INT8 layer keeps the int32 sums of a chunk of samples instead of the batch's) or static (the paper's
+model: every buffer for the whole step); SPEC §4's model figures are printed beside the measured ones.
 
 The three precisions run one after the other, --repeats times in turn (fp32, int8, int8*, fp32, ...), and each
 figure is the best epoch of its repeats, so a burst of load elsewhere costs one repeat, not the comparison; the
@@ -16,7 +19,7 @@ import sys
 from _common import add_runtime_args, load_split
 
 import elasticzo
-from elasticzo import _core
+from elasticzo import _core, memory
 from elasticzo.memory import DEFAULT_MEMORY_PLAN, MEMORY_PLANS
 from elasticzo.models import arithmetic, lenet5
 
@@ -58,7 +61,6 @@ def main(argv=None):
                 runs[q].append(one_epoch(train, q, batch, 0, args.memory_plan))
                 print(f"  batch {batch} {q}: {runs[q][-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
         best = {q: min(r, key=lambda x: x["seconds"]) for q, r in runs.items()}
-        results[batch] = best
         fp = best["fp32"]
         print(f"\nbatch {batch}: | precision | s/epoch | speed-up | peak buffers (KiB) | FP32 / this | "
               + " | ".join(f"{ph} %" for ph in PHASES) + " |")
@@ -67,6 +69,14 @@ def main(argv=None):
             print(f"| {q} | {r['seconds']:.2f} | {fp['seconds'] / r['seconds']:.2f}x | "
                   f"{r['peak_memory_bytes'] / 1024:.1f} | {fp['peak_memory_bytes'] / r['peak_memory_bytes']:.2f}x | "
                   + " | ".join(f"{100 * r['breakdown'][ph] / total:.1f}" for ph in PHASES) + " |")
+        # Same plan for every precision (measured above); beside it, SPEC §4's model (every buffer for the whole step).
+        shape = (batch, 1, 28, 28)
+        model = {q: memory.analytic_model(lenet5(seed=0, precision=arithmetic(q)), shape, 3, arithmetic(q))["total"]
+                 for q in ("fp32", "int8")}
+        print(f"measured under the {args.memory_plan} plan for every precision; SPEC §4's model (the static plan): "
+              f"FP32 {model['fp32'] / 1024:.1f} KiB, INT8 {model['int8'] / 1024:.1f} KiB, "
+              f"FP32 / INT8 {model['fp32'] / model['int8']:.2f}x")
+        results[batch] = {**best, "spec_model_bytes": model}
         if best["int8-intonly"]["sign_agreement"] is not None:
             print(f"INT8* integer sign agreed with the floating-point sign on "
                   f"{100 * best['int8-intonly']['sign_agreement']:.1f}% of steps")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import elasticzo
+from elasticzo import _core
 from elasticzo import memory
 from elasticzo.methods import METHODS
 from elasticzo.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
@@ -160,6 +161,42 @@ def test_lifetime_training_is_bit_identical_to_static(method):
     assert l_s == l_l
     assert all(np.array_equal(w_s[k], w_l[k]) for k in w_s)
     assert np.array_equal(o_s, o_l)
+
+
+@pytest.mark.parametrize("precision", ["int8", "int8-intonly"])
+def test_int8_lifetime_chunks_are_bit_identical_to_the_whole_batch(precision):
+    # The lifetime plan gives an INT8 layer's forward accumulator a chunk of samples and the layer guesses the
+    # batch's shift chunk by chunk; the static plan computes the whole batch at once. Batches whose shifts jump
+    # (dark, bright, random, then dark again) make the guesses miss both ways; every thread count cuts other chunks.
+    rng = np.random.default_rng(6)
+    x = np.concatenate([np.zeros((16, 1, 28, 28), np.float32), np.ones((16, 1, 28, 28), np.float32),
+                        rng.standard_normal((32, 1, 28, 28), dtype=np.float32), np.zeros((16, 1, 28, 28), np.float32)])
+    x[0, 0, 3, 4] = 1.0  # one lit pixel in the dark batches
+    x[64, 0, 20, 20] = -1.0
+    y = rng.integers(0, 10, len(x)).astype(np.int32)
+    threads = _core.num_threads()
+    results = {}
+    try:
+        for plan, n in (("static", 1), ("lifetime", 1), ("lifetime", 2), ("lifetime", 3)):
+            _core.set_num_threads(n)
+            model = elasticzo.models.lenet5(seed=3, precision="int8")
+            trainer = elasticzo.ElasticZO(model, method="zo-feat-cls1", seed=2, precision=precision, memory_plan=plan)
+            trainer.start_epoch(0)
+            grads = [trainer.core.step(x[i:i + 16], y[i:i + 16])["projected_grad"] for i in range(0, len(x), 16)]
+            accumulators = model.memory_stats()["peak"]["accumulators"]
+            if plan == "static":
+                assert accumulators == 4 * 16 * (6 * 28 * 28 + 16 * 14 * 14 + 120 + 84 + 10)  # the whole batch
+            else:
+                assert accumulators <= n * 64 * 1024  # a chunk of samples: about 64 KiB of int32 sums per thread
+            results[plan, n] = grads, model.state_dict(), model.forward(x[32:64])
+    finally:
+        _core.set_num_threads(threads)
+    grads, sd, out = results["static", 1]
+    assert any(g != 0 for g in grads)
+    for key, (g, w, o) in results.items():
+        assert g == grads, key
+        assert all(np.array_equal(w[k], sd[k]) for k in sd), key
+        assert np.array_equal(o, out), key
 
 
 def test_measuring_a_step_leaves_the_model_untouched():

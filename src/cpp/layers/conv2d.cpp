@@ -75,9 +75,12 @@ std::vector<BufferSpec> Conv2d::buffers(const Shape& in, bool backprop) const {
 void Conv2d::forward(const Tensor& x, Tensor& y) const {
   const Conv2dShape s = problem(x.shape());
   if (precision_ == Precision::int8)
-    return int8_forward(x, params_[0], acc_.forward, y,
-                        [&](const std::int8_t* xq, const std::int8_t* w, std::int32_t* acc) {
-                          kernels().conv2d_fwd_i8(s, xq, w, acc);
+    return int8_forward(x, params_[0], acc_, y,
+                        [&](const std::int8_t* xq, const std::int8_t* w, std::int64_t first, std::int64_t rows,
+                            std::int32_t* acc) {
+                          Conv2dShape part = s;
+                          part.n = static_cast<int>(rows);
+                          kernels().conv2d_fwd_i8(part, xq + first * s.c_in * s.h * s.w, w, acc);
                         });
   const Fp32Operand w(params_[0], 0, static_cast<std::size_t>(params_[0].value.numel()));
   std::optional<Fp32Operand> b;

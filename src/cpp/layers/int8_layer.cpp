@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/kernels.h"
 
@@ -54,6 +55,50 @@ void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor
   const auto n = static_cast<std::size_t>(acc.numel());
   const int s = std::max(0, range_bits(k.max_abs_i32(n, acc.s32())) - 7);
   k.round_shift_i8(n, acc.s32(), s, mode, DrawStream{}, y.s8());
+  y.set_exponent(base_exponent + s);
+}
+
+void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& acc, int base_exponent,
+                          Tensor& y) {
+  const std::int64_t rows = y.dim(0);
+  // The planned accumulator: the whole batch or a chunk of its rows; without one (no plan), the whole batch.
+  Tensor sums = acc.forward;
+  if (!sums.defined() || sums.ndim() != y.ndim() ||
+      !std::equal(sums.shape().begin() + 1, sums.shape().end(), y.shape().begin() + 1))
+    sums = Tensor(y.shape(), DType::s32, MemCategory::accumulators);
+  if (sums.dim(0) >= rows) {
+    kernel(0, rows, sums.s32());
+    requantize_into(sums, kNitiRounding.activations, base_exponent, y);
+    acc.forward_shift = y.exponent() - base_exponent;
+    return;
+  }
+  const KernelTable& k = kernels();
+  const std::int64_t chunk = sums.dim(0), per_row = y.numel() / rows;
+  const auto shift_of = [](std::uint32_t max_abs) { return std::max(0, range_bits(max_abs) - 7); };
+  // Chunk c's rounding; its draws continue the whole tensor's (element i of the batch uses word i), so a stochastic
+  // activation rounding would give the same bits too.
+  const auto round_chunk = [&](std::int64_t first, std::int64_t n, int shift) {
+    const auto offset = static_cast<std::uint64_t>(first * per_row);
+    k.round_shift_i8(static_cast<std::size_t>(n * per_row), sums.s32(), shift, kNitiRounding.activations,
+                     DrawStream{{0, 0}, 0, offset}, y.s8() + offset);
+  };
+  std::vector<int> used;
+  std::uint32_t max_abs = 0;
+  for (std::int64_t first = 0; first < rows; first += chunk) {
+    const std::int64_t n = std::min(chunk, rows - first);
+    kernel(first, n, sums.s32());
+    max_abs = std::max(max_abs, k.max_abs_i32(static_cast<std::size_t>(n * per_row), sums.s32()));
+    used.push_back(std::max(acc.forward_shift, shift_of(max_abs)));
+    round_chunk(first, n, used.back());
+  }
+  const int s = shift_of(max_abs);
+  for (std::size_t c = 0; c < used.size(); ++c) {
+    if (used[c] == s) continue;
+    const std::int64_t first = static_cast<std::int64_t>(c) * chunk, n = std::min(chunk, rows - first);
+    kernel(first, n, sums.s32());
+    round_chunk(first, n, s);
+  }
+  acc.forward_shift = s;
   y.set_exponent(base_exponent + s);
 }
 

@@ -2,6 +2,7 @@
 // accumulation by the dispatched *_i8 kernels, then requantization (s = range - 7, rounding on sign and magnitude,
 // e_out = e_in + e_w + s). The model's first layer quantizes its float input per batch.
 #pragma once
+#include <functional>
 #include <optional>
 
 #include "int8/rules.h"
@@ -50,6 +51,9 @@ class Int8Weights {
 // gets a buffer of its own per call.
 struct Int8Accumulators {
   Tensor forward, backward;
+  // The batch shift of the last forward: the first guess of a chunked forward (int8_forward). A hint only (any
+  // value gives the same outputs), so a const forward may update it.
+  mutable int forward_shift = 0;
   void bind(BufferRole role, const Tensor& t) { (role == BufferRole::accumulator ? forward : backward) = t; }
   static Tensor use(const Tensor& bound, const Shape& shape, MemCategory category);
 };
@@ -64,6 +68,19 @@ std::vector<BufferSpec> int8_layer_buffers(std::vector<BufferSpec> specs, const 
                                            std::int64_t weight_elems, bool model_input, bool backprop,
                                            std::size_t fwd_kernel, std::size_t bwd_data_kernel,
                                            std::size_t bwd_weight_kernel);
+
+// Computes the int32 sums of output rows [first, first + rows) (the leading dimension: samples) into `acc`.
+using Int8RowsKernel = std::function<void(std::int64_t first, std::int64_t rows, std::int32_t* acc)>;
+
+// The requantization of an INT8 Conv2d / Linear forward: y = the sums requantized with NITI's activation rounding, s = max(0,
+// range - 7) over the whole batch, y's exponent = base_exponent + s. `acc.forward` is the planned accumulator:
+// the whole output (the static plan, SPEC §4's model: one pass, then the max, then the rounding) or a chunk of
+// its leading rows (the lifetime plan: no buffer of the batch's int32 sums). Chunked, each chunk's sums are rounded
+// as soon as they are computed, with a guess of the batch's shift: the larger of the last forward's and the one
+// the running max already implies (a lower bound); the chunks rounded with another shift than the batch's are
+// computed again. The outputs are the same bits either way.
+void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& acc, int base_exponent, Tensor& y);
+
 
 // y = acc requantized with `mode` (s = max(0, range(acc) - 7)); y's exponent = base_exponent + s.
 void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor& y);
@@ -81,14 +98,15 @@ void check_int8_layer(const std::string& repr, bool bias);
 void add_saturating_i32(std::size_t n, const std::int32_t* x, std::int32_t* y);
 
 // The forward of an int8 Conv2d or Linear: its input's mantissas (Int8Input), its weight operand (Int8Weights),
-// `kernel(x, w, acc)` into the int32 accumulator (`bound`, or one of its own), then requantized into y.
+// `kernel(x, w, first, rows, acc)` the int32 sums of output rows [first, first + rows) (samples; x and w whole) into
+// acc, requantized into y by int8_requantize_rows (the whole batch at once, or chunk by chunk).
 template <class Kernel>
-void int8_forward(const Tensor& x, const Param& weight, const Tensor& bound, Tensor& y, const Kernel& kernel) {
+void int8_forward(const Tensor& x, const Param& weight, const Int8Accumulators& acc, Tensor& y, const Kernel& kernel) {
   const Int8Input xq(x);
-  Tensor acc = Int8Accumulators::use(bound, y.shape(), MemCategory::accumulators);
   const Int8Weights w(weight);  // ElasticZO-INT8's passes: clip(w +- zeta), the stored weights untouched
-  kernel(xq.data(), w.data(), acc.s32());
-  requantize_into(acc, kNitiRounding.activations, xq.exponent() + w.exponent(), y);
+  int8_requantize_rows([&](std::int64_t first, std::int64_t rows, std::int32_t* sums) {
+    kernel(xq.data(), w.data(), first, rows, sums);
+  }, acc, xq.exponent() + w.exponent(), y);
 }
 
 // The input error of an int8 Conv2d or Linear: `kernel(dy, w, acc)` into the int32 error accumulator, requantized.

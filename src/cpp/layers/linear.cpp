@@ -66,9 +66,12 @@ std::vector<BufferSpec> Linear::buffers(const Shape& in, bool backprop) const {
 void Linear::forward(const Tensor& x, Tensor& y) const {
   const LinearShape s = problem(x.shape());
   if (precision_ == Precision::int8)
-    return int8_forward(x, params_[0], acc_.forward, y,
-                        [&](const std::int8_t* xq, const std::int8_t* w, std::int32_t* acc) {
-                          kernels().linear_fwd_i8(s, xq, w, acc);
+    return int8_forward(x, params_[0], acc_, y,
+                        [&](const std::int8_t* xq, const std::int8_t* w, std::int64_t first, std::int64_t rows,
+                            std::int32_t* acc) {
+                          const std::int64_t per_sample = s.rows / y.dim(0);  // kernel rows (points) per sample
+                          const LinearShape part{static_cast<int>(rows * per_sample), s.in, s.out};
+                          kernels().linear_fwd_i8(part, xq + first * per_sample * s.in, w, acc);
                         });
   const int chunk = zo_pass(params_[0]) ? zo_chunk_outputs(s) : s.out;
   if (chunk >= s.out) {

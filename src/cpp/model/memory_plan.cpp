@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "core/parallel.h"
+
 namespace ez {
 
 MemoryPolicy parse_memory_policy(const std::string& name) {
@@ -28,6 +30,19 @@ std::size_t spec_bytes(const BufferSpec& s) {
   if (n < 0 || (size != 0 && static_cast<std::uint64_t>(n) > SIZE_MAX / size))
     throw std::invalid_argument("buffer " + s.name + " of shape " + shape_str(s.shape) + " is too large");
   return static_cast<std::size_t>(n) * size;
+}
+
+// Under the lifetime policy an INT8 layer's forward accumulator holds a chunk of samples, not the batch: the layer
+// requantizes chunk by chunk (layers/int8_layer.h, int8_forward). Each thread's share of a chunk is about
+// kAccumulatorChunkBytes (at least one sample): the int32 sums stay in cache between the kernel and the rounding.
+constexpr std::int64_t kAccumulatorChunkBytes = std::int64_t{64} << 10;
+
+Shape accumulator_chunk(Shape shape) {
+  if (shape.empty() || shape[0] <= 0) return shape;
+  const std::int64_t row_bytes = std::max<std::int64_t>(1, shape_numel(shape) / shape[0] * 4);
+  const std::int64_t per_thread = std::max<std::int64_t>(1, kAccumulatorChunkBytes / row_bytes);
+  shape[0] = std::min(shape[0], per_thread * num_threads());
+  return shape;
 }
 
 bool overlaps(const PlannedBuffer& a, const PlannedBuffer& b) {
@@ -80,8 +95,10 @@ MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const 
   Shape s = input;
   for (std::size_t i = 0; i < n; ++i) {
     const bool bp = i >= bp_first;
-    for (const BufferSpec& spec : layers[i]->buffers(s, bp)) {
+    for (BufferSpec spec : layers[i]->buffers(s, bp)) {
       if (spec.role == BufferRole::error_accumulator && i == bp_first) continue;  // propagates no error
+      if (spec.role == BufferRole::accumulator && policy == MemoryPolicy::lifetime)
+        spec.shape = accumulator_chunk(spec.shape);
       PlannedBuffer b{names[i] + "." + spec.name, spec.role, i, spec.dtype, spec.shape, spec.category,
                       spec_bytes(spec), 0, 0};
       switch (spec.role) {

@@ -4,7 +4,8 @@
 // no buffer but the gradients carries data from one pass to the next, so lifetimes are op indices within a pass:
 //   forward of module 0 .. n-1, the loss, backward of module n-1 .. bp_first.
 // Policies: `static` gives every buffer its own memory for the whole step (the paper's model, SPEC §4);
-// `lifetime` packs each category into one arena where buffers whose lifetimes do not overlap share bytes.
+// `lifetime` packs each category into one arena where buffers whose lifetimes do not overlap share bytes, and
+// gives an INT8 layer's forward accumulator a chunk of samples instead of the batch (the layer rounds chunk by chunk).
 #pragma once
 #include <array>
 #include <memory>
