@@ -106,6 +106,7 @@ struct I8Gemm {
       }
       return;
     }
+    if (bytes_by_lane()) return pack_b_columns_by_words(b, v, lanes, k, dst);
     for (int g = 0; g < gs; ++g) {
       elem* d = dst + static_cast<long>(g) * W * KG;
       std::fill(d, d + W * KG, elem{0});
@@ -115,6 +116,36 @@ struct I8Gemm {
         const int valid = std::min(KG, k - g * KG);
         for (int t = 0; t < valid; ++t) d[M::b_index(l, t)] = M::b_elem(src[t]);
         for (int t = valid; t < KG; ++t) d[M::b_index(l, t)] = M::b_elem(0);
+      }
+    }
+  }
+
+  // Byte layouts [lane][4] whose b_elem is v ^ b_elem(0) (the VNNI offset layout, SDOT, vpmaddubsw): a column's 4 k
+  // values of a group are one 32-bit word of the source, moved whole.
+  static bool bytes_by_lane() {
+    return KG == 4 && sizeof(elem) == 1 && M::b_index(1, 0) == 4 && M::b_index(0, 1) == 1;
+  }
+  static void pack_b_columns_by_words(const BSrc& b, int v, int lanes, int k, elem* dst) {
+    const int gs = groups(k), whole = k / KG;
+    const std::uint8_t zero = static_cast<std::uint8_t>(M::b_elem(0));
+    const std::uint32_t flip = zero * 0x01010101u;
+    for (int l = 0; l < W; ++l) {
+      elem* d = dst + l * KG;
+      if (l >= lanes) {  // past the edge: zero, as the byte path leaves it
+        for (int g = 0; g < gs; ++g) std::memset(d + static_cast<long>(g) * W * KG, 0, KG);
+        continue;
+      }
+      const int j = v * W + l;
+      const std::int8_t* src = b.base + (b.col_off ? b.col_off[j] : j * b.ldb);
+      for (int g = 0; g < whole; ++g) {
+        std::uint32_t word;
+        std::memcpy(&word, src + g * KG, 4);
+        word ^= flip;
+        std::memcpy(d + static_cast<long>(g) * W * KG, &word, 4);
+      }
+      if (whole < gs) {  // the last group: k values past k are zero (b_elem(0))
+        elem* last = d + static_cast<long>(whole) * W * KG;
+        for (int t = 0; t < KG; ++t) last[t] = whole * KG + t < k ? M::b_elem(src[whole * KG + t]) : M::b_elem(0);
       }
     }
   }
