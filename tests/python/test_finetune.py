@@ -114,3 +114,34 @@ def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_
     epoch0 = summary(cli("train", "--init-from", str(copied), "--precision", "int8", "--angle", "30",
                          "--test-samples", "64", "--epochs", "0", "--no-progress", "--json"))
     assert without["accuracy"] == epoch0["test_accuracy"]
+
+
+def test_table2_int8_sweep_validates_on_held_out_training_images_and_skips_finished_settings(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    pre = tmp_path / "pre"
+    cli("train", "--precision", "int8", "--method", "full-bp", "--train-samples", "256", "--epochs", "1",
+        "--no-progress", "--out", str(pre))
+
+    def sweep():
+        return subprocess.run([sys.executable, "benchmarks/sweep_table2_int8.py", "--pretrained", str(pre),
+                               "--dataset", "mnist", "--angle", "30", "--methods", "zo-feat-cls2", "--grid",
+                               "r=8,16 p=0.9", "--epochs", "2", "--train-samples", "192", "--val", "64",
+                               "--threads", "1", "--out", str(tmp_path / "sweep"), "--table", str(tmp_path / "s.md")],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+    proc = sweep()
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (tmp_path / "sweep" / "runs.jsonl").read_text().splitlines()]
+    assert [r["key"] for r in records] == [f"mnist/30/zo-feat-cls2/r{r}/p0.9/mu5/b64" for r in (8, 16)]
+    for r in records:
+        assert len(r["curve"]) == 2 and set(r["curve"][0]["changed"]) == {"conv1", "conv2", "fc1", "fc2", "fc3"}
+        # 64 validation images: accuracies are multiples of 1/64
+        assert all(abs(e["val_accuracy"] * 64 - round(e["val_accuracy"] * 64)) < 1e-9 for e in r["curve"])
+    text = (tmp_path / "s.md").read_text()
+    assert "128 of the first 192 rotated training images" in text and text.count("| mnist | 30 | ZO-Feat-Cls2 |") == 2
+    again = sweep()  # every setting is done: nothing runs again, the table is rewritten from the log
+    assert again.returncode == 0 and again.stdout == ""
+    assert len((tmp_path / "sweep" / "runs.jsonl").read_text().splitlines()) == 2
