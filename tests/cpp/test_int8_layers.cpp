@@ -49,6 +49,43 @@ TEST(Int8Layers, WeightUpdateMatchesTheRuleOnEveryLevel) {
   }
 }
 
+// The weight gradient of `layer` for int8 input x and error dy (filled by `value(i)`), as int64 sums saturated to
+// int32: what int8_weight_grad must give however long the reduction is.
+template <class Fill>
+std::vector<std::int32_t> weight_grad_of(Layer& layer, const Shape& in, Fill value) {
+  Tensor x(in, DType::s8, MemCategory::activations), dy(layer.output_shape(in), DType::s8, MemCategory::errors);
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.s8()[i] = 127;
+  for (std::int64_t i = 0; i < dy.numel(); ++i) dy.s8()[i] = value(i);
+  Tensor& g = layer.params()[0].grad;  // a model allocates it while backprop trains the layer
+  g = Tensor(layer.params()[0].value.shape(), DType::s32, MemCategory::gradients);
+  layer.backward_weight(x, dy, false);
+  return {g.s32(), g.s32() + g.numel()};
+}
+
+TEST(Int8Layers, WeightGradientOverLongReductionsIsExactOrSaturatesNeverWraps) {
+  // 140,000 products of 127 x 127 overflow an int32 (the most it holds exactly is 133,143 of them).
+  const std::int64_t rows = 140000;
+  Linear fc(1, 1, false, false, Precision::int8);
+  EXPECT_EQ(weight_grad_of(fc, {rows, 1}, [](std::int64_t) { return std::int8_t{127}; }),
+            std::vector<std::int32_t>{INT32_MAX});
+  EXPECT_EQ(weight_grad_of(fc, {rows, 1}, [](std::int64_t) { return std::int8_t{-127}; }),
+            std::vector<std::int32_t>{-INT32_MAX - 1});
+  // Positive first, negative last: partial sums beyond int32, a total within it, which must come out exact.
+  const std::int64_t positive = 133143;
+  const auto mixed = [&](std::int64_t i) { return static_cast<std::int8_t>(i < positive ? 127 : -127); };
+  EXPECT_EQ(weight_grad_of(fc, {rows, 1}, mixed),
+            std::vector<std::int32_t>{static_cast<std::int32_t>((2 * positive - rows) * 127 * 127)});
+  // Conv2d blocks whole samples: 4 images of 200 x 200 output positions (3 per block).
+  Conv2d conv(1, 1, 1, 0, false, Precision::int8);
+  const auto per_image = [](std::int64_t i) { return static_cast<std::int8_t>(i < 3 * 40000 ? 127 : -127); };
+  EXPECT_EQ(weight_grad_of(conv, {4, 1, 200, 200}, per_image),
+            std::vector<std::int32_t>{static_cast<std::int32_t>(2 * 40000 * 127 * 127)});
+  EXPECT_EQ(weight_grad_of(conv, {4, 1, 200, 200}, [](std::int64_t) { return std::int8_t{127}; }),
+            std::vector<std::int32_t>{INT32_MAX});
+  // One image whose gradient alone would sum more products than an int32 holds: a clear error, before any step.
+  EXPECT_THROW(conv.buffers({1, 1, 400, 400}, true), std::invalid_argument);
+}
+
 TEST(Int8Layers, PlanDeclaresIntegerBuffersAndAccumulators) {
   auto m = std::make_shared<Sequential>();
   m->add("fc1", std::make_shared<Linear>(20, 16, false, false, Precision::int8));

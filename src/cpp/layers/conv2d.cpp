@@ -65,7 +65,9 @@ std::vector<BufferSpec> Conv2d::buffers(const Shape& in, bool backprop) const {
   if (precision_ == Precision::int8)
     return int8_layer_buffers(Layer::buffers(in, backprop), in, output_shape(in), params_[0].value.numel(),
                               model_input_, backprop, conv2d_fwd_i8_workspace(s), conv2d_bwd_data_i8_workspace(s),
-                              conv2d_bwd_weight_i8_workspace(s));
+                              conv2d_bwd_weight_i8_workspace(s) + (backprop ? weight_grad_blocks_workspace(
+                                                                                  s.n, grad_block(s), params_[0].value.numel())
+                                                                            : 0));
   // Outside the backprop part (a ZO layer, or a forward-only plan) a forward may be a ZO pass: perturbed copies.
   return with_workspace(Layer::buffers(in, backprop),
                         backprop ? conv2d_fwd_workspace(s) : zo_conv2d_forward_workspace(s, bias_),
@@ -101,12 +103,22 @@ void Conv2d::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& d
 void Conv2d::backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) {
   if (precision_ == Precision::int8) {
     const Int8Input xq(x);  // the first layer quantizes its input again: the same per-batch result
-    return int8_weight_grad(params_[0], accumulate, [&](std::int32_t* dw) {
-      kernels().conv2d_bwd_weight_i8(problem(x.shape()), xq.data(), dy.s8(), dw);
-    });
+    const Conv2dShape s = problem(x.shape());
+    const std::int64_t in_size = std::int64_t{s.c_in} * s.h * s.w, out_size = std::int64_t{s.c_out} * s.out_h() * s.out_w();
+    return int8_weight_grad(params_[0], accumulate, s.n, grad_block(s),
+                            [&](std::int64_t first, std::int64_t samples, std::int32_t* dw) {
+                              Conv2dShape part = s;
+                              part.n = static_cast<int>(samples);
+                              kernels().conv2d_bwd_weight_i8(part, xq.data() + first * in_size,
+                                                             dy.s8() + first * out_size, dw);
+                            });
   }
   kernels().conv2d_bwd_weight_f32(problem(x.shape()), x.f32(), dy.f32(), accumulate, params_[0].grad.f32(),
                                   bias_ ? params_[1].grad.f32() : nullptr);
+}
+
+std::int64_t Conv2d::grad_block(const Conv2dShape& s) const {
+  return weight_grad_block(repr(), s.n, std::int64_t{s.out_h()} * s.out_w());  // each weight meets every output position
 }
 
 void Conv2d::init_parameters(std::uint64_t seed) {

@@ -23,6 +23,8 @@ class Conv2d final : public Layer {
 
  private:
   Conv2dShape problem(const Shape& in) const;
+  // Samples per block of the int8 weight gradient (int8_weight_grad), so that no int32 sum can overflow.
+  std::int64_t grad_block(const Conv2dShape& s) const;
   Int8Accumulators acc_;
   std::int64_t in_, out_, k_, pad_;  // checked at construction to fit an int
   bool bias_;

@@ -127,6 +127,20 @@ void add_saturating_i32(std::size_t n, const std::int32_t* x, std::int32_t* y) {
     y[i] = static_cast<std::int32_t>(std::clamp<std::int64_t>(std::int64_t{x[i]} + y[i], INT32_MIN, INT32_MAX));
 }
 
+std::int64_t weight_grad_block(const std::string& repr, std::int64_t samples, std::int64_t terms_per_sample) {
+  if (terms_per_sample > kExactInt32Terms)
+    throw std::invalid_argument(repr + ": one sample's int8 weight gradient sums " + std::to_string(terms_per_sample) +
+                                " products, more than an int32 holds exactly (" + std::to_string(kExactInt32Terms) +
+                                "); use a smaller input");
+  return std::max<std::int64_t>(1, std::min(samples, kExactInt32Terms / std::max<std::int64_t>(1, terms_per_sample)));
+}
+
+std::size_t weight_grad_blocks_workspace(std::int64_t samples, std::int64_t block, std::int64_t weight_elems) {
+  if (samples <= block) return 0;
+  const auto n = static_cast<std::size_t>(weight_elems);
+  return aligned_bytes(n * sizeof(std::int64_t)) + aligned_bytes(n * sizeof(std::int32_t));
+}
+
 void niti_init(Tensor& w, int fan_in, int fan_out, std::uint64_t seed) {
   const PhiloxKey key{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)};
   w.set_exponent(niti_init_weights(fan_in, fan_out, static_cast<std::size_t>(w.numel()), WeightInit::xavier_normal,

@@ -2,6 +2,8 @@
 // accumulation by the dispatched *_i8 kernels, then requantization (s = range - 7, rounding on sign and magnitude,
 // e_out = e_in + e_w + s). The model's first layer quantizes its float input per batch.
 #pragma once
+#include <algorithm>
+#include <climits>
 #include <functional>
 #include <optional>
 
@@ -117,17 +119,41 @@ void int8_backward_data(const Tensor& dy, const Tensor& w, const Tensor& bound, 
   requantize_into(acc, kNitiRounding.errors, dy.exponent() + w.exponent(), dx);
 }
 
-// An int8 layer's weight gradient G: `kernel(out)` writes the int32 products into p.grad, or with `accumulate`
-// (ElasticZO-INT8's backprop part, one gradient per pass) into scratch memory added to p.grad. NITI's update takes
-// its step size from the range of G, so the sum of the two passes' gradients stands for their mean; the sum
-// saturates rather than wraps at the int32 limits.
+// How many int8 x int8 products (|each| <= 127^2) an int32 sum holds whatever their values: 133,143.
+inline constexpr std::int64_t kExactInt32Terms = INT32_MAX / (kMantissaMax * kMantissaMax);
+
+// A weight gradient sums `terms_per_sample` products per sample over the batch (Linear: 1 per row; Conv2d: one per
+// output position). So that no int32 sum can overflow, it is taken over blocks of at most this many samples
+// (the whole batch when it fits, the common case); std::invalid_argument naming the layer when one sample alone
+// sums more products than an int32 holds.
+std::int64_t weight_grad_block(const std::string& repr, std::int64_t samples, std::int64_t terms_per_sample);
+// The workspace the blocked sum needs beyond one pass's gradient (none when the batch is one block).
+std::size_t weight_grad_blocks_workspace(std::int64_t samples, std::int64_t block, std::int64_t weight_elems);
+
+// An int8 layer's weight gradient G: `kernel(first, count, out)` writes the int32 products of samples
+// [first, first + count) into out: p.grad, or with `accumulate` (ElasticZO-INT8's backprop part, one gradient per
+// pass) scratch memory added to p.grad. A batch larger than `block` samples is summed block by block in int64 and
+// saturated to int32 once, so G is exact whenever it fits in int32. NITI's update takes its step size from the
+// range of G, so the sum of the two passes' gradients stands for their mean; it saturates rather than wraps.
 template <class Kernel>
-void int8_weight_grad(Param& p, bool accumulate, const Kernel& kernel) {
-  if (!accumulate) return kernel(p.grad.s32());
+void int8_weight_grad(Param& p, bool accumulate, std::int64_t samples, std::int64_t block, const Kernel& kernel) {
   const auto n = static_cast<std::size_t>(p.grad.numel());
-  ScratchBuffer<std::int32_t> pass(n);
-  kernel(pass.data());
-  add_saturating_i32(n, pass.data(), p.grad.s32());
+  std::optional<ScratchBuffer<std::int32_t>> pass;
+  if (accumulate) pass.emplace(n, false);
+  std::int32_t* out = accumulate ? pass->data() : p.grad.s32();
+  if (samples <= block) {
+    kernel(0, samples, out);
+  } else {
+    ScratchBuffer<std::int64_t> total(n);
+    ScratchBuffer<std::int32_t> part(n, false);
+    for (std::int64_t first = 0; first < samples; first += block) {
+      kernel(first, std::min(block, samples - first), part.data());
+      for (std::size_t i = 0; i < n; ++i) total[i] += part[i];
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = static_cast<std::int32_t>(std::clamp<std::int64_t>(total[i], INT32_MIN, INT32_MAX));
+  }
+  if (accumulate) add_saturating_i32(n, out, p.grad.s32());
 }
 
 // NITI's initialization of an int8 weight (Xavier normal, the first commit) from the layer's seed; sets its exponent.

@@ -55,7 +55,10 @@ std::vector<BufferSpec> Linear::buffers(const Shape& in, bool backprop) const {
   if (precision_ == Precision::int8)
     return int8_layer_buffers(Layer::buffers(in, backprop), in, output_shape(in), params_[0].value.numel(),
                               model_input_, backprop, linear_fwd_i8_workspace(s), linear_bwd_data_i8_workspace(s),
-                              linear_bwd_weight_i8_workspace(s));
+                              linear_bwd_weight_i8_workspace(s) + (backprop ? weight_grad_blocks_workspace(
+                                                                                  s.rows, weight_grad_block(repr(), s.rows, 1),
+                                                                                  params_[0].value.numel())
+                                                                            : 0));
   // Outside the backprop part (a ZO layer, or a forward-only plan) a forward may be a ZO pass: perturbed copies.
   return with_workspace(Layer::buffers(in, backprop),
                         backprop ? linear_fwd_workspace(s)
@@ -107,9 +110,13 @@ void Linear::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& d
 void Linear::backward_weight(const Tensor& x, const Tensor& dy, bool accumulate) {
   if (precision_ == Precision::int8) {
     const Int8Input xq(x);  // the first layer quantizes its input again: the same per-batch result
-    return int8_weight_grad(params_[0], accumulate, [&](std::int32_t* dw) {
-      kernels().linear_bwd_weight_i8(problem(x.shape()), xq.data(), dy.s8(), dw);
-    });
+    const LinearShape s = problem(x.shape());
+    return int8_weight_grad(params_[0], accumulate, s.rows, weight_grad_block(repr(), s.rows, 1),
+                            [&](std::int64_t first, std::int64_t rows, std::int32_t* dw) {
+                              const LinearShape part{static_cast<int>(rows), s.in, s.out};
+                              kernels().linear_bwd_weight_i8(part, xq.data() + first * s.in, dy.s8() + first * s.out,
+                                                             dw);
+                            });
   }
   kernels().linear_bwd_weight_f32(problem(x.shape()), x.f32(), dy.f32(), accumulate, params_[0].grad.f32(),
                                   bias_ ? params_[1].grad.f32() : nullptr);
