@@ -105,7 +105,7 @@ void register_rng(py::module_& m) {
         {
           // The kernel touches only `z`, which no other Python code can see yet.
           py::gil_scoped_release release;
-          t.zo_axpy_gaussian_f32(static_cast<std::size_t>(count), 1.0f, k, s, first, p);
+          t.zo_axpy_gaussian_f32(static_cast<std::size_t>(count), 1.0f, k, s, first, p, p);
         }
         return z;
       },

@@ -31,7 +31,8 @@ double ns_per_element(const ez::KernelTable& t, std::vector<float>& theta, doubl
   const ez::PhiloxKey key = ez::step_key(1, 1);
   const auto run = [&](int calls) {
     const double t0 = clock();
-    for (int c = 0; c < calls; ++c) t.zo_axpy_gaussian_f32(theta.size(), c % 2 ? 1e-3f : -1e-3f, key, 0, 0, theta.data());
+    for (int c = 0; c < calls; ++c)
+      t.zo_axpy_gaussian_f32(theta.size(), c % 2 ? 1e-3f : -1e-3f, key, 0, 0, theta.data(), theta.data());
     return clock() - t0;
   };
   int calls = 1;

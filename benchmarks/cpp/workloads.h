@@ -226,10 +226,10 @@ std::vector<Op> workloads_axpy_f32(const Net& net) {
   return {{"all parameters", static_cast<double>(n), [=](const KernelTable& t) { t.axpy_f32(n, -0.01f, x->data(), y->data()); }}};
 }
 std::vector<Op> workloads_zo_axpy_gaussian_f32(const Net& net) {
-  auto theta = buf(net.params, 1);
+  auto theta = buf(net.params, 1), out = buf(net.params, 2);  // a ZO pass's operand, built aside
   const std::size_t n = net.params;
   return {{"all parameters", static_cast<double>(n), [=](const KernelTable& t) {
-             t.zo_axpy_gaussian_f32(n, 1e-3f, ez::step_key(1, 2), 0, 0, theta->data());
+             t.zo_axpy_gaussian_f32(n, 1e-3f, ez::step_key(1, 2), 0, 0, theta->data(), out->data());
            }}};
 }
 

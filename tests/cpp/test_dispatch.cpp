@@ -133,7 +133,8 @@ TEST(Dispatch, SetIsaWhileAnotherThreadCallsKernelsIsSafe) {
   std::thread worker([&] {
     while (!stop.load()) {
       const KernelTable& t = kernels();
-      for (int i = 0; i < 8; ++i) t.zo_axpy_gaussian_f32(theta.size(), 1e-3f, step_key(1, i), 0, 0, theta.data());
+      for (int i = 0; i < 8; ++i)
+        t.zo_axpy_gaussian_f32(theta.size(), 1e-3f, step_key(1, i), 0, 0, theta.data(), theta.data());
     }
   });
   const auto isas = available_isas();

@@ -305,7 +305,8 @@ Cases cases_axpy_f32() {
   return out;
 }
 
-// Offsets at odd elements, inside a block, across the 2^32-block wrap of the low counter word, and far out.
+// Offsets at odd elements, inside a block, across the 2^32-block wrap of the low counter word, and far out; in place
+// for odd sizes, else into an output that starts as NaN (every element must be written, theta left alone).
 Cases cases_zo_axpy_gaussian_f32() {
   const std::uint64_t offsets[] = {0, 1, 2, 3, 5, 13, 31, 64, 4 * 0xfffffffdull + 1, 4 * 0xffffffffull - 6,
                                    0x123456789abcull};
@@ -317,11 +318,13 @@ Cases cases_zo_axpy_gaussian_f32() {
       if (n > 10000 && offset != 3) continue;  // the LeNet-sized run (several threads' chunks) once is enough
       out.push_back({"n=" + std::to_string(n) + " offset=" + std::to_string(offset) + " seed=99 step=5", 0,
                      [=](const KernelTable& t, bool) {
-                       Buf theta(n);
+                       Buf theta(n), out(n, std::numeric_limits<float>::quiet_NaN());
                        for (std::size_t i = 0; i < n; ++i)
                          theta[i] = 0.01f * static_cast<float>(static_cast<int>(i % 201) - 100);
-                       t.zo_axpy_gaussian_f32(n, 0.001f, key, 4, offset, theta.data());
-                       return theta;
+                       float* dst = n % 2 ? theta.data() : out.data();
+                       t.zo_axpy_gaussian_f32(n, 0.001f, key, 4, offset, theta.data(), dst);
+                       if (dst == out.data()) out.insert(out.end(), theta.begin(), theta.end());  // theta unmoved
+                       return n % 2 ? theta : out;
                      }});
     }
   return out;

@@ -116,7 +116,7 @@ double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 // The normals of one stream made by the reference kernel (theta = 0, scale = 1 gives theta = z).
 std::vector<float> ref_normals(std::size_t n, PhiloxKey key, std::uint32_t stream, std::uint64_t offset) {
   std::vector<float> z(n, 0.0f);
-  zo_axpy_gaussian_f32_ref(n, 1.0f, key, stream, offset, z.data());
+  zo_axpy_gaussian_f32_ref(n, 1.0f, key, stream, offset, z.data(), z.data());
   return z;
 }
 
@@ -173,10 +173,15 @@ TEST(ZoAxpyGaussian, RefAddsScaledNormalsOfTheIndexedElements) {
   const PhiloxKey key{0xdeadbeef, 42};
   std::vector<float> theta(37);
   for (std::size_t i = 0; i < theta.size(); ++i) theta[i] = 0.25f * static_cast<float>(i);
+  const std::vector<float> before = theta;
   std::vector<float> want = theta;
   for (std::size_t i = 0; i < want.size(); ++i) want[i] += -0.5f * gaussian_at(key, 9, 1001 + i);
-  zo_axpy_gaussian_f32_ref(theta.size(), -0.5f, key, 9, 1001, theta.data());
-  EXPECT_TRUE(testing::same_bits(want, theta, "ref vs gaussian_at"));
+  std::vector<float> out(theta.size());  // aside: theta stays as it was
+  zo_axpy_gaussian_f32_ref(theta.size(), -0.5f, key, 9, 1001, theta.data(), out.data());
+  EXPECT_TRUE(testing::same_bits(want, out, "ref vs gaussian_at, aside"));
+  EXPECT_TRUE(testing::same_bits(before, theta, "theta after an aside build"));
+  zo_axpy_gaussian_f32_ref(theta.size(), -0.5f, key, 9, 1001, theta.data(), theta.data());
+  EXPECT_TRUE(testing::same_bits(want, theta, "ref vs gaussian_at, in place"));
 }
 
 std::vector<float> start_theta(std::size_t n) {
@@ -199,7 +204,7 @@ std::uint64_t hash_bits(const std::vector<float>& v) {
 TEST(ZoAxpyGaussian, SameBitsOnEveryArchitecture) {
   for (const std::string& isa : available_isas()) {
     std::vector<float> z(4099, 0.0f);
-    make_kernel_table(isa).zo_axpy_gaussian_f32(z.size(), 1.0f, step_key(2025, 7), 5, 3, z.data());
+    make_kernel_table(isa).zo_axpy_gaussian_f32(z.size(), 1.0f, step_key(2025, 7), 5, 3, z.data(), z.data());
     EXPECT_EQ(z[0], 0x1.edb3dp-2f) << isa;
     EXPECT_EQ(z[4098], -0x1.9e39a4p+0f) << isa;
     EXPECT_EQ(hash_bits(z), 0x111164bfcc4cf1c9ull) << isa;
@@ -212,11 +217,11 @@ TEST(ZoAxpyGaussian, SplittingTheRangeChangesNothing) {
   for (const std::string& isa : available_isas()) {
     const KernelTable t = make_kernel_table(isa);
     std::vector<float> whole = start_theta(n);
-    t.zo_axpy_gaussian_f32(n, 1.0f, key, 2, 11, whole.data());
+    t.zo_axpy_gaussian_f32(n, 1.0f, key, 2, 11, whole.data(), whole.data());
     for (const std::size_t cut : {std::size_t{1}, std::size_t{3}, std::size_t{129}, std::size_t{4099}}) {
       std::vector<float> parts = start_theta(n);
-      t.zo_axpy_gaussian_f32(cut, 1.0f, key, 2, 11, parts.data());
-      t.zo_axpy_gaussian_f32(n - cut, 1.0f, key, 2, 11 + cut, parts.data() + cut);
+      t.zo_axpy_gaussian_f32(cut, 1.0f, key, 2, 11, parts.data(), parts.data());
+      t.zo_axpy_gaussian_f32(n - cut, 1.0f, key, 2, 11 + cut, parts.data() + cut, parts.data() + cut);
       ASSERT_TRUE(testing::same_bits(whole, parts, isa + " cut at " + std::to_string(cut)));
     }
   }
@@ -232,7 +237,7 @@ TEST(ZoAxpyGaussian, OneTwoAndThreeThreadsGiveTheSameBits) {
     for (const int threads : {1, 2, 3}) {
       set_num_threads(threads);
       std::vector<float> theta = start_theta(n);
-      t.zo_axpy_gaussian_f32(n, 0.5f, key, 0, 3, theta.data());
+      t.zo_axpy_gaussian_f32(n, 0.5f, key, 0, 3, theta.data(), theta.data());
       if (threads == 1)
         one = theta;
       else

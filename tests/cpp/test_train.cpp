@@ -139,7 +139,7 @@ TEST(StepRestore, NonFiniteLossInTheMinusPassRestoresTheZoWeightsExactly) {
   // The first seed whose z has an element above 0.6 in magnitude, so that 2 |z| 3e38 overflows.
   for (c.seed = 0; std::max(std::fabs(z[0]), std::fabs(z[1])) <= 0.6f; ++c.seed) {
     z.assign(2, 0.0f);
-    zo_axpy_gaussian_f32_ref(2, 1.0f, step_key(c.seed, 0), 0, 0, z.data());
+    zo_axpy_gaussian_f32_ref(2, 1.0f, step_key(c.seed, 0), 0, 0, z.data(), z.data());
   }
   --c.seed;
   ElasticZO trainer(model, c);

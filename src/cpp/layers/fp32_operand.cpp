@@ -1,8 +1,6 @@
 // FP32 perturbed weight operands (layers/fp32_operand.h).
 #include "layers/fp32_operand.h"
 
-#include <cstring>
-
 #include "kernels/kernels.h"
 #include "kernels/workspace.h"
 
@@ -10,9 +8,9 @@ namespace ez {
 
 Fp32Operand::Fp32Operand(const Param& p, std::size_t begin, std::size_t count) : data_(p.value.f32() + begin) {
   if (!zo_pass(p)) return;
-  perturbed_.emplace(count, false);  // overwritten by the copy below
-  std::memcpy(perturbed_->data(), data_, count * sizeof(float));
-  kernels().zo_axpy_gaussian_f32(count, p.zo_scale, p.zo.key, p.zo.stream, p.zo.offset + begin, perturbed_->data());
+  perturbed_.emplace(count, false);  // every element is written by the kernel
+  kernels().zo_axpy_gaussian_f32(count, p.zo_scale, p.zo.key, p.zo.stream, p.zo.offset + begin, data_,
+                                 perturbed_->data());
   data_ = perturbed_->data();
 }
 

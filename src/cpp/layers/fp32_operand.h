@@ -1,8 +1,9 @@
 // The FP32 weight operand of a Conv2d / Linear forward: the stored values, or during a ZO pass (Param::zo_scale != 0)
-// theta + zo_scale * z, built aside by the zo_axpy_gaussian_f32 kernel into workspace the layer declared (the
-// elements regenerate z from their own index, so any slice of a tensor is built alone). The stored weights are never
-// written by a pass: the weights before a step are restored exactly by construction, and the update
-// theta += -lr g z is applied once, by the same kernel, giving the very values the clean pass computed with.
+// theta + zo_scale * z, built aside in one pass by the zo_axpy_gaussian_f32 kernel (reading theta, writing the
+// operand) into workspace the layer declared (the elements regenerate z from their own index, so any slice of a
+// tensor is built alone). The stored weights are never written by a pass: the weights before a step are restored
+// exactly by construction, and the update theta += -lr g z is applied once, in place by the same kernel, giving the
+// very values the clean pass computed with.
 #pragma once
 #include <algorithm>
 #include <cstddef>

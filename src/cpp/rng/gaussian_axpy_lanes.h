@@ -1,8 +1,8 @@
-// theta[i] += scale * z(key, stream, offset + i) over SIMD lanes, written once for every ISA: `Ops` (simd/rng_*.h)
-// gives the lane types of rng/gaussian.h plus kBlocks (Philox blocks per vector), iota, counter loads, the 4 x
-// kBlocks transpose into element order and unaligned float loads and stores. Work is cut into groups of
-// 4 kBlocks elements aligned in the index space and chunks of groups fixed by the size; every element is a pure
-// function of its index, so any thread count, chunking or offset gives the reference's bits.
+// out[i] = theta[i] + scale * z(key, stream, offset + i) over SIMD lanes (out may be theta), written once for every
+// ISA: `Ops` (simd/rng_*.h) gives the lane types of rng/gaussian.h plus kBlocks (Philox blocks per vector), iota,
+// counter loads, the 4 x kBlocks transpose into element order and unaligned float loads and stores. Work is cut into
+// groups of 4 kBlocks elements aligned in the index space and chunks of groups fixed by the size; every element is a
+// pure function of its index, so any thread count, chunking or offset gives the reference's bits.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -41,7 +41,7 @@ inline void gaussian_group(PhiloxKey key, std::uint32_t stream, std::uint64_t bl
 
 template <class Ops>
 void zo_axpy_gaussian_lanes(std::size_t n, float scale, PhiloxKey key, std::uint32_t stream, std::uint64_t offset,
-                            float* theta) {
+                            const float* theta, float* out) {
   using F = typename Ops::F;
   constexpr std::uint64_t kGroup = 4 * Ops::kBlocks;
   constexpr std::int64_t kChunkGroups = 4096 / kGroup;  // 4096 elements: ~2 us of work, worth a thread
@@ -57,14 +57,15 @@ void zo_axpy_gaussian_lanes(std::size_t n, float scale, PhiloxKey key, std::uint
       F z[4];
       gaussian_group<Ops>(key, stream, base / 4, z);
       if (base >= offset && base + kGroup <= end) {
-        float* t = theta + (base - offset);
+        const float* t = theta + (base - offset);
+        float* o = out + (base - offset);
         for (int q = 0; q < 4; ++q)
-          Ops::storeu_f(t + q * Ops::kBlocks, Ops::add(Ops::loadu_f(t + q * Ops::kBlocks), Ops::mul(s, z[q])));
+          Ops::storeu_f(o + q * Ops::kBlocks, Ops::add(Ops::loadu_f(t + q * Ops::kBlocks), Ops::mul(s, z[q])));
       } else {  // first or last group, partly outside [offset, offset + n)
         float zs[kGroup];
         for (int q = 0; q < 4; ++q) Ops::storeu_f(zs + q * Ops::kBlocks, z[q]);
         const std::uint64_t lo = base > offset ? base : offset, hi = base + kGroup < end ? base + kGroup : end;
-        for (std::uint64_t e = lo; e < hi; ++e) theta[e - offset] += scale * zs[e - base];
+        for (std::uint64_t e = lo; e < hi; ++e) out[e - offset] = theta[e - offset] + scale * zs[e - base];
       }
     }
   });

@@ -11,7 +11,7 @@ void Fp32Spsa::perturb(const std::vector<ZoSlice>& slices, float scale, PhiloxKe
   const KernelTable& k = kernels();
   for (const ZoSlice& z : slices) {
     Tensor& t = z.param->value;
-    k.zo_axpy_gaussian_f32(static_cast<std::size_t>(t.numel()), scale, key, z.stream, z.offset, t.f32());
+    k.zo_axpy_gaussian_f32(static_cast<std::size_t>(t.numel()), scale, key, z.stream, z.offset, t.f32(), t.f32());
   }
 }
 

@@ -7,8 +7,8 @@
 namespace ez {
 
 void zo_axpy_gaussian_f32_avx2(std::size_t n, float scale, PhiloxKey key, std::uint32_t stream, std::uint64_t offset,
-                               float* theta) {
-  zo_axpy_gaussian_lanes<RngOpsAvx2>(n, scale, key, stream, offset, theta);
+                               const float* theta, float* out) {
+  zo_axpy_gaussian_lanes<RngOpsAvx2>(n, scale, key, stream, offset, theta, out);
 }
 
 }  // namespace ez
