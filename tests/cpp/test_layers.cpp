@@ -456,8 +456,9 @@ std::shared_ptr<Sequential> make_lenet5_int8() {
 
 // The kernels and the INT8 layers' helpers take all their scratch from the workspace the layers declared: a planned
 // step allocates nothing, for every kernel level this CPU runs and for conv, per-point and plain linear layers, FP32
-// and int8, with and without backprop; the int8 forward without backprop runs as an ElasticZO-INT8 pass (perturbed
-// weights built aside), with backprop it accumulates a second pass's weight gradients.
+// and int8, with and without backprop; the forward without backprop runs as a ZO pass (perturbed weights built aside:
+// whole, or by blocks of output features in parallel (LeNet-5's fc1) or one after another (`wide`'s first layer on
+// the SIMD levels)), the int8 backward accumulates a second pass's weight gradients.
 TEST(MemoryPlan, DeclaredWorkspaceCoversEveryKernelExactly) {
   auto pointnet = std::make_shared<Sequential>();
   pointnet->add("mlp1", std::make_shared<Linear>(3, 64, true, true));
@@ -465,12 +466,17 @@ TEST(MemoryPlan, DeclaredWorkspaceCoversEveryKernelExactly) {
   pointnet->add("pool", std::make_shared<PointMaxPool>());
   pointnet->add("fc", std::make_shared<Linear>(64, 40, true, false));
   pointnet->init_parameters(2);
+  auto wide = std::make_shared<Sequential>();
+  wide->add("fc1", std::make_shared<Linear>(200, 1000, true, false));
+  wide->add("relu", std::make_shared<ReLU>(true));
+  wide->add("fc2", std::make_shared<Linear>(1000, 10, true, false));
+  wide->init_parameters(3);
   auto lenet = make_lenet5(), lenet_int8 = make_lenet5_int8();
   const std::string before = kernels().isa;
   for (const std::string& isa : available_isas()) {
     set_isa(isa);
     for (auto& [m, shape] : {std::make_pair(lenet, Shape{64, 1, 28, 28}), std::make_pair(pointnet, Shape{8, 512, 3}),
-                             std::make_pair(lenet_int8, Shape{32, 1, 28, 28})}) {
+                             std::make_pair(wide, Shape{100, 200}), std::make_pair(lenet_int8, Shape{32, 1, 28, 28})}) {
       const bool int8 = m->precision() == Precision::int8;
       for (std::size_t first : {m->size(), std::size_t{0}}) {
         SCOPED_TRACE(isa + (int8 ? " int8" : "") + " backprop from " + std::to_string(first));
@@ -480,13 +486,16 @@ TEST(MemoryPlan, DeclaredWorkspaceCoversEveryKernelExactly) {
         m->prepare(shape, first);
         auto& tracker = MemoryTracker::instance();
         tracker.reset_peak(m->memory_owner());
-        for (const NamedParam& p : m->named_parameters())  // an ElasticZO-INT8 pass over the whole model
-          if (int8 && first == m->size()) {
+        for (const NamedParam& p : m->named_parameters())  // a ZO pass over the whole model
+          if (first == m->size()) {
             p.param->zo = {step_key(1, 2), 0, 0, 3, 21627};
-            p.param->zo_sign = 1;
+            if (int8)
+              p.param->zo_sign = 1;
+            else
+              p.param->zo_scale = 1e-3f;
           }
         m->forward(x);
-        for (const NamedParam& p : m->named_parameters()) p.param->zo_sign = 0;
+        for (const NamedParam& p : m->named_parameters()) p.param->zo_sign = 0, p.param->zo_scale = 0.0f;
         if (first < m->size()) {
           if (int8) {
             Tensor& e = m->output_error();

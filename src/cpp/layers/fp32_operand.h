@@ -5,7 +5,6 @@
 // exactly by construction, and the update theta += -lr g z is applied once, in place by the same kernel, giving the
 // very values the clean pass computed with.
 #pragma once
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -29,18 +28,24 @@ class Fp32Operand {
 
 inline bool zo_pass(const Param& p) { return p.zo_scale != 0.0f; }
 
-// A Linear forward during a ZO pass builds its perturbed weights in chunks of output features when the whole copy
-// would be large next to the layer's own input and output (fc1 of LeNet-5 at batch 32: 376 KB of weights against
-// 115 KB of activations): each chunk's outputs go through a small buffer, so the workspace stays near kZoChunkFloats.
-inline constexpr long kZoChunkFloats = 16384;
-inline int zo_chunk_outputs(const LinearShape& s) {
-  const long whole = static_cast<long>(s.out) * s.in;
-  if (whole <= kZoChunkFloats || whole <= static_cast<long>(s.rows) * (s.in + s.out)) return s.out;
-  return static_cast<int>(std::max(1L, kZoChunkFloats / s.in));
-}
+// A Linear forward during a ZO pass meets its perturbed weights whole when the copy is small next to the layer's own
+// input and output; otherwise (fc1 of LeNet-5 at batch 32 or 64: 376 KB of weights against 100-200 KB of
+// activations) in blocks of output features, each built into a small slot of workspace and computed for every row.
+// When the kernel for a block needs no workspace of its own (the dot tiles that few rows and a long reduction take),
+// the blocks are the tasks of one parallel job, each thread with its slot; otherwise one after another.
+inline constexpr long kZoChunkFloats = 16384;  // larger weights may go by blocks
+inline constexpr long kZoBlockFloats = 8192;   // a parallel block's perturbed weights: 32 KB, near an L1 data cache
+struct ZoLinearBlocks {
+  int width;     // output features per block; the layer's out: one whole copy
+  int team;      // threads of the parallel job (one slot each); 0: blocks one after another
+  long slot;     // floats per slot: the block's weights, bias and outputs, each piece aligned
+};
+ZoLinearBlocks zo_linear_blocks(const LinearShape& s, bool bias);
+// y = x (W + s z)^T + (b + s z) through the blocks above (zo_pass(w) and zo_linear_blocks(s).width < s.out).
+void zo_linear_forward_blocks(const LinearShape& s, const float* x, const Param& w, const Param* b, float* y);
 
-// Forward workspace of a layer during a ZO pass: its perturbed copies (whole, or a chunk of outputs and their
-// output buffer) and its kernel's own workspace (kernels/workspace.h).
+// Forward workspace of a layer during a ZO pass: its perturbed copies (whole, or the blocks' slots) and its kernel's
+// own workspace (kernels/workspace.h).
 std::size_t zo_conv2d_forward_workspace(const Conv2dShape& s, bool bias);
 std::size_t zo_linear_forward_workspace(const LinearShape& s, bool bias);
 

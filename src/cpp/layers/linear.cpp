@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <optional>
 #include <stdexcept>
 
@@ -76,25 +75,12 @@ void Linear::forward(const Tensor& x, Tensor& y) const {
                           const LinearShape part{static_cast<int>(rows * per_sample), s.in, s.out};
                           kernels().linear_fwd_i8(part, xq + first * per_sample * s.in, w, acc);
                         });
-  const int chunk = zo_pass(params_[0]) ? zo_chunk_outputs(s) : s.out;
-  if (chunk >= s.out) {
-    const Fp32Operand w(params_[0], 0, static_cast<std::size_t>(params_[0].value.numel()));
-    std::optional<Fp32Operand> b;
-    if (bias_) b.emplace(params_[1], 0, static_cast<std::size_t>(out_));
-    return kernels().linear_fwd_f32(s, x.f32(), w.data(), b ? b->data() : nullptr, y.f32());
-  }
-  // A ZO pass through a large weight: chunks of output features, each computed into `part` and copied into y.
-  ScratchBuffer<float> part(static_cast<std::size_t>(s.rows) * chunk, false);  // written by each chunk's kernel
-  for (int j0 = 0; j0 < s.out; j0 += chunk) {
-    const int c = std::min(chunk, s.out - j0);
-    const Fp32Operand w(params_[0], static_cast<std::size_t>(j0) * s.in, static_cast<std::size_t>(c) * s.in);
-    std::optional<Fp32Operand> b;
-    if (bias_) b.emplace(params_[1], static_cast<std::size_t>(j0), static_cast<std::size_t>(c));
-    kernels().linear_fwd_f32(LinearShape{s.rows, s.in, c}, x.f32(), w.data(), b ? b->data() : nullptr, part.data());
-    float* out = y.f32();
-    for (long r = 0; r < s.rows; ++r)
-      std::memcpy(out + r * s.out + j0, part.data() + r * c, static_cast<std::size_t>(c) * sizeof(float));
-  }
+  if (zo_pass(params_[0]) && zo_linear_blocks(s, bias_).width < s.out)  // a ZO pass through a large weight
+    return zo_linear_forward_blocks(s, x.f32(), params_[0], bias_ ? &params_[1] : nullptr, y.f32());
+  const Fp32Operand w(params_[0], 0, static_cast<std::size_t>(params_[0].value.numel()));
+  std::optional<Fp32Operand> b;
+  if (bias_) b.emplace(params_[1], 0, static_cast<std::size_t>(out_));
+  kernels().linear_fwd_f32(s, x.f32(), w.data(), b ? b->data() : nullptr, y.f32());
 }
 
 void Linear::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {
