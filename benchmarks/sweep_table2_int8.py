@@ -95,7 +95,8 @@ def summary_table(records, args):
             f"{'sched' if s['p'] is None else s['p']} | {s['mu']} | {s['b']} | {acc[-1]:.2f} | "
             f"{np.mean(acc[-5:]):.2f} | {acc[best]:.2f} ({best + 1}) | {np.mean([e['g_zero'] for e in c]):.2f} | "
             f"{layers} | {r['seconds']:.0f} | {r['load']:.1f} |")
-    lines += ["", f"Produced by `python benchmarks/sweep_table2_int8.py {' '.join(args.argv)}` (1 thread)."]
+    lines += ["", f"Every run in `{args.out}/runs.jsonl`; last rewritten by `python benchmarks/sweep_table2_int8.py "
+                  f"{' '.join(args.argv)}`."]
     return "\n".join(lines) + "\n"
 
 
@@ -132,7 +133,10 @@ def main():
                        seconds=time.perf_counter() - t0, load=max(load, os.getloadavg()[0]))
             append_jsonl(log, rec)
             print(key, f"val {curve[-1]['val_accuracy'] * 100:.2f}", flush=True)
-    records = sorted(read_jsonl(log), key=lambda r: r["key"])
+    order = list(NAMES)
+    records = sorted(read_jsonl(log), key=lambda r: (r["dataset"], r["angle"], order.index(r["method"]),
+                                                     r["setting"]["r"], r["setting"]["p"] or 0.0,
+                                                     r["setting"]["mu"], r["setting"]["b"]))
     write_atomic(Path(args.table), summary_table(records, args))
 
 
