@@ -126,6 +126,9 @@ inline std::size_t gemm_bytes(bool trans_a, bool trans_b, int m, int n, int k, c
 // packed element. A packed A panel holds groups(k) x tile_rows x kg elements, a packed B vector groups(k) x width x kg.
 struct I8Tiles {
   int width, kg, tile_rows, elem_bytes;
+  // Whether its conv forward has channel lanes (conv_fwd_i8_channels), and copies the padded image into its own
+  // element type or offset for them.
+  bool channel_lanes = false, converts = false;
   long groups(long k) const { return ws_ceil_div(k, kg); }
   long panels(long rows) const { return ws_ceil_div(rows, tile_rows); }
 };
@@ -146,11 +149,37 @@ inline std::size_t gemm_i8_bytes(int m, int n, int k, const I8Tiles& t) {
          ws_piece_of(ws_ceil_div(n, t.width) * g * t.width * t.kg, t.elem_bytes);
 }
 
+// Channel lanes (conv2d_i8_body.h conv_fwd_i8_channels): taken when c_out is a multiple of the vector width and the
+// output rows are not. Taps are grouped by kg columns of one row of the padded image (k - k % kg columns) and the
+// columns left over by kg rows of one column, read from an image whose element (r, x) holds rows r .. r + kg - 1
+// of column k - k % kg + x, its rows `v_stride` elements apart (a whole number of vectors).
+struct ConvI8Channels {
+  long hp, wr, v_stride, h_groups, v_groups;
+  bool use;
+  long groups() const { return h_groups + v_groups; }
+};
+inline ConvI8Channels conv_i8_channels(const Conv2dShape& s, int width, int kg) {
+  const long oh = s.out_h(), ow = s.out_w(), wr = ow + s.k - 1, left = s.k % kg;
+  return {oh + s.k - 1, wr, ws_ceil_div(wr - (s.k - left), width) * width, static_cast<long>(s.c_in) * s.k * (s.k / kg),
+          static_cast<long>(s.c_in) * left * ws_ceil_div(s.k, kg),
+          s.n > 0 && oh > 0 && ow > 0 && s.c_out % width == 0 && ow % width != 0};
+}
+// Their scratch: the packed weights and corrections, then per thread the padded image (a vector of slack), its copy
+// widened to the microkernel's element type (int16 elements only) and the column image.
+inline std::size_t conv_fwd_i8_channel_bytes(const Conv2dShape& s, const I8Tiles& t) {
+  const ConvI8Channels c = conv_i8_channels(s, t.width, t.kg);
+  const long team = team_for(2.0 * s.n * s.c_out * s.out_h() * s.out_w() * s.c_in * s.k * s.k);
+  const long img = static_cast<long>(s.c_in) * c.hp * c.wr;
+  return ws_piece_of(static_cast<long>(s.c_out) * c.groups() * t.kg, t.elem_bytes) + ws_piece_of(s.c_out, 4) +
+         ws_piece_of(team * (img + t.width), 1) + ws_piece_of(t.converts ? team * img : 0, t.elem_bytes) +
+         ws_piece_of(c.v_groups > 0 ? team * s.c_in * c.hp * c.v_stride * t.kg : 0, t.elem_bytes);
+}
 // Forward: the packed weights and corrections, then per thread a zero-padded image (a vector of slack) and the
 // packed slots of one sample.
 inline std::size_t conv_fwd_i8_bytes(const Conv2dShape& s, const I8Tiles& t) {
   const long oh = s.out_h(), ow = s.out_w();
   if (s.n <= 0 || s.c_out <= 0 || oh <= 0 || ow <= 0) return 0;
+  if (t.channel_lanes && conv_i8_channels(s, t.width, t.kg).use) return conv_fwd_i8_channel_bytes(s, t);
   const long taps = static_cast<long>(s.c_in) * s.k * s.k, panels = t.panels(s.c_out), g = t.groups(taps);
   const long img = static_cast<long>(s.c_in) * (oh + s.k - 1) * (ow + s.k - 1) + t.width;
   const long slots = oh * ws_ceil_div(ow, t.width);

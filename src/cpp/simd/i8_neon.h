@@ -63,7 +63,7 @@ struct s8x4_mlal : i32x4_io {
     int8x16_t g0, g1;  // [lane][4] for k 0-3, then for k 4-7
   };
   static constexpr int width = 4, kg = 8;
-  static constexpr bool b_offset = false;
+  static constexpr bool b_offset = false, channel_lanes = false;
   static constexpr int tile_rows = 4, tile_vecs = 2;  // 16 accumulator registers
 
   static int b_index(int lane, int t) { return (t / 4) * 16 + lane * 4 + t % 4; }
@@ -91,7 +91,7 @@ struct s8x4_sdot : i32x4_io {
   using areg = int8x16_t;
   using breg = int8x16_t;
   static constexpr int width = 4, kg = 4;
-  static constexpr bool b_offset = false;
+  static constexpr bool b_offset = false, channel_lanes = false;
   static constexpr int tile_rows = 8, tile_vecs = 3;  // 24 of 32 registers accumulate
 
   static int b_index(int lane, int t) { return lane * 4 + t; }

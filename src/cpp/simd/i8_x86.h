@@ -8,10 +8,20 @@
 //               groups of 4 k, vpmaddubsw (pair sums <= 2 * 127^2 < 2^15: never saturates), vpmaddwd by ones,
 //               vpaddd: 32 products in 3 instructions instead of 4.
 #pragma once
+#if defined(__AVX512F__)
+// GCC 12 reports the _mm512_undefined_* inside its own intrinsics as uninitialized once the loop that inlines them
+// becomes a thread pool task (a false positive, as in f32x16_avx512.h): silence it before the intrinsics are read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
+
+#if defined(__AVX512F__)
+#include "simd/f32x16_avx512.h"
+#endif
 
 namespace ez {
 namespace {
@@ -39,10 +49,12 @@ inline void interleave4_u8(const std::int8_t* const* rows, int lanes, __m128i (&
 }
 
 // Shared by the two VNNI types: B bytes are [lane][4] (+128), A groups are 4 signed bytes broadcast.
+// channel_lanes: conv_fwd_i8_channels may run it with the roles swapped (the input broadcast, as the unsigned
+// operand of the dot product, and W output channels of weights as the vector).
 struct u8_offset_layout {
   using elem = std::int8_t;
   static constexpr int kg = 4;
-  static constexpr bool b_offset = true;
+  static constexpr bool b_offset = true, channel_lanes = true;
   static int b_index(int lane, int t) { return lane * 4 + t; }
   static elem b_elem(std::int8_t v) { return static_cast<elem>(static_cast<std::uint8_t>(v) ^ 0x80u); }
   static std::int32_t a_word(const elem* a) {
@@ -92,6 +104,13 @@ struct s8x16_vnni : u8_offset_layout {
   static reg load(const std::int32_t* p) { return _mm512_load_si512(p); }
   static void store(std::int32_t* p, reg v) { _mm512_store_si512(p, v); }
   static void store_n(std::int32_t* p, reg v, int n) { _mm512_mask_storeu_epi32(p, mask(n), v); }
+  // r[i] lane j -> r[j] lane i (conv_fwd_i8_channels): f32x16's shuffles, which move bits without reading them.
+  static void transpose(reg (&r)[16]) {
+    __m512 f[16];
+    for (int i = 0; i < 16; ++i) f[i] = _mm512_castsi512_ps(r[i]);
+    f32x16::transpose(f);
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_castps_si512(f[i]);
+  }
 };
 #endif
 
@@ -115,6 +134,25 @@ struct i32x8_io {
     } else {
       _mm256_maskstore_epi32(reinterpret_cast<int*>(p), first(n), v);
     }
+  }
+  // r[i] lane j -> r[j] lane i (conv_fwd_i8_channels).
+  static void transpose(reg (&r)[8]) {
+    reg t[8];
+    for (int k = 0; k < 4; ++k) {
+      t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+      t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    for (int m = 0; m < 2; ++m) {
+      r[4 * m] = _mm256_unpacklo_epi64(t[4 * m], t[4 * m + 2]);
+      r[4 * m + 1] = _mm256_unpackhi_epi64(t[4 * m], t[4 * m + 2]);
+      r[4 * m + 2] = _mm256_unpacklo_epi64(t[4 * m + 1], t[4 * m + 3]);
+      r[4 * m + 3] = _mm256_unpackhi_epi64(t[4 * m + 1], t[4 * m + 3]);
+    }
+    for (int j = 0; j < 4; ++j) {
+      t[j] = _mm256_permute2x128_si256(r[j], r[4 + j], 0x20);
+      t[4 + j] = _mm256_permute2x128_si256(r[j], r[4 + j], 0x31);
+    }
+    for (int i = 0; i < 8; ++i) r[i] = t[i];
   }
 };
 
@@ -144,6 +182,7 @@ struct s8x8_vnni : u8_offset_layout, i32x8_io {
 #if defined(__AVX2__)
 // The AVX2 microkernels' common part: A's group is one 32-bit word broadcast, B one ymm per group.
 struct ymm_i32_acc : i32x8_io {
+  static constexpr bool channel_lanes = true;
   using acc = __m256i;
   using areg = __m256i;
   using breg = __m256i;

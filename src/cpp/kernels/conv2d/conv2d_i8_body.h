@@ -11,6 +11,7 @@
 
 #include "kernels/gemm/gemm_i8_body.h"
 #include "kernels/shapes.h"
+#include "kernels/workspace.h"
 
 namespace ez {
 namespace {
@@ -40,8 +41,146 @@ inline std::vector<int> tap_offsets_i8(int channels, int k, int hp, int wr) {
   return off;
 }
 
+// Channel lanes, NP <= W positions along an output row: acc[j] holds the W channels of position j, summed over the H
+// groups (the kg elements at h[off + j] of the padded image) and the V groups (the word at v[(off + j) * kg] of the
+// column image), one broadcast per group and position against the group's W x kg packed weights; then the
+// correction, and a W x W transpose turns the positions into the lanes of each channel's row y[l * ldy].
+template <class M, int NP>
+void channel_run(int gh, int gv, const typename M::elem* wp, const std::int32_t* corr,
+                 const typename M::elem* h, const int* h_off, const typename M::elem* v, const int* v_off,
+                 std::int32_t* y, long ldy) {
+  constexpr int W = M::width, KG = M::kg;
+  typename M::acc acc[NP];
+  EZ_UNROLL_I8
+  for (int j = 0; j < NP; ++j) acc[j] = M::zero_acc();
+  for (int g = 0; g < gh; ++g, wp += W * KG) {
+    const auto wv = M::load_b(wp);
+    const typename M::elem* p = h + h_off[g];
+    EZ_UNROLL_I8
+    for (int j = 0; j < NP; ++j) acc[j] = M::dot(acc[j], wv, M::bcast_a(p + j));  // input: the unsigned operand
+  }
+  for (int g = 0; g < gv; ++g, wp += W * KG) {
+    const auto wv = M::load_b(wp);
+    const typename M::elem* p = v + static_cast<long>(v_off[g]) * KG;
+    EZ_UNROLL_I8
+    for (int j = 0; j < NP; ++j) acc[j] = M::dot(acc[j], wv, M::bcast_a(p + j * KG));
+  }
+  typename M::reg out[W];
+  EZ_UNROLL_I8
+  for (int j = 0; j < W; ++j) {
+    if (j >= NP) {
+      out[j] = M::set1(0);
+      continue;
+    }
+    out[j] = M::finish(acc[j]);
+    if (M::b_offset) out[j] = M::add(out[j], M::load_n(corr, W));
+  }
+  M::transpose(out);
+  EZ_UNROLL_I8
+  for (int l = 0; l < W; ++l) M::store_n(y + l * ldy, out[l], NP);
+}
+
+template <class M>
+using ChannelRunFn = void (*)(int, int, const typename M::elem*, const std::int32_t*, const typename M::elem*,
+                              const int*, const typename M::elem*, const int*, std::int32_t*, long);
+template <class M, int... I>
+constexpr std::array<ChannelRunFn<M>, sizeof...(I)> channel_runs(std::integer_sequence<int, I...>) {
+  return {{&channel_run<M, I + 1>...}};
+}
+
+// Forward with W output channels per vector (workspace.h conv_i8_channels): no lane idles on rows narrower than W,
+// and nothing is packed per sample but the column image of the leftover columns (k % kg of them), one M::pack_rows
+// per W columns of a row, as B's vectors are packed. The padded image takes + 128 in place where the dot product
+// reads the input unsigned (M::b_offset; each channel then carries -128 * the sum of its weights), and is widened
+// into a copy for int16 microkernels.
+template <class M>
+void conv_fwd_i8_channels(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* w, std::int32_t* y) {
+  using elem = typename M::elem;
+  constexpr int W = M::width, KG = M::kg;
+  constexpr bool widens = sizeof(elem) != 1;
+  const ConvI8Channels c = conv_i8_channels(s, W, KG);
+  const int oh = s.out_h(), ow = s.out_w(), taps = s.c_in * s.k * s.k, hp = static_cast<int>(c.hp);
+  const int wr = static_cast<int>(c.wr), vr = static_cast<int>(c.v_stride), kh = s.k - s.k % KG;
+  const int gh = static_cast<int>(c.h_groups), gv = static_cast<int>(c.v_groups), groups = gh + gv;
+  // Offsets of the groups at output (0, 0) and the tap of each of their kg elements (-1: zero weight).
+  std::vector<int> off(static_cast<std::size_t>(groups)), tap(static_cast<std::size_t>(groups) * KG, -1);
+  int g = 0;
+  for (int ci = 0; ci < s.c_in; ++ci)
+    for (int ky = 0; ky < s.k; ++ky)
+      for (int kx = 0; kx < kh; kx += KG, ++g) {
+        off[g] = (ci * hp + ky) * wr + kx;
+        for (int t = 0; t < KG; ++t) tap[g * KG + t] = (ci * s.k + ky) * s.k + kx + t;
+      }
+  for (int ci = 0; ci < s.c_in; ++ci)
+    for (int kx = kh; kx < s.k; ++kx)
+      for (int ky = 0; ky < s.k; ky += KG, ++g) {
+        off[g] = (ci * hp + ky) * vr + kx - kh;
+        for (int t = 0; t < KG && ky + t < s.k; ++t) tap[g * KG + t] = (ci * s.k + ky + t) * s.k + kx;
+      }
+  ScratchBuffer<elem> wpack(static_cast<std::size_t>(s.c_out) * groups * KG, false);
+  ScratchBuffer<std::int32_t> corr(static_cast<std::size_t>(s.c_out));
+  for (int co = 0; co < s.c_out; ++co) {
+    const std::int8_t* wrow = w + static_cast<long>(co) * taps;
+    elem* dst = wpack.data() + (static_cast<long>(co / W) * groups * W + co % W) * KG;
+    for (int q = 0; q < groups; ++q)
+      for (int t = 0; t < KG; ++t) dst[static_cast<long>(q) * W * KG + t] = tap[q * KG + t] < 0 ? 0 : wrow[tap[q * KG + t]];
+    std::int64_t sum = 0;
+    for (int p = 0; p < taps; ++p) sum += wrow[p];
+    if (M::b_offset) corr[co] = static_cast<std::int32_t>(static_cast<std::uint32_t>(-128 * sum));
+  }
+  const long img = static_cast<long>(s.c_in) * hp * wr, vimg = static_cast<long>(s.c_in) * hp * vr * KG;
+  const int team = team_for(2.0 * s.n * s.c_out * oh * ow * taps);
+  ScratchBuffer<std::int8_t> xpad(static_cast<std::size_t>(team) * (img + W));
+  ScratchBuffer<elem> himg(widens ? static_cast<std::size_t>(team) * img : 0, false);
+  ScratchBuffer<elem> vbuf(gv > 0 ? static_cast<std::size_t>(team) * vimg : 0, false);
+  static constexpr auto runs = channel_runs<M>(std::make_integer_sequence<int, W>{});
+  const int ohw = oh * ow, blocks = s.c_out / W;
+  parallel_for(team, s.n, [&](std::int64_t n, int slot) {
+    std::int8_t* xp = xpad.data() + slot * (img + W);
+    pad_image_i8(x + static_cast<long>(n) * s.c_in * s.h * s.w, s.c_in, s.h, s.w, s.pad, hp, wr, xp);
+    const elem* h = reinterpret_cast<const elem*>(xp);
+    elem* v = vbuf.data() + slot * vimg;
+    if (gv > 0) {
+      for (int ci = 0; ci < s.c_in; ++ci)
+        for (int r = 0; r < hp; ++r) {
+          const std::int8_t* rows[KG];
+          for (int t = 0; t < KG; ++t) rows[t] = r + t < hp ? xp + (static_cast<long>(ci) * hp + r + t) * wr : kZeroRow;
+          for (int x0 = 0; x0 < vr; x0 += W) {  // whole vectors: the slack covers the last row's overread
+            const std::int8_t* shifted[KG];
+            for (int t = 0; t < KG; ++t) shifted[t] = rows[t] == kZeroRow ? kZeroRow : rows[t] + kh + x0;
+            M::pack_rows(shifted, W, v + ((static_cast<long>(ci) * hp + r) * vr + x0) * KG);
+          }
+        }
+    }
+    if constexpr (sizeof(elem) == 1 && M::b_offset) {  // + 128 in place, 8 bytes at a time
+      for (long e = 0; e + 8 <= img; e += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, xp + e, 8);
+        word ^= 0x8080808080808080u;
+        std::memcpy(xp + e, &word, 8);
+      }
+      for (long e = img / 8 * 8; e < img; ++e) xp[e] = static_cast<std::int8_t>(M::b_elem(xp[e]));
+    } else if constexpr (widens) {
+      elem* hc = himg.data() + slot * img;
+      for (long e = 0; e < img; ++e) hc[e] = M::b_elem(xp[e]);
+      h = hc;
+    }
+    for (int oy = 0; oy < oh; ++oy)
+      for (int ox = 0; ox < ow; ox += W) {
+        const int np = std::min(W, ow - ox);
+        for (int b = 0; b < blocks; ++b)
+          runs[np - 1](gh, gv, wpack.data() + static_cast<long>(b) * groups * W * KG, corr.data() + b * W,
+                       h + oy * wr + ox, off.data(), v + (static_cast<long>(oy) * vr + ox) * KG, off.data() + gh,
+                       y + (static_cast<long>(n) * s.c_out + b * W) * ohw + oy * ow + ox, ohw);
+      }
+  });
+}
+
 template <class M>
 void conv_fwd_i8(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* w, std::int32_t* y) {
+  if constexpr (M::channel_lanes) {
+    if (conv_i8_channels(s, M::width, M::kg).use) return conv_fwd_i8_channels<M>(s, x, w, y);
+  }
   using G = I8Gemm<M>;
   constexpr int W = M::width;
   const int oh = s.out_h(), ow = s.out_w();
