@@ -150,7 +150,8 @@ inline std::size_t gemm_i8_bytes(int m, int n, int k, const I8Tiles& t) {
 }
 
 // Channel lanes (conv2d_i8_body.h conv_fwd_i8_channels): taken when c_out is a multiple of the vector width and the
-// output rows are not. Taps are grouped by kg columns of one row of the padded image (k - k % kg columns) and the
+// output rows are not, or when fewer channels than the width fill at least a third of it (bench_int8: LeNet-5's
+// conv1, 6 channels in 8 lanes or even 16, beats the row tiles and their per-sample packing). Taps are grouped by kg columns of one row of the padded image (k - k % kg columns) and the
 // columns left over by kg rows of one column, read from an image whose element (r, x) holds rows r .. r + kg - 1
 // of column k - k % kg + x, its rows `v_stride` elements apart (a whole number of vectors).
 struct ConvI8Channels {
@@ -162,7 +163,7 @@ inline ConvI8Channels conv_i8_channels(const Conv2dShape& s, int width, int kg) 
   const long oh = s.out_h(), ow = s.out_w(), wr = ow + s.k - 1, left = s.k % kg;
   return {oh + s.k - 1, wr, ws_ceil_div(wr - (s.k - left), width) * width, static_cast<long>(s.c_in) * s.k * (s.k / kg),
           static_cast<long>(s.c_in) * left * ws_ceil_div(s.k, kg),
-          s.n > 0 && oh > 0 && ow > 0 && s.c_out % width == 0 && ow % width != 0};
+          s.n > 0 && oh > 0 && ow > 0 && ((s.c_out % width == 0 && ow % width != 0) || (s.c_out < width && 3 * s.c_out >= width))};
 }
 // Their scratch: the packed weights and corrections, then per thread the padded image (a vector of slack), its copy
 // widened to the microkernel's element type (int16 elements only) and the column image.
@@ -170,7 +171,8 @@ inline std::size_t conv_fwd_i8_channel_bytes(const Conv2dShape& s, const I8Tiles
   const ConvI8Channels c = conv_i8_channels(s, t.width, t.kg);
   const long team = team_for(2.0 * s.n * s.c_out * s.out_h() * s.out_w() * s.c_in * s.k * s.k);
   const long img = static_cast<long>(s.c_in) * c.hp * c.wr;
-  return ws_piece_of(static_cast<long>(s.c_out) * c.groups() * t.kg, t.elem_bytes) + ws_piece_of(s.c_out, 4) +
+  const long channels = ws_ceil_div(s.c_out, t.width) * t.width;
+  return ws_piece_of(channels * c.groups() * t.kg, t.elem_bytes) + ws_piece_of(channels, 4) +
          ws_piece_of(team * (img + t.width), 1) + ws_piece_of(t.converts ? team * img : 0, t.elem_bytes) +
          ws_piece_of(c.v_groups > 0 ? team * s.c_in * c.hp * c.v_stride * t.kg : 0, t.elem_bytes);
 }

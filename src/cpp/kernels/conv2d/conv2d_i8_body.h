@@ -44,11 +44,11 @@ inline std::vector<int> tap_offsets_i8(int channels, int k, int hp, int wr) {
 // Channel lanes, NP <= W positions along an output row: acc[j] holds the W channels of position j, summed over the H
 // groups (the kg elements at h[off + j] of the padded image) and the V groups (the word at v[(off + j) * kg] of the
 // column image), one broadcast per group and position against the group's W x kg packed weights; then the
-// correction, and a W x W transpose turns the positions into the lanes of each channel's row y[l * ldy].
+// correction, and a W x W transpose turns the positions into the lanes of each channel's row y[l * ldy], l < ch.
 template <class M, int NP>
 void channel_run(int gh, int gv, const typename M::elem* wp, const std::int32_t* corr,
                  const typename M::elem* h, const int* h_off, const typename M::elem* v, const int* v_off,
-                 std::int32_t* y, long ldy) {
+                 std::int32_t* y, long ldy, int ch) {
   constexpr int W = M::width, KG = M::kg;
   typename M::acc acc[NP];
   EZ_UNROLL_I8
@@ -76,13 +76,12 @@ void channel_run(int gh, int gv, const typename M::elem* wp, const std::int32_t*
     if (M::b_offset) out[j] = M::add(out[j], M::load_n(corr, W));
   }
   M::transpose(out);
-  EZ_UNROLL_I8
-  for (int l = 0; l < W; ++l) M::store_n(y + l * ldy, out[l], NP);
+  for (int l = 0; l < ch; ++l) M::store_n(y + l * ldy, out[l], NP);
 }
 
 template <class M>
 using ChannelRunFn = void (*)(int, int, const typename M::elem*, const std::int32_t*, const typename M::elem*,
-                              const int*, const typename M::elem*, const int*, std::int32_t*, long);
+                              const int*, const typename M::elem*, const int*, std::int32_t*, long, int);
 template <class M, int... I>
 constexpr std::array<ChannelRunFn<M>, sizeof...(I)> channel_runs(std::integer_sequence<int, I...>) {
   return {{&channel_run<M, I + 1>...}};
@@ -117,8 +116,9 @@ void conv_fwd_i8_channels(const Conv2dShape& s, const std::int8_t* x, const std:
         off[g] = (ci * hp + ky) * vr + kx - kh;
         for (int t = 0; t < KG && ky + t < s.k; ++t) tap[g * KG + t] = (ci * s.k + ky + t) * s.k + kx;
       }
-  ScratchBuffer<elem> wpack(static_cast<std::size_t>(s.c_out) * groups * KG, false);
-  ScratchBuffer<std::int32_t> corr(static_cast<std::size_t>(s.c_out));
+  const int blocks = div_up(s.c_out, W);  // channels past c_out: zero weights, never stored
+  ScratchBuffer<elem> wpack(static_cast<std::size_t>(blocks) * W * groups * KG);
+  ScratchBuffer<std::int32_t> corr(static_cast<std::size_t>(blocks) * W);
   for (int co = 0; co < s.c_out; ++co) {
     const std::int8_t* wrow = w + static_cast<long>(co) * taps;
     elem* dst = wpack.data() + (static_cast<long>(co / W) * groups * W + co % W) * KG;
@@ -134,7 +134,7 @@ void conv_fwd_i8_channels(const Conv2dShape& s, const std::int8_t* x, const std:
   ScratchBuffer<elem> himg(widens ? static_cast<std::size_t>(team) * img : 0, false);
   ScratchBuffer<elem> vbuf(gv > 0 ? static_cast<std::size_t>(team) * vimg : 0, false);
   static constexpr auto runs = channel_runs<M>(std::make_integer_sequence<int, W>{});
-  const int ohw = oh * ow, blocks = s.c_out / W;
+  const int ohw = oh * ow;
   parallel_for(team, s.n, [&](std::int64_t n, int slot) {
     std::int8_t* xp = xpad.data() + slot * (img + W);
     pad_image_i8(x + static_cast<long>(n) * s.c_in * s.h * s.w, s.c_in, s.h, s.w, s.pad, hp, wr, xp);
@@ -171,7 +171,8 @@ void conv_fwd_i8_channels(const Conv2dShape& s, const std::int8_t* x, const std:
         for (int b = 0; b < blocks; ++b)
           runs[np - 1](gh, gv, wpack.data() + static_cast<long>(b) * groups * W * KG, corr.data() + b * W,
                        h + oy * wr + ox, off.data(), v + (static_cast<long>(oy) * vr + ox) * KG, off.data() + gh,
-                       y + (static_cast<long>(n) * s.c_out + b * W) * ohw + oy * ow + ox, ohw);
+                       y + (static_cast<long>(n) * s.c_out + b * W) * ohw + oy * ow + ox, ohw,
+                       std::min(W, s.c_out - b * W));
       }
   });
 }
