@@ -351,6 +351,18 @@ void register_model(py::module_& m) {
                     },
                     "Allocation policy of the planned buffers: 'static' (each buffer its own memory for the whole "
                     "step, the paper's model) or 'lifetime' (buffers whose lifetimes do not overlap share memory).")
+      .def_property("fuse_point_pool",
+                    [](const Sequential& s) {
+                      const auto guard = lock_without_gil(s);
+                      return s.fuse_point_pool();
+                    },
+                    [](Sequential& s, bool on) {
+                      const auto guard = lock_without_gil(s);
+                      s.set_fuse_point_pool(on);
+                    },
+                    "Whether a per-point Linear, its ReLU and a PointMaxPool that no backward goes through (ZO "
+                    "passes, evaluation) run as one kernel that never writes the per-point output (default True). "
+                    "The same bits either way.")
       .def("plan", [](Sequential& s, const Shape& input_shape, int zo_layers, const std::string& policy) {
         const auto guard = lock_without_gil(s);
         return plan_dict(s.plan_for(input_shape, s.first_module(zo_layers), parse_memory_policy(policy)));

@@ -42,6 +42,7 @@ struct Net {
   std::vector<std::pair<std::string, ez::Pool2dShape>> pools;
   std::vector<std::pair<std::string, ez::PointPoolShape>> point_pools;
   std::vector<std::pair<std::string, std::size_t>> activations;  // ReLU sizes
+  int point_layers = 0;  // the first linears that are per-point (PointNet), the last of them before the max-pool
   std::size_t params;
   int batch, classes;
 };
@@ -206,6 +207,22 @@ std::vector<Op> workloads_point_maxpool_fwd_f32(const Net& net) {
 std::vector<Op> workloads_point_maxpool_bwd_f32(const Net& net) {
   return pool_workloads(net.point_pools, true, &KernelTable::point_maxpool_fwd_f32,
                         &KernelTable::point_maxpool_bwd_f32);
+}
+
+// The last per-point layer with its ReLU and the max over the points in one pass (flops of the layer's GEMM), to
+// set against linear_fwd_f32 + relu_fwd_f32 + point_maxpool_fwd_f32 on the same shape.
+std::vector<Op> workloads_point_linear_relu_max_f32(const Net& net) {
+  std::vector<Op> ops;
+  for (const auto& [name, p] : net.point_pools) {
+    const ez::LinearShape s = net.linears[net.point_layers - 1].second;
+    auto x = buf(static_cast<std::size_t>(s.rows) * s.in, 1), w = buf(static_cast<std::size_t>(s.out) * (s.in + 1), 2);
+    auto y = buf(static_cast<std::size_t>(p.n) * s.out, 3);
+    ops.push_back({net.linears[net.point_layers - 1].first + " + relu + " + name, 2.0 * s.rows * s.in * s.out,
+                   [=, points = p.points](const KernelTable& t) {
+                     t.point_linear_relu_max_f32(s, points, x->data(), w->data(), w->data() + s.out * s.in, y->data());
+                   }, true});
+  }
+  return ops;
 }
 
 std::vector<Op> workloads_softmax_xent_f32(const Net& net) {
@@ -438,6 +455,7 @@ Net pointnet(int batch) {
   n.linears.push_back({"head1 1024->512", {batch, 1024, 512}});
   n.linears.push_back({"head2 512->256", {batch, 512, 256}});
   n.linears.push_back({"head3 256->40", {batch, 256, 40}});
+  n.point_layers = 5;
   n.point_pools = {{"maxpool 1024x1024", {batch, 1024, 1024}}};
   n.activations = {{"mlp_relu5 1024x1024", static_cast<std::size_t>(rows) * 1024}};
   n.params = 815400;

@@ -175,6 +175,12 @@ class Sequential:
 
     @memory_plan.setter
     def memory_plan(self, policy: Literal["static", "lifetime"]) -> None: ...
+    @property
+    def fuse_point_pool(self) -> bool:
+        """Whether a per-point Linear + ReLU + PointMaxPool with no backward through it runs as one kernel (same bits)."""
+
+    @fuse_point_pool.setter
+    def fuse_point_pool(self, on: bool) -> None: ...
     def plan(self, input_shape: Sequence[int], zo_layers: int, policy: Literal["static", "lifetime"]) -> dict[str, Any]:
         """The memory plan of a training step (every buffer with bytes, category and lifetime); allocates nothing."""
 

@@ -248,6 +248,35 @@ Cases cases_linear_fwd_f32() { return linear_cases(LayerOp::fwd); }
 Cases cases_linear_bwd_data_f32() { return linear_cases(LayerOp::bwd_data); }
 Cases cases_linear_bwd_weight_f32() { return linear_cases(LayerOp::bwd_weight); }
 
+// Per-point Linear + ReLU + max: (samples, points, in, out). Several MC-point chunks with a ragged last one,
+// ragged last panels, in = 300 (two reduction blocks), few rows against in (the dot-tile strategy), a 7-sample
+// batch split into column groups, a sample of one point.
+const std::vector<std::array<int, 4>> kPointLinearShapes = {
+    {1, 1, 1, 1},   {2, 3, 7, 15},  {3, 17, 5, 33},  {2, 100, 64, 65}, {1, 200, 300, 17},
+    {4, 2, 200, 5}, {5, 33, 3, 64}, {1, 96, 16, 64}, {7, 50, 33, 130}, {2, 1, 9, 40}};
+
+Cases cases_point_linear_relu_max_f32() {
+  Cases out;
+  std::uint32_t seed = 1300;
+  for (const auto& [n, points, in, outs] : kPointLinearShapes)
+    for (bool bias : {false, true}) {
+      const LinearShape s{n * points, in, outs};
+      const Buf x = random_buf(static_cast<std::size_t>(s.rows) * in, seed);
+      const Buf w = random_buf(static_cast<std::size_t>(outs) * in, seed + 1);
+      const Buf b = random_buf(static_cast<std::size_t>(outs), seed + 2);
+      const std::string what = str(s) + " points=" + std::to_string(points) + " bias=" + std::to_string(bias) +
+                               " seed=" + std::to_string(seed);
+      out.push_back({what, in, [=, points = points](const KernelTable& t, bool mag) {
+                       Buf sx, sw, sb, y(static_cast<std::size_t>(n) * s.out + 1, 7.f);  // the last stays 7
+                       t.point_linear_relu_max_f32(s, points, pick(x, mag, sx), pick(w, mag, sw),
+                                                   bias ? pick(b, mag, sb) : nullptr, y.data());
+                       return y;
+                     }});
+      seed += 3;
+    }
+  return out;
+}
+
 // ---- elementwise kernels ----
 
 const std::size_t kSizes[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 1000, 16389, 40000};
@@ -803,6 +832,28 @@ TEST(KernelVariantsAgree, Conv2dForwardSameBitsOnEveryIsa) {
     for (const KernelVariant& v : convs) got.push_back(c.run(table_with(v), false));
     for (std::size_t i = 1; i < got.size(); ++i)
       ASSERT_TRUE(testing::same_bits(got[0], got[i], name_of(convs[i]) + " vs " + name_of(convs[0]) + " " + c.what));
+  }
+}
+
+// The fused per-point Linear + ReLU + max of each level equals that level's linear_fwd, relu_fwd and
+// point_maxpool_fwd bit for bit, so a model's forward gives the same bits fused (ZO passes, evaluation) or not.
+TEST(KernelVariantsAgree, PointLinearReluMaxEqualsItsUnfusedLevel) {
+  for (const auto& isa : available_isas()) {
+    const KernelTable& t = kernel_table(isa);
+    std::uint32_t seed = 1400;
+    for (const auto& [n, points, in, outs] : kPointLinearShapes) {
+      const LinearShape s{n * points, in, outs};
+      const Buf x = signed_values(static_cast<std::size_t>(s.rows) * in, seed);
+      const Buf w = random_buf(static_cast<std::size_t>(outs) * in, seed + 1);
+      const Buf b = random_buf(static_cast<std::size_t>(outs), seed + 2);
+      Buf fused(static_cast<std::size_t>(n) * outs), y(static_cast<std::size_t>(s.rows) * outs), pooled(fused.size());
+      t.point_linear_relu_max_f32(s, points, x.data(), w.data(), b.data(), fused.data());
+      t.linear_fwd_f32(s, x.data(), w.data(), b.data(), y.data());
+      t.relu_fwd_f32(y.size(), y.data(), y.data());
+      t.point_maxpool_fwd_f32(PointPoolShape{n, points, outs}, y.data(), pooled.data());
+      ASSERT_TRUE(testing::same_bits(pooled, fused, isa + " " + str(s) + " points=" + std::to_string(points)));
+      seed += 3;
+    }
   }
 }
 

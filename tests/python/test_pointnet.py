@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import elasticzo
-from elasticzo import _core
+from elasticzo import _core, memory
 from elasticzo.data import load_dataset
 from elasticzo.data.augment import JITTER_CLIP, augment_points
 from elasticzo.hparams import defaults
@@ -153,6 +153,73 @@ def test_cli_takes_pointnets_int8_mu_and_keeps_it_on_resume(modelnet_dir, tmp_pa
     refused = cli(*args, "--epochs", "2", "--gradient-bits", "5", "--out", str(tmp_path / "four"), "--resume",
                   check=False)
     assert refused.returncode != 0 and "--gradient-bits 5 (the run has 4)" in refused.stderr
+
+
+@pytest.mark.parametrize("points", [1, 50, 1024])
+def test_fused_last_per_point_layer_gives_the_bits_of_the_layers_one_by_one(points):
+    """A forward pass that no backward follows runs mlp5, its ReLU and the max-pool as one kernel (the
+    (points x 1,024) output is never written); each layer called on its own runs them apart: the same bits."""
+    model = elasticzo.models.pointnet(seed=3)
+    x = np.random.default_rng(points).standard_normal((3, points, 3)).astype(np.float32)
+    h = x
+    for i in range(len(model)):
+        h = model[i][1].forward(h)
+    np.testing.assert_array_equal(model.forward(x), h)
+
+
+def _zo_steps(method, fuse, threads, batch, steps=2):
+    """Losses of `steps` ZO steps on random shapes and the weights after them, with the fusion on or off."""
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((steps, batch, POINTS, 3)).astype(np.float32)
+    y = rng.integers(0, 40, (steps, batch)).astype(np.int32)
+    saved = _core.num_threads()
+    try:
+        _core.set_num_threads(threads)
+        tr, _ = _trainer(method, seed=4)
+        tr.model.fuse_point_pool = fuse
+        losses = [tr.core.step(x[i], y[i]) for i in range(steps)]
+    finally:
+        _core.set_num_threads(saved)
+    return [(s["loss"], s["loss_plus"], s["loss_minus"]) for s in losses], tr.model.state_dict()
+
+
+@pytest.mark.parametrize("method,batch", [("full-zo", 8), ("zo-feat-cls1", 8), ("zo-feat-cls1", 1)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_zo_steps_through_the_fused_kernel_give_the_bits_of_the_layers_apart(method, batch, threads):
+    """A ZO pass computes each ZO layer with theta +- eps z built aside (the stored weights never move), so the fused
+    mlp5 + ReLU + max-pool kernel must take mlp5's weights through the same perturbed operand as the layer's own
+    forward: a kernel reading the stored weights would run mlp5 unperturbed in both passes and the losses would
+    differ. Batch 1 makes the ZO pass build mlp5's weights by blocks, where the layers run apart."""
+    fused_losses, fused = _zo_steps(method, True, threads, batch)
+    apart_losses, apart = _zo_steps(method, False, threads, batch)
+    assert fused_losses == apart_losses
+    start = elasticzo.models.pointnet(seed=4).state_dict()
+    assert not np.array_equal(fused["mlp5.weight"], start["mlp5.weight"])  # mlp5 is a ZO layer in both presets
+    for name, value in fused.items():
+        np.testing.assert_array_equal(value, apart[name], err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["full-zo", "zo-feat-cls1"])
+def test_diverged_step_through_the_fused_kernel_leaves_every_weight_bit_identical(method):
+    x = np.random.default_rng(2).standard_normal((8, POINTS, 3)).astype(np.float32)
+    y = np.arange(8, dtype=np.int32)
+    tr, _ = _trainer(method, seed=4)
+    tr.core.step(x, y)
+    tr.model.set_parameter("fc3.weight", np.full((40, 256), 3e38, np.float32))  # the logits overflow
+    before = tr.model.state_dict()
+    with pytest.raises(RuntimeError, match="loss is not finite at step 1"):
+        tr.core.step(x, y)
+    for name, value in tr.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+@pytest.mark.parametrize("plan", ["static", "lifetime"])
+@pytest.mark.parametrize("method", ["full-zo", "zo-feat-cls1"])
+def test_fused_kernel_takes_its_perturbed_weights_and_scratch_from_the_plan(plan, method):
+    """The fused pass builds mlp5's perturbed weights and runs its kernel in the workspace the plan lists for mlp5:
+    a step allocates nothing beyond the plan (a ScratchBuffer the arena cannot hold would be counted apart)."""
+    r = memory.memory_report("pointnet", 4, method, memory_plan=plan)
+    assert r["measured"] == r["planned"]
 
 
 def test_augmentation_is_seeded_rotates_about_z_and_jitters_a_little():

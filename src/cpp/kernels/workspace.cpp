@@ -34,6 +34,11 @@ std::size_t linear_fwd_workspace(const LinearShape& s) {
   return tile_dims(kernels().linear_fwd_f32.isa, t) ? gemm_bytes(false, true, s.rows, s.out, s.in, t) : 0;
 }
 
+std::size_t point_linear_max_workspace(const LinearShape& s, int points) {
+  TileDims t;
+  return tile_dims(kernels().point_linear_relu_max_f32.isa, t) ? point_linear_max_scratch(s, points, t).bytes() : 0;
+}
+
 std::size_t linear_bwd_workspace(const LinearShape& s) {
   TileDims t;
   const std::size_t data =

@@ -31,6 +31,7 @@ std::size_t conv2d_bwd_weight_i8_workspace(const Conv2dShape& s);
 std::size_t linear_fwd_i8_workspace(const LinearShape& s);
 std::size_t linear_bwd_data_i8_workspace(const LinearShape& s);
 std::size_t linear_bwd_weight_i8_workspace(const LinearShape& s);
+std::size_t point_linear_max_workspace(const LinearShape& s, int points);
 
 inline long ws_ceil_div(long a, long b) { return (a + b - 1) / b; }
 // Bytes of a workspace piece of `count` 4-byte values, as an arena lends it (rounded up to the alignment).
@@ -206,6 +207,30 @@ inline std::size_t conv_bwd_weight_i8_bytes(const Conv2dShape& s, const I8Tiles&
          ws_piece_of(team * panels * g * t.tile_rows * t.kg, t.elem_bytes) +
          ws_piece_of(team * ws_ceil_div(taps, t.width) * g * t.width * t.kg, t.elem_bytes) +
          ws_piece_of(team * panels * t.tile_rows, 4) + ws_piece_of(runs * wsize, 4);
+}
+
+// Per-point Linear + ReLU + max over the points: the weights packed once (the whole reduction, outer tiles only),
+// per thread a packed block of MC points x the whole reduction (outer tiles) and an MC x NR tile of outputs, small
+// enough to stay in L1 until the max folds it. Tasks are (sample, group of column panels): one group when there
+// are samples enough to keep every thread busy.
+struct PointLinearMaxScratch {
+  bool dot = false;
+  int team = 1, panels = 0, groups = 1;
+  long bpack = 0, apack = 0, tile = 0;  // apack and tile per thread
+  std::size_t bytes() const { return ws_piece(bpack) + ws_piece(team * apack) + ws_piece(team * tile); }
+};
+inline PointLinearMaxScratch point_linear_max_scratch(const LinearShape& s, int points, const TileDims& t) {
+  PointLinearMaxScratch r;
+  if (points <= 0 || s.rows <= 0 || s.out <= 0 || s.in <= 0) return r;
+  const int nr = t.width * t.tile_vecs, mc = t.tile_rows * kGemmBlocks, samples = s.rows / points;
+  r.dot = gemm_uses_dot(false, true, s.rows, s.in);  // the strategy linear_fwd takes, so the bits are the same
+  r.team = team_for(2.0 * s.rows * s.out * s.in);
+  r.panels = static_cast<int>(ws_ceil_div(s.out, nr));
+  r.groups = static_cast<int>(std::clamp(ws_ceil_div(4L * r.team, samples), 1L, static_cast<long>(r.panels)));
+  r.bpack = r.dot ? 0 : static_cast<long>(r.panels) * nr * s.in;
+  r.apack = r.dot ? 0 : static_cast<long>(std::min(mc, points)) * s.in;
+  r.tile = static_cast<long>(mc) * nr;
+  return r;
 }
 
 }  // namespace ez

@@ -73,16 +73,27 @@ std::size_t zo_conv2d_forward_workspace(const Conv2dShape& s, bool bias) {
          conv2d_fwd_workspace(s);
 }
 
+namespace {
+// The whole perturbed copies of a Linear's weight and bias.
+std::size_t whole_linear_copies(const LinearShape& s, bool bias) {
+  return aligned_bytes(static_cast<std::size_t>(s.out) * s.in * sizeof(float)) +
+         (bias ? aligned_bytes(s.out * sizeof(float)) : 0);
+}
+}  // namespace
+
 std::size_t zo_linear_forward_workspace(const LinearShape& s, bool bias) {
   const ZoLinearBlocks z = zo_linear_blocks(s, bias);
-  if (z.width >= s.out)
-    return aligned_bytes(static_cast<std::size_t>(s.out) * s.in * sizeof(float)) +
-           (bias ? aligned_bytes(s.out * sizeof(float)) : 0) + linear_fwd_workspace(s);
+  if (z.width >= s.out) return whole_linear_copies(s, bias) + linear_fwd_workspace(s);
   const std::size_t slots = static_cast<std::size_t>(std::max(z.team, 1)) * z.slot * sizeof(float);
   if (z.team > 0) return slots;  // the blocks' kernel takes no workspace
   // One block after another: the kernel's own workspace on top (the last block may be narrower).
   const int last = s.out - (s.out - 1) / z.width * z.width;
   return slots + std::max(linear_fwd_workspace({s.rows, s.in, z.width}), linear_fwd_workspace({s.rows, s.in, last}));
+}
+
+std::size_t zo_point_linear_max_workspace(const LinearShape& s, int points, bool bias) {
+  const std::size_t kernel = point_linear_max_workspace(s, points);
+  return zo_linear_blocks(s, bias).width >= s.out ? whole_linear_copies(s, bias) + kernel : kernel;
 }
 
 }  // namespace ez

@@ -48,5 +48,8 @@ void zo_linear_forward_blocks(const LinearShape& s, const float* x, const Param&
 // own workspace (kernels/workspace.h).
 std::size_t zo_conv2d_forward_workspace(const Conv2dShape& s, bool bias);
 std::size_t zo_linear_forward_workspace(const LinearShape& s, bool bias);
+// The same for a per-point Linear fused with its ReLU and the max-pool (Linear::forward_relu_max), whose weights
+// are built whole (a pass that would build them by blocks runs the layers apart).
+std::size_t zo_point_linear_max_workspace(const LinearShape& s, int points, bool bias);
 
 }  // namespace ez

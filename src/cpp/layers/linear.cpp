@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 
@@ -58,12 +59,25 @@ std::vector<BufferSpec> Linear::buffers(const Shape& in, bool backprop) const {
                                                                                   s.rows, weight_grad_block(repr(), s.rows, 1),
                                                                                   params_[0].value.numel())
                                                                             : 0));
-  // Outside the backprop part (a ZO layer, or a forward-only plan) a forward may be a ZO pass: perturbed copies.
-  return with_workspace(Layer::buffers(in, backprop),
-                        backprop ? linear_fwd_workspace(s)
-                                 : std::max(linear_fwd_workspace(s), zo_linear_forward_workspace(s, bias_)),
-                        backprop ? linear_bwd_workspace(s) : 0);
+  if (backprop)
+    return with_workspace(Layer::buffers(in, backprop), linear_fwd_workspace(s), linear_bwd_workspace(s));
+  // Outside the backprop part (a ZO layer, or a forward-only plan) a forward may be a ZO pass (perturbed copies)
+  // and a per-point layer may run fused with its ReLU and the max-pool (forward_relu_max).
+  std::size_t fwd = std::max(linear_fwd_workspace(s), zo_linear_forward_workspace(s, bias_));
+  if (per_point_) fwd = std::max(fwd, zo_point_linear_max_workspace(s, static_cast<int>(in[1]), bias_));
+  return with_workspace(Layer::buffers(in, backprop), fwd, 0);
 }
+
+namespace {
+// The whole weight and bias operands: the stored values, or built aside in a ZO pass.
+template <class F>
+void with_fp32_operands(const std::vector<Param>& params, bool bias, F&& f) {
+  const Fp32Operand w(params[0], 0, static_cast<std::size_t>(params[0].value.numel()));
+  std::optional<Fp32Operand> b;
+  if (bias) b.emplace(params[1], 0, static_cast<std::size_t>(params[1].value.numel()));
+  f(w.data(), b ? b->data() : nullptr);
+}
+}  // namespace
 
 void Linear::forward(const Tensor& x, Tensor& y) const {
   const LinearShape s = problem(x.shape());
@@ -77,10 +91,26 @@ void Linear::forward(const Tensor& x, Tensor& y) const {
                         });
   if (zo_pass(params_[0]) && zo_linear_blocks(s, bias_).width < s.out)  // a ZO pass through a large weight
     return zo_linear_forward_blocks(s, x.f32(), params_[0], bias_ ? &params_[1] : nullptr, y.f32());
-  const Fp32Operand w(params_[0], 0, static_cast<std::size_t>(params_[0].value.numel()));
-  std::optional<Fp32Operand> b;
-  if (bias_) b.emplace(params_[1], 0, static_cast<std::size_t>(out_));
-  kernels().linear_fwd_f32(s, x.f32(), w.data(), b ? b->data() : nullptr, y.f32());
+  with_fp32_operands(params_, bias_, [&](const float* w, const float* b) {
+    kernels().linear_fwd_f32(s, x.f32(), w, b, y.f32());
+  });
+}
+
+bool Linear::fuses_relu_max(const Shape& in) const {
+  if (!per_point_ || precision_ != Precision::fp32 || in.size() != 3 || in[1] < 1) return false;
+  return !zo_pass(params_[0]) || zo_linear_blocks(problem(in), bias_).width >= out_;
+}
+
+void Linear::forward_relu_max(const Tensor& x, Tensor& scratch, Tensor& y) const {
+  if (!fuses_relu_max(x.shape())) throw std::logic_error(repr() + ": forward_relu_max does not apply to this pass");
+  const LinearShape s = problem(x.shape());
+  const int points = static_cast<int>(x.shape()[1]);
+  if (scratch.numel() < y.numel() || y.numel() != static_cast<std::int64_t>(s.rows / points) * s.out)
+    throw std::logic_error(repr() + ": forward_relu_max buffers do not fit the input");
+  with_fp32_operands(params_, bias_, [&](const float* w, const float* b) {
+    kernels().point_linear_relu_max_f32(s, points, x.f32(), w, b, scratch.f32());
+  });
+  std::memmove(y.f32(), scratch.f32(), static_cast<std::size_t>(y.numel()) * sizeof(float));  // they may overlap
 }
 
 void Linear::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {

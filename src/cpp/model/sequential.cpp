@@ -6,6 +6,8 @@
 
 #include "core/parallel.h"
 #include "kernels/kernels.h"
+#include "layers/linear.h"
+#include "layers/shape_ops.h"
 
 namespace ez {
 
@@ -184,17 +186,33 @@ const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) 
   return plan_;
 }
 
-void Sequential::run_forward(std::size_t i, const Tensor& in) {
+std::size_t Sequential::run_forward(std::size_t i, const Tensor& in) {
   WorkspaceArena arena(ws_fwd_[i].raw(), ws_fwd_[i].nbytes());
   const WorkspaceArena::Binding bind(ws_fwd_[i].defined() ? &arena : nullptr);
-  layers_[i]->forward(in, acts_[i]);
+  if (!fuses_point_pool(i, in)) {
+    layers_[i]->forward(in, acts_[i]);
+    return 1;
+  }
+  static_cast<const Linear&>(*layers_[i]).forward_relu_max(in, acts_[i], acts_[i + 2]);
+  return 3;
+}
+
+// An FP32 per-point Linear, a ReLU and a PointMaxPool (PointNet's last per-point layer and the global pooling)
+// that no backward pass goes through: the Linear's and the ReLU's outputs are then never read again, and one fused
+// kernel computes the pooled features without writing them (the same bits: kernels.inc).
+bool Sequential::fuses_point_pool(std::size_t i, const Tensor& in) const {
+  if (!fuse_point_pool_ || i + 2 >= layers_.size() || i + 2 >= plan_.bp_first) return false;
+  const auto* linear = dynamic_cast<const Linear*>(layers_[i].get());
+  return linear != nullptr && linear->fuses_relu_max(in.shape()) &&
+         dynamic_cast<const ReLU*>(layers_[i + 1].get()) != nullptr &&
+         dynamic_cast<const PointMaxPool*>(layers_[i + 2].get()) != nullptr;
 }
 
 const Tensor& Sequential::forward(const Tensor& x) {
   const auto guard = lock();
   const MemoryOwnerScope scope(owner_);
   prepare(x.shape(), planned_ ? plan_.bp_first : layers_.size());
-  for (std::size_t i = 0; i < layers_.size(); ++i) run_forward(i, i == 0 ? x : acts_[i - 1]);
+  for (std::size_t i = 0; i < layers_.size();) i += run_forward(i, i == 0 ? x : acts_[i - 1]);
   return acts_.back();
 }
 

@@ -76,6 +76,11 @@ class Sequential {
   MemoryPolicy memory_policy() const { return policy_; }
   void set_memory_policy(MemoryPolicy policy);  // takes effect at the next pass
   void release_buffers();  // frees every planned buffer; the next pass plans again
+  // Whether forward runs a per-point Linear + ReLU + PointMaxPool that no backward goes through as one kernel
+  // (Linear::forward_relu_max; default on). Either way gives the same bits; off runs the layers apart (tests,
+  // benchmarks of what the fusion saves).
+  bool fuse_point_pool() const { return fuse_point_pool_; }
+  void set_fuse_point_pool(bool on) { fuse_point_pool_ = on; }
   // The tracker's owner id of this model's buffers (its parameters, plan, and what trainers allocate for it).
   std::uint64_t memory_owner() const { return owner_; }
 
@@ -88,10 +93,13 @@ class Sequential {
  private:
   void free_buffers();
   bool plan_matches(const Shape& input, std::size_t bp_first) const;
-  void run_forward(std::size_t i, const Tensor& in);
+  // Runs layer i (or, fused, i to i + 2: fuses_point_pool) and returns how many layers it ran.
+  std::size_t run_forward(std::size_t i, const Tensor& in);
+  bool fuses_point_pool(std::size_t i, const Tensor& in) const;
   std::shared_ptr<std::recursive_mutex> mutex_ = std::make_shared<std::recursive_mutex>();
   std::uint64_t owner_;
   MemoryPolicy policy_ = MemoryPolicy::static_;
+  bool fuse_point_pool_ = true;
   MemoryPlan plan_;
   bool planned_ = false;
   int plan_threads_ = 0;   // the workspace depends on the team size and kernels the plan was made for
