@@ -120,8 +120,10 @@ Buf initial(const Buf& b, bool magnitude) {
 const std::vector<std::array<int, 3>> kGemmSizes = {
     // Edges of every tile size; k = 300 spans two reduction blocks, n = 1030 two column blocks, m = 400 packs B,
     // m small against k takes the dot-tile path when B is transposed; the last two need several threads' chunks.
+    // m > 288 (3 x 96) makes broadcasting tiles read A's rows in place: {301, 35, 300} across two reduction blocks.
     {1, 1, 1},   {3, 7, 5},     {7, 17, 15},  {16, 16, 16}, {17, 33, 3},   {33, 15, 100}, {5, 100, 17},
-    {100, 3, 33}, {1, 65, 300}, {3, 1030, 5}, {400, 17, 33}, {2, 3, 200}, {150, 70, 90}, {9, 40, 400}};
+    {100, 3, 33}, {1, 65, 300}, {3, 1030, 5}, {400, 17, 33}, {2, 3, 200}, {150, 70, 90}, {9, 40, 400},
+    {301, 35, 300}};
 
 Cases cases_gemm_f32() {
   Cases out;
@@ -162,8 +164,10 @@ const std::vector<Conv2dShape> kConvShapes = {
 
 const std::vector<LinearShape> kLinearShapes = {
     // in = 300 with few rows takes the dot-tile forward; rows = 400 packs the weights; the last three thread.
+    // rows > 288 read the input's rows in place (broadcasting tiles); {350, 300, 21} across two reduction blocks.
     {1, 1, 1},  {3, 7, 15},   {7, 16, 17}, {17, 33, 3},   {33, 100, 16}, {100, 3, 7},  {16, 17, 33},
-    {1, 100, 100}, {5, 300, 10}, {400, 33, 17}, {15, 1, 100}, {64, 120, 84}, {300, 40, 50}, {6, 500, 70}};
+    {1, 100, 100}, {5, 300, 10}, {400, 33, 17}, {15, 1, 100}, {64, 120, 84}, {300, 40, 50}, {6, 500, 70},
+    {350, 300, 21}};
 
 std::string str(const Conv2dShape& s) {
   std::ostringstream o;

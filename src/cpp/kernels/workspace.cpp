@@ -9,9 +9,9 @@ namespace ez {
 bool tile_dims(const std::string& isa, TileDims& out) {
   // The register tiles of simd/f32x8_avx2.h, f32x16_avx512.h and f32x4_neon.h (the NEON dot-product level uses
   // the same float tiles); tests/cpp/test_layers.cpp checks that a planned step never needs more.
-  if (isa == "avx2") out = {8, 6, 2};
-  else if (isa == "avx512") out = {16, 6, 4};
-  else if (isa == "neon" || isa == "neon_dotprod") out = {4, 8, 3};
+  if (isa == "avx2") out = {8, 6, 2, false};
+  else if (isa == "avx512") out = {16, 6, 4, false};
+  else if (isa == "neon" || isa == "neon_dotprod") out = {4, 8, 3, true};
   else return false;
   return true;
 }

@@ -13,9 +13,11 @@
 
 namespace ez {
 
-// Register tiling of an optimized kernel level (simd/f32x*.h): vector width, outer-tile rows and vectors.
+// Register tiling of an optimized kernel level (simd/f32x*.h): vector width, outer-tile rows and vectors, and
+// whether its outer tiles load A's values as vectors (lane_fma: A must be packed) or broadcast them from memory.
 struct TileDims {
   int width, tile_rows, tile_vecs;
+  bool lane_fma = false;
 };
 // The tiling of an ISA level's kernels (`Kernel::isa`); false for "ref", whose kernels take no workspace.
 bool tile_dims(const std::string& isa, TileDims& out);
@@ -97,7 +99,7 @@ inline ConvBwdWeightScratch conv_bwd_weight_scratch(const Conv2dShape& s, bool b
 constexpr int kGemmKC = 256, kGemmBlocks = 16;  // reduction block; MC = MR x 16 rows, NC = NR x 16 columns
 inline bool gemm_uses_dot(bool trans_a, bool trans_b, int m, int k) { return !trans_a && trans_b && 3 * m < k; }
 struct GemmOuterScratch {
-  bool direct_a = false, direct_b = false, shared_a = false, own_a = false;
+  bool direct_a = false, direct_b = false, rows_a = false, shared_a = false, own_a = false;
   int kc_max = 0, panels_max = 0, team = 1;
   long bpack = 0, apack = 0;
   std::size_t bytes() const { return ws_piece(bpack) + ws_piece(apack); }
@@ -107,13 +109,14 @@ inline GemmOuterScratch gemm_outer_scratch(bool trans_a, bool trans_b, int m, in
   const int mr = t.tile_rows, nr = t.width * t.tile_vecs, mc = mr * kGemmBlocks, nc = nr * kGemmBlocks;
   r.direct_b = !trans_b && m <= 4 * mr;
   r.direct_a = trans_a && n <= 4 * nr;
+  r.rows_a = !trans_a && !t.lane_fma && m > 3 * mc;  // broadcasting tiles read many rows of A in place
   r.kc_max = std::min(k, kGemmKC);
   r.panels_max = static_cast<int>(ws_ceil_div(std::min(n, nc), nr));
   r.shared_a = !r.direct_a && m <= 3 * mc;
-  r.own_a = !r.direct_a && !r.shared_a;
+  r.own_a = !r.direct_a && !r.rows_a && !r.shared_a;
   r.team = team_for(2.0 * m * n * k);
   r.bpack = static_cast<long>(r.panels_max) * nr * r.kc_max;
-  r.apack = static_cast<long>(r.direct_a ? 0 : r.shared_a ? m : r.team * mc) * r.kc_max;
+  r.apack = static_cast<long>(r.direct_a || r.rows_a ? 0 : r.shared_a ? m : r.team * mc) * r.kc_max;
   return r;
 }
 inline std::size_t gemm_bytes(bool trans_a, bool trans_b, int m, int n, int k, const TileDims& t) {
@@ -210,9 +213,9 @@ inline std::size_t conv_bwd_weight_i8_bytes(const Conv2dShape& s, const I8Tiles&
 }
 
 // Per-point Linear + ReLU + max over the points: the weights packed once (the whole reduction, outer tiles only),
-// per thread a packed block of MC points x the whole reduction (outer tiles) and an MC x NR tile of outputs, small
-// enough to stay in L1 until the max folds it. Tasks are (sample, group of column panels): one group when there
-// are samples enough to keep every thread busy.
+// per thread a packed block of MC points x the whole reduction (lane-FMA outer tiles; broadcasting ones read the
+// rows in place) and an MC x NR tile of outputs (dot tiles, and partial sums of a reduction longer than a block).
+// Tasks are (sample, group of column panels): one group when there are samples enough to keep every thread busy.
 struct PointLinearMaxScratch {
   bool dot = false;
   int team = 1, panels = 0, groups = 1;
@@ -228,7 +231,7 @@ inline PointLinearMaxScratch point_linear_max_scratch(const LinearShape& s, int 
   r.panels = static_cast<int>(ws_ceil_div(s.out, nr));
   r.groups = static_cast<int>(std::clamp(ws_ceil_div(4L * r.team, samples), 1L, static_cast<long>(r.panels)));
   r.bpack = r.dot ? 0 : static_cast<long>(r.panels) * nr * s.in;
-  r.apack = r.dot ? 0 : static_cast<long>(std::min(mc, points)) * s.in;
+  r.apack = r.dot || !t.lane_fma ? 0 : static_cast<long>(std::min(mc, points)) * s.in;  // else rows read in place
   r.tile = static_cast<long>(mc) * nr;
   return r;
 }

@@ -68,19 +68,23 @@ inline void pack_b(const GemmArgs& g, int p0, int kc, int j0, int nr, int stride
 // of NR-column panels). Each block of B is packed once and shared; so is A when it has few rows (the tasks then
 // split the columns), otherwise each task packs its rows. An operand whose panels would serve only a few tiles
 // is read in place instead, when its layout allows: B when A has few rows (only B's ragged last panel is
-// packed), a transposed A when B has few columns.
+// packed), a transposed A when B has few columns. Tiles that broadcast A's values from memory (not lane_fma) read
+// the rows of a non-transposed A with many rows in place (a per-point layer's input: packing them cost more than
+// it saved, e.g. PointNet's 64->64 layer at batch 32 61 -> 92 GFLOP/s on one Zen 4 thread).
 template <class V>
 void gemm_outer(const GemmArgs& g) {
   constexpr int W = V::width, MR = V::tile_rows, NV = V::tile_vecs, NR = W * NV;
   constexpr int KC = kGemmKC, MC = MR * kGemmBlocks, NC = NR * kGemmBlocks;
-  const GemmOuterScratch sz = gemm_outer_scratch(g.trans_a, g.trans_b, g.m, g.n, g.k, {W, MR, NV});
-  const bool direct_b = sz.direct_b, direct_a = sz.direct_a;
+  const GemmOuterScratch sz = gemm_outer_scratch(g.trans_a, g.trans_b, g.m, g.n, g.k, {W, MR, NV, V::lane_fma});
+  const bool direct_b = sz.direct_b, direct_a = sz.direct_a, rows_a = sz.rows_a;
   const int kc_max = sz.kc_max, panels_max = sz.panels_max;
   const bool shared_a = sz.shared_a, own_a = sz.own_a;
-  // Tasks: blocks of rows x groups of column panels. A task that packs its rows of A takes MC of them; else
-  // tasks are smaller and split the columns too, enough of them to balance two or three threads.
-  const int mc_task = own_a ? MC : 4 * MR, row_blocks = ceil_div(g.m, mc_task), a_panels = ceil_div(g.m, MR);
-  const int groups = own_a ? 1 : std::min(panels_max, ceil_div(12, row_blocks));
+  // Tasks: blocks of rows x groups of column panels. When A has many rows (packed per task or read in place), a task
+  // takes MC of them; else tasks are smaller and split the columns too, enough of them to balance two or three
+  // threads.
+  const bool row_tasks = own_a || rows_a;
+  const int mc_task = row_tasks ? MC : 4 * MR, row_blocks = ceil_div(g.m, mc_task), a_panels = ceil_div(g.m, MR);
+  const int groups = row_tasks ? 1 : std::min(panels_max, ceil_div(12, row_blocks));
   const int team = sz.team;
   ScratchBuffer<float> bpack(sz.bpack);
   ScratchBuffer<float> apack(sz.apack);
@@ -122,6 +126,12 @@ void gemm_outer(const GemmArgs& g) {
           for (int ip = 0; ip < mc; ip += MR) {
             const int mr = std::min(MR, mc - ip);
             const TileOut out{g.c + (i0 + ip) * g.ldc, g.ldc, col, lanes, init, g.bias};
+            if constexpr (!V::lane_fma) {
+              if (rows_a) {
+                outer_fn<V, StrideOff, StoreTile, true>(mr, nv)(kc, g.a + (i0 + ip) * g.lda + pc, g.lda, bv, off, out);
+                continue;
+              }
+            }
             if (direct_a) {
               outer_fn<V, StrideOff>(mr, nv)(kc, g.a + pc * g.lda + i0 + ip, g.lda, bv, off, out);
             } else {

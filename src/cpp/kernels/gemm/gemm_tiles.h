@@ -19,7 +19,8 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 enum class Init { zero, load, bias_row, bias_col };
 
 // Where an outer tile's accumulators start and end: row r at c + r * ldc; vector v covers lanes[v] columns
-// from col[v]. bias_row reads bias[r], bias_col reads bias[col[v] + lane].
+// from col[v]. bias_row reads bias[r], bias_col reads bias[col[v] + lane]. `fold`: the row a folding finish
+// (below) reduces the tile into instead of storing it.
 struct TileOut {
   float* c;
   long ldc;
@@ -27,6 +28,27 @@ struct TileOut {
   const int* lanes;
   Init init;
   const float* bias;
+  float* fold = nullptr;
+};
+
+// How an outer tile leaves its accumulators: StoreTile writes row r to c + r * ldc (the GEMM). A fused kernel may
+// reduce the rows in registers instead (point_linear_relu_max_f32_body.h).
+struct StoreTile {
+  template <class V, int MR, int NV>
+  static void finish(typename V::reg (&acc)[MR][NV], const TileOut& o) {
+    EZ_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      float* crow = o.c + r * o.ldc;
+      EZ_UNROLL
+      for (int v = 0; v < NV; ++v) {
+        if (o.lanes[v] == V::width) {
+          V::store(crow + o.col[v], acc[r][v]);
+        } else {
+          V::store_n(crow + o.col[v], acc[r][v], o.lanes[v]);
+        }
+      }
+    }
+  }
 };
 
 // Offset of the B operand's reduction step p from each vector's base: a fixed stride (a matrix row or a packed
@@ -41,9 +63,11 @@ struct TableOff {
 };
 
 // acc[r][v] (+)= sum_p a[p * lda + r] * b[v][off(p) .. +W): A's MR values of step p are contiguous and broadcast
-// (a packed panel, lda = MR, or a transposed matrix read in place), B is loaded as vectors.
-template <class V, int MR, int NV, class Off>
+// (a packed panel, lda = MR, or a transposed matrix read in place), B is loaded as vectors. ARows: A's rows are read
+// in place instead, a[r * lda + p] (a row-major matrix, no packing; broadcasts from memory, so not for lane_fma).
+template <class V, int MR, int NV, class Off, class Finish, bool ARows>
 void outer_tile(int k, const float* a, long lda, const float* const* b, Off off, const TileOut& o) {
+  static_assert(!(ARows && V::lane_fma), "rows in place are broadcast one by one");
   using reg = typename V::reg;
   constexpr int W = V::width;
   reg acc[MR][NV];
@@ -84,40 +108,29 @@ void outer_tile(int k, const float* a, long lda, const float* const* b, Off off,
     } else {
       EZ_UNROLL
       for (int r = 0; r < MR; ++r) {
-        const reg av = V::set1(a[r]);
+        const reg av = V::set1(ARows ? a[r * lda] : a[r]);
         EZ_UNROLL
         for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
       }
     }
-    a += lda;
+    a += ARows ? 1 : lda;
   }
-  EZ_UNROLL
-  for (int r = 0; r < MR; ++r) {
-    float* crow = o.c + r * o.ldc;
-    EZ_UNROLL
-    for (int v = 0; v < NV; ++v) {
-      if (o.lanes[v] == W) {
-        V::store(crow + o.col[v], acc[r][v]);
-      } else {
-        V::store_n(crow + o.col[v], acc[r][v], o.lanes[v]);
-      }
-    }
-  }
+  Finish::template finish<V, MR, NV>(acc, o);
 }
 
 template <class Off>
 using OuterFn = void (*)(int, const float*, long, const float* const*, Off, const TileOut&);
 
-template <class V, class Off, int... I>
+template <class V, class Off, class Finish, bool ARows, int... I>
 constexpr std::array<OuterFn<Off>, sizeof...(I)> outer_table(std::integer_sequence<int, I...>) {
-  return {{&outer_tile<V, I / V::tile_vecs + 1, I % V::tile_vecs + 1, Off>...}};
+  return {{&outer_tile<V, I / V::tile_vecs + 1, I % V::tile_vecs + 1, Off, Finish, ARows>...}};
 }
 
 // The tile for mr rows (1..tile_rows) and nv vectors (1..tile_vecs): edges get exact-size tiles, no padding work.
-template <class V, class Off>
+template <class V, class Off, class Finish = StoreTile, bool ARows = false>
 OuterFn<Off> outer_fn(int mr, int nv) {
   static constexpr auto table =
-      outer_table<V, Off>(std::make_integer_sequence<int, V::tile_rows * V::tile_vecs>{});
+      outer_table<V, Off, Finish, ARows>(std::make_integer_sequence<int, V::tile_rows * V::tile_vecs>{});
   return table[(mr - 1) * V::tile_vecs + (nv - 1)];
 }
 
