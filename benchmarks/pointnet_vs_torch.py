@@ -4,10 +4,12 @@ PyTorch is written the natural way, twice: the per-point layers as nn.Linear ove
 kernel 1 over (B, C, N); the faster of the two is the anchor. The algorithm is zo_epoch_vs_torch.py's
 (TorchElasticZO: the MeZO seed trick, torch.no_grad forwards through the ZO part, autograd for the BP part with half
 of each pass's loss, torch.optim.SGD); all three start from the same weights and see the same batches.
---steps N steps are timed (an epoch of 9,843 shapes at batch 32 is 308 steps; a step of PyTorch's Full BP takes
-seconds) and scaled to the epoch. The FLOP bound is the epoch's floating-point operations of the layers' GEMMs
+--steps N steps are timed after one untimed step (the first allocates the buffers and faults their pages in, once
+per run, so it is not an epoch's 308th part) and scaled to the epoch (9,843 shapes at batch 32: 308 steps; a step of
+PyTorch's Full BP takes seconds). The FLOP bound is the epoch's floating-point operations of the layers' GEMMs
 (forward 2*MACs; a backward pass twice that, less the first layer's input gradient) at --peak-gflops, the FMA-loop
-peak that build/benchmarks/bench_kernels prints (444 GFLOP/s with AVX-512 on 2 idle cores of this machine).
+peak that `build/benchmarks/bench_kernels pointnet` prints (236 GFLOP/s with AVX-512 on the 2 cores of this machine,
+an AMD EPYC VM; 444 on the Sapphire Rapids host it ran on before).
 No environment variable is set; the machine's load is printed beside the figures.
 """
 
@@ -79,17 +81,24 @@ def step_flops(method, batch, points):
     return 2 * forward + 2 * backward  # two passes; the BP part backpropagates both (their mean gradient)
 
 
-def timed(fn):
-    start, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - start, time.process_time() - cpu
+class Clock:
+    """Wall and CPU time from start() to stop()."""
+
+    def start(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self):
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def run_elasticzo(method, hp, train, steps):
     tr = elasticzo.ElasticZO(elasticzo.models.pointnet(seed=0), method=method, lr_zo=hp.lr_zo, lr_bp=hp.lr_bp,
                              eps=hp.eps, grad_clip=hp.grad_clip, seed=0)
-    stats, seconds, cpu = timed(lambda: train_steps(tr, train, hp.batch_size, steps))
-    return dict(seconds=seconds, cpu_seconds=cpu, train_loss=float(np.mean([s["loss"] for s in stats])))
+    clock = Clock()
+    stats = train_steps(tr, train, hp.batch_size, steps + 1, on_checkpoint=lambda k, loss: clock.start(),
+                        checkpoints=(1,))
+    seconds, cpu = clock.stop()
+    return dict(seconds=seconds, cpu_seconds=cpu, train_loss=float(np.mean([s["loss"] for s in stats[1:]])))
 
 
 def run_torch(method, hp, train, steps, per_point):
@@ -97,19 +106,19 @@ def run_torch(method, hp, train, steps, per_point):
     net, params = torch_pointnet(elasticzo.models.pointnet(seed=0), per_point)
     trainer = TorchElasticZO(net, params, ZO_LAYERS[method], hp)
 
-    def loop():
-        losses = []
-        for x, y in batches(train, hp.batch_size, shuffle=True, seed=0, epoch=0):
-            x = torch.from_numpy(x)
-            if per_point == "conv1d":
-                x = x.transpose(1, 2).contiguous()  # the channels-first layout Conv1d reads
-            losses.append(trainer.step(x, torch.from_numpy(y.astype(np.int64))))
-            if len(losses) == steps:
-                return losses
-        return losses
-
-    losses, seconds, cpu = timed(loop)
-    return dict(seconds=seconds, cpu_seconds=cpu, train_loss=float(np.mean(losses)))
+    clock = Clock()
+    losses = []
+    for x, y in batches(train, hp.batch_size, shuffle=True, seed=0, epoch=0):
+        x = torch.from_numpy(x)
+        if per_point == "conv1d":
+            x = x.transpose(1, 2).contiguous()  # the channels-first layout Conv1d reads
+        losses.append(trainer.step(x, torch.from_numpy(y.astype(np.int64))))
+        if len(losses) == 1:
+            clock.start()  # after the untimed first step, as for elasticzo
+        if len(losses) == steps + 1:
+            break
+    seconds, cpu = clock.stop()
+    return dict(seconds=seconds, cpu_seconds=cpu, train_loss=float(np.mean(losses[1:])))
 
 
 def main(argv=None):
@@ -118,14 +127,14 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10, help="steps timed per method and side (default 10)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
     p.add_argument("--peak-gflops", type=float, default=None,
-                   help="FMA-loop peak of the machine at --threads (default 222 per thread: bench_kernels, AVX-512, "
-                        "idle cores of this machine; 444 on 2)")
+                   help="FMA-loop peak of the machine at --threads (default 118 per thread: `bench_kernels pointnet`, "
+                        "AVX-512, on this machine's cores; 236 on 2)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON line")
     args = p.parse_args(argv)
     methods = args.methods.split(",")
     if any(m not in METHODS for m in methods) or args.steps < 1:
         p.error(f"--methods takes names from {', '.join(METHODS)}; --steps must be >= 1")
-    args.peak_gflops = args.peak_gflops or 222.0 * args.threads
+    args.peak_gflops = args.peak_gflops or 118.0 * args.threads
     elasticzo.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     train = load_split(p, "modelnet40", args.data_dir, "train")
