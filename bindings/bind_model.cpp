@@ -16,6 +16,7 @@
 #include "layers/linear.h"
 #include "layers/shape_ops.h"
 #include "model/sequential.h"
+#include "int8/rules.h"
 #include "register.h"
 
 namespace py = pybind11;
@@ -339,6 +340,20 @@ void register_model(py::module_& m) {
         const auto guard = lock_without_gil(s);
         return precision_name(s.precision());
       }, "'fp32' or 'int8': what every module computes in.")
+      .def_property("rounding",
+                    [](const Sequential& s) {
+                      const auto guard = lock_without_gil(s);
+                      return rounding_schemes(s.rounding());
+                    },
+                    [](Sequential& s, const std::map<std::string, std::string>& schemes) {
+                      const RoundingPolicy policy = rounding_policy(schemes);
+                      const auto guard = lock_without_gil(s);
+                      s.set_rounding(policy);
+                    },
+                    "INT8: {tensor class: rounding scheme} ('nearest', 'stochastic', 'pseudo_stochastic') for "
+                    "'activations', 'errors', 'weight_grads', 'loss_grad'; the layers use the first two (a "
+                    "stochastic scheme draws from a fixed key outside training), a trainer sets all four. Setting "
+                    "it replaces the named classes and resets the others to NITI's first commit.")
       .def_property("memory_plan",
                     [](const Sequential& s) {
                       const auto guard = lock_without_gil(s);

@@ -5,6 +5,7 @@
 #include "arrays.h"
 #include "locks.h"
 #include "register.h"
+#include "int8/rules.h"
 #include "train/elasticzo.h"
 
 namespace py = pybind11;
@@ -26,13 +27,14 @@ void register_train(py::module_& m) {
     d["zo_p_zero"] = c.int8_zo.p_zero;
     d["zo_update_bits"] = c.int8_zo.update_bits;
     d["log2_frac_bits"] = c.int8_zo.log2_frac_bits;
+    d["rounding"] = rounding_schemes(c.rounding);
     return d;
   }, "The trainer's default hyperparameters (ElasticZOConfig), the one place they are written.");
   py::class_<ElasticZO>(m, "ElasticZO")
       .def(py::init([](std::shared_ptr<Sequential> model, int zo_layers, float eps, float lr_zo, float lr_bp,
                        float grad_clip, bool clean_bp_pass, const std::string& optimizer, std::uint64_t seed,
                        const std::string& memory_plan, int zo_range, double zo_p_zero, int zo_update_bits,
-                       bool integer_sign, int log2_frac_bits) {
+                       bool integer_sign, int log2_frac_bits, const std::map<std::string, std::string>& rounding) {
              const MemoryPolicy policy = parse_memory_policy(memory_plan);
              ElasticZOConfig c;
              c.zo_layers = zo_layers;
@@ -44,6 +46,7 @@ void register_train(py::module_& m) {
              c.optimizer = parse_optimizer(optimizer);
              c.seed = seed;
              c.int8_zo = {zo_range, zo_p_zero, zo_update_bits, integer_sign, log2_frac_bits};
+             c.rounding = rounding_policy(rounding);
              py::gil_scoped_release release;  // these take the model's lock; they touch no Python object
              auto trainer = std::make_unique<ElasticZO>(model, c);
              model->set_memory_policy(policy);  // the model's buffers follow its trainer's policy
@@ -60,6 +63,8 @@ void register_train(py::module_& m) {
            py::arg("zo_update_bits") = ElasticZOConfig{}.int8_zo.update_bits,
            py::arg("integer_sign") = ElasticZOConfig{}.int8_zo.integer_sign,
            py::arg("log2_frac_bits") = ElasticZOConfig{}.int8_zo.log2_frac_bits,
+           // INT8: {tensor class: scheme}; classes not named keep NITI's first commit.
+           py::arg("rounding") = std::map<std::string, std::string>{},
            py::keep_alive<1, 2>())
       .def("step", [](ElasticZO& t, const py::array& x_arr, const py::array& y_arr) {
         const Tensor x = borrow_f32(x_arr, "x");
@@ -84,6 +89,8 @@ void register_train(py::module_& m) {
          "Replays step `step`'s ZO update on these weights: FP32 theta[ZO] += coefficient * z(step) (coefficient = "
          "-lr_zo * g); INT8 the ternary gradient g = coefficient in {-1, 0, +1} (zeta(step) at the current p_zero).")
       .def_property_readonly("zo_layers", [](const ElasticZO& t) { return t.config().zo_layers; })  // fixed
+      .def_property_readonly("rounding", [](const ElasticZO& t) { return rounding_schemes(t.config().rounding); },
+                             "INT8: the rounding scheme of each tensor class (fixed at construction).")
       .def_property_readonly("precision", [](const ElasticZO& t) { return precision_name(t.precision()); })
       .def_property("zo_p_zero", [](const ElasticZO& t) {
         const auto guard = lock_without_gil(t);
@@ -92,6 +99,13 @@ void register_train(py::module_& m) {
         const auto guard = lock_without_gil(t);
         t.set_zo_p_zero(p);
       }, "INT8 with a ZO part: the fraction of the perturbation zeroed (in [0, 1]).")
+      .def_property("zo_range", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        return t.zo_range();
+      }, [](ElasticZO& t, int r) {
+        const auto guard = lock_without_gil(t);
+        t.set_zo_range(r);
+      }, "INT8 with a ZO part: the perturbation range r, |zeta| <= r.")
       .def_property("sign_agreement", [](const ElasticZO& t) {
         const auto guard = lock_without_gil(t);
         return t.sign_agreement();
@@ -99,6 +113,14 @@ void register_train(py::module_& m) {
         const auto guard = lock_without_gil(t);
         t.set_sign_agreement(v.first, v.second);
       }, "INT8 with the integer-only gradient: (steps whose integer sign agreed with the floating-point one, steps).")
+      .def_property("sign_ties", [](const ElasticZO& t) {
+        const auto guard = lock_without_gil(t);
+        return t.sign_ties();
+      }, [](ElasticZO& t, const std::pair<std::uint64_t, std::uint64_t>& v) {
+        const auto guard = lock_without_gil(t);
+        t.set_sign_ties(v.first, v.second);
+      }, "INT8 with the integer-only gradient: (ties: steps whose integer sign was 0 while the floating-point one was "
+         "not, undecided: steps whose integer sign was 0), of the steps sign_agreement counts.")
       .def_property("gradient_bits", [](const ElasticZO& t) {
         const auto guard = lock_without_gil(t);
         return t.gradient_bits();

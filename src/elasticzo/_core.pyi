@@ -181,6 +181,12 @@ class Sequential:
 
     @fuse_point_pool.setter
     def fuse_point_pool(self, on: bool) -> None: ...
+    @property
+    def rounding(self) -> dict[str, str]:
+        """INT8: {tensor class: rounding scheme}; the layers use 'activations' and 'errors', a trainer sets all."""
+
+    @rounding.setter
+    def rounding(self, schemes: dict[str, str]) -> None: ...
     def plan(self, input_shape: Sequence[int], zo_layers: int, policy: Literal["static", "lifetime"]) -> dict[str, Any]:
         """The memory plan of a training step (every buffer with bytes, category and lifetime); allocates nothing."""
 
@@ -232,8 +238,9 @@ class ElasticZO:
 
     def __init__(self, model: Sequential, zo_layers: int, *, eps: float, lr_zo: float, lr_bp: float,
                  grad_clip: float, clean_bp_pass: bool, optimizer: Literal["sgd", "adam"], seed: int,
-                 memory_plan: Literal["static", "lifetime"] = "static", zo_range: int = 3, zo_p_zero: float = 0.33,
-                 zo_update_bits: int = 1, integer_sign: bool = False, log2_frac_bits: int = 8) -> None: ...
+                 memory_plan: Literal["static", "lifetime"] = "static", zo_range: int = 16, zo_p_zero: float = 0.33,
+                 zo_update_bits: int = 1, integer_sign: bool = False, log2_frac_bits: int = 8,
+                 rounding: dict[str, str] = ...) -> None: ...
     def step(self, x: _F32Array, labels: npt.NDArray[np.int32]) -> _StepStats:
         """One ElasticZO step on a minibatch; returns its losses."""
 
@@ -253,11 +260,27 @@ class ElasticZO:
     @zo_p_zero.setter
     def zo_p_zero(self, value: float) -> None: ...
     @property
+    def zo_range(self) -> int:
+        """INT8 with a ZO part: the perturbation range r, |zeta| <= r."""
+
+    @zo_range.setter
+    def zo_range(self, value: int) -> None: ...
+    @property
     def sign_agreement(self) -> tuple[int, int]:
         """INT8 with the integer-only gradient: (steps whose integer sign agreed with the floating-point one, steps)."""
 
     @sign_agreement.setter
     def sign_agreement(self, value: tuple[int, int]) -> None: ...
+    @property
+    def sign_ties(self) -> tuple[int, int]:
+        """INT8 with the integer-only gradient: (ties: steps whose integer sign was 0 while the floating-point one was
+        not, undecided: steps whose integer sign was 0), of the steps sign_agreement counts."""
+
+    @sign_ties.setter
+    def sign_ties(self, value: tuple[int, int]) -> None: ...
+    @property
+    def rounding(self) -> dict[str, str]:
+        """INT8: the rounding scheme of each tensor class (fixed at construction)."""
 
     @property
     def gradient_bits(self) -> int:

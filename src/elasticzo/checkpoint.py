@@ -26,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from elasticzo.data.augment import AUGMENTATIONS
+from elasticzo.rounding import CLASSES, rounding_policy
 
 FORMAT = "elasticzo-checkpoint/2"
 OLD_FORMATS = ("elasticzo-checkpoint/1",)  # no checksum, no model layers: read with a warning
@@ -177,6 +178,20 @@ def check_state(state, path="checkpoint") -> dict:
                     or not 0 <= counts[0] <= counts[1] < 2**63:
                 raise CheckpointError(f"sign_agreement must be [agreements, steps] with 0 <= agreements <= steps, "
                                       f"got {counts!r}")
+        if "sign_ties" in state:  # absent from checkpoints written before ties were counted
+            ties = need(state, "sign_ties", list, "the trainer state ")
+            steps = state.get("sign_agreement", [0, 0])[1]
+            if len(ties) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) for c in ties) \
+                    or not 0 <= ties[0] <= ties[1] <= steps:
+                raise CheckpointError(f"sign_ties must be [ties, undecided] with 0 <= ties <= undecided <= the "
+                                      f"steps of sign_agreement ({steps}), got {ties!r}")
+        rounding = state["config"].get("rounding") if isinstance(state.get("config"), dict) else None
+        if rounding is not None:  # absent from checkpoints written before the rounding was a setting
+            try:
+                if rounding_policy(rounding) != rounding:
+                    raise ValueError(f"it names {len(rounding)} of the {len(CLASSES)} tensor classes")
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(f"config.rounding {rounding!r} is not a rounding policy: {exc}") from None
         history = need(state, "history", list, "the trainer state ")
         if not all(isinstance(m, dict) for m in history):
             raise CheckpointError("history must be a list of per-epoch metrics")
@@ -249,8 +264,10 @@ def save_checkpoint(path, trainer, info=None) -> None:
         "steps_done": trainer.core.steps_done,
         "optimizer_steps": opt["steps"],
         "history": trainer.history,
-        # INT8*: the current epoch's count of steps whose integer sign agreed with the floating-point one
+        # INT8*: the current epoch's count of steps whose integer sign agreed with the floating-point one, and of
+        # ties and undecided steps
         "sign_agreement": list(trainer.core.sign_agreement),
+        "sign_ties": list(trainer.core.sign_ties),
     }
     metadata = {"format": FORMAT, "state": json.dumps(state), "exponents": json.dumps(exponents)}
     metadata["sha256"] = checksum(tensors, metadata)
@@ -337,6 +354,7 @@ def restore_trainer(trainer, tensors: dict, state: dict, path="checkpoint") -> N
     trainer.epoch_loss_sum = float(state["epoch_loss_sum"])
     trainer.core.steps_done = state["steps_done"]
     trainer.core.sign_agreement = tuple(state.get("sign_agreement", (0, 0)))
+    trainer.core.sign_ties = tuple(state.get("sign_ties", (0, 0)))  # absent before ties were counted
     trainer.history = list(state["history"])
 
 

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from elasticzo import _core
+from elasticzo import _core, rounding
 from elasticzo.data.augment import AUGMENTATIONS
 from elasticzo.federated_cli import add_federated_args
 from elasticzo.info import build_info
@@ -24,10 +24,17 @@ RESUME_POLICY = """\
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
 --dataset, --data, --precision, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size,
 --train-samples, --test-samples, --angle, --init-from, --augment, --zo-range, --zo-p-zero, --zo-update-bits,
---log2-frac-bits, --gradient-bits (int8).
+--log2-frac-bits, --gradient-bits, --rounding (int8).
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
 --lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
+
+
+def _rounding_spec(text):
+    try:
+        return rounding.parse_spec(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_train_args(p):
@@ -62,6 +69,12 @@ def _add_train_args(p):
                    help="int8: the first gradient bit-width mu of NITI's backprop update, its learning rate; the "
                         "schedule steps it down by 1 at epochs 20 and 50 (default: the paper's 5 for LeNet-5, 3 for "
                         "PointNet)")
+    p.add_argument("--rounding", type=_rounding_spec, default=None, metavar="SPEC",
+                   help="int8: NITI's rounding per tensor class: first-commit, final-version (activations and errors "
+                        "to nearest), or class=scheme pairs, e.g. activations=nearest,errors=stochastic (classes: "
+                        f"{', '.join(rounding.CLASSES)}; schemes: {', '.join(rounding.SCHEMES)}; classes not named "
+                        "keep the first commit's) (default: first-commit: "
+                        f"{', '.join(f'{k}={v}' for k, v in rounding.DEFAULT.items())})")
     p.add_argument("--log2-frac-bits", type=int, default=None,
                    help="int8-intonly: fractional bits of the integer loss comparison, up to 8; 0 is the paper's "
                         f"floor(log2) on integer exponents (default: {int8['log2_frac_bits']})")

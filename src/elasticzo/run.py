@@ -18,7 +18,8 @@ from elasticzo.data.augment import check_augment
 from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
 from elasticzo.methods import method_name
 from elasticzo.peak_rss import peak_rss_bytes
-from elasticzo.trainer import PHASES, ElasticZO, evaluate, model_dataset
+from elasticzo.rounding import rounding_policy
+from elasticzo.trainer import PHASES, ElasticZO, evaluate, model_dataset, sign_statistics
 from elasticzo.weights import from_torch
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -36,7 +37,7 @@ def _configure_runtime(args):
 
 # ElasticZO-INT8's flags -> trainer keyword arguments (int8 models only; the trainer's defaults apply otherwise,
 # but gradient_bits, NITI's first mu, defaults to the model's tuned value).
-INT8_ZO_FLAGS = ("zo_range", "zo_p_zero", "zo_update_bits", "log2_frac_bits", "gradient_bits")
+INT8_ZO_FLAGS = ("zo_range", "zo_p_zero", "zo_update_bits", "log2_frac_bits", "gradient_bits", "rounding")
 
 
 def _fill_run_defaults(args):
@@ -98,6 +99,8 @@ def _resume_settings(args, state, path):
              "train_samples": info.get("train_samples"), "test_samples": info.get("test_samples"),
              "angle": info.get("angle"), "init_from": info.get("init_from"),
              "augment": config.get("augment", "none"), **{k: config[k] for k in INT8_ZO_FLAGS if k in config}}
+    if saved["precision"] != "fp32":  # a run saved before the rounding was a setting used NITI's first commit
+        saved.setdefault("rounding", rounding_policy(None))
     conflicts = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {v})" for k, v in saved.items()
                  if getattr(args, k) is not None and getattr(args, k) != v]
     if conflicts:
@@ -150,12 +153,22 @@ def _append_metrics(run_dir: Path, metrics):
 
 
 def _sign_agreement(history):
-    """INT8*: over the run's steps, the fraction whose integer sign agreed with the floating-point one."""
+    """INT8*: over the run's steps, the fraction whose integer sign agreed with the floating-point one, the ties
+    and the agreement over the steps the integer sign decided (trainer.sign_statistics). Epochs recorded before ties
+    were counted have no tie counts; the tie figures then cover the epochs that have them."""
     steps = sum(m.get("sign_steps", 0) for m in history)
     if not steps:
         return {}
     agreed = sum(round(m["sign_agreement"] * m["sign_steps"]) for m in history)
-    return {"sign_agreement": agreed / steps, "sign_steps": steps}
+    counted = [m for m in history if "sign_tie_steps" in m]
+    out = {"sign_agreement": agreed / steps, "sign_steps": steps}
+    if counted:
+        ties = sign_statistics(sum(round(m["sign_agreement"] * m["sign_steps"]) for m in counted),
+                               sum(m["sign_steps"] for m in counted), sum(m["sign_tie_steps"] for m in counted),
+                               sum(m["sign_undecided_steps"] for m in counted))
+        out.update({k: ties[k] for k in ("sign_ties", "sign_agreement_decided", "sign_tie_steps",
+                                         "sign_undecided_steps")})
+    return out
 
 
 def _summary(trainer, info, test_acc):
@@ -373,6 +386,8 @@ def eval_command(args) -> int:
     else:
         raise CheckpointError(f"{args.checkpoint} describes neither its layers nor its model")
     load_model_parameters(model, tensors, args.checkpoint)
+    if model.precision == "int8":  # evaluate with the rounding the run trained with (older runs: the first commit)
+        model.rounding = rounding_policy(state["config"].get("rounding"))
     test = model_dataset(model, test)
     classes = model.output_shape([1, *test.sample_shape])[-1]
     if classes != test.num_classes:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from elasticzo import _core, models
+from elasticzo.rounding import rounding_policy
 from elasticzo.data.arrays import as_dataset
 from elasticzo.data.augment import augment_points, check_augment
 from elasticzo.data.batches import batches, num_batches
@@ -89,7 +90,12 @@ class ElasticZO:
     not apply). precision='int8-intonly' (an int8 model) takes the ternary gradient from integer arithmetic only
     (the paper's INT8*: log2 of the loss with log2_frac_bits fractional bits, 0 for the paper's floor) instead of
     the floating-point loss of the dequantized logits; each epoch then reports `sign_agreement`, the fraction of
-    steps whose integer sign equals the floating-point one.
+    steps whose integer sign equals the floating-point one, `sign_ties`, the fraction where the integer losses tie
+    (g = 0, no update) while the floating-point ones differ, and `sign_agreement_decided`, the agreement over the
+    steps the integer sign decides (g != 0).
+    `rounding` (int8 models): NITI's rounding scheme per tensor class, None (its first commit), 'final-version' or a
+    mapping such as {'activations': 'nearest', 'errors': 'stochastic'} (elasticzo.rounding); the model keeps it
+    for evaluation.
     `memory_plan`: 'lifetime' (buffers whose lifetimes do not overlap share memory) or 'static' (the paper's model);
     the same results bit for bit. `memory_budget` (bytes or '3MiB', with `input_shape` of a minibatch) instead of
     method / zo_layers: the partition with the most backprop layers whose measured step fits
@@ -104,7 +110,7 @@ class ElasticZO:
                  lr_decay_every=_DECAY.every, memory_plan=DEFAULT_MEMORY_PLAN, memory_budget=None, input_shape=None,
                  augment="none", precision=None, zo_range=_DEFAULTS["zo_range"], zo_p_zero=None,
                  zo_update_bits=_DEFAULTS["zo_update_bits"], log2_frac_bits=_DEFAULTS["log2_frac_bits"],
-                 gradient_bits=None):
+                 gradient_bits=None, rounding=None):
         precision = model.precision if precision is None else precision
         arithmetic = models.arithmetic(precision)
         if arithmetic != model.precision:
@@ -144,16 +150,19 @@ class ElasticZO:
                            augment=self.augment)
         first_mu = _first_mu(gradient_bits)
         int8 = model.precision == "int8"
+        if rounding is not None and not int8:
+            raise ValueError("rounding chooses NITI's integer rounding: it applies to int8 models only")
+        rounding = rounding_policy(rounding)
         if int8:  # ElasticZO-INT8's settings, recorded only for int8 models (an FP32 run's config is unchanged)
             self.config.update(zo_range=int(zo_range), zo_p_zero=None if zo_p_zero is None else float(zo_p_zero),
                                zo_update_bits=int(zo_update_bits), log2_frac_bits=int(log2_frac_bits),
-                               gradient_bits=first_mu)
+                               gradient_bits=first_mu, rounding=rounding)
         self.core = _core.ElasticZO(model, self.zo_layers, eps=eps, lr_zo=lr_zo, lr_bp=lr_bp, grad_clip=grad_clip,
                                     clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed,
                                     memory_plan=memory_plan, zo_range=zo_range,
                                     zo_p_zero=_DEFAULTS["zo_p_zero"] if zo_p_zero is None else zo_p_zero,
                                     zo_update_bits=zo_update_bits, integer_sign=precision == "int8-intonly",
-                                    log2_frac_bits=log2_frac_bits)
+                                    log2_frac_bits=log2_frac_bits, rounding=rounding)
         # The model's precision chooses the numeric policy: 'int8' trains by ElasticZO-INT8 and NITI backprop,
         # whose learning rate is the gradient bit-width mu of its weight update (_core.int8_mu_for_epoch).
         self.precision = precision
@@ -203,8 +212,9 @@ class ElasticZO:
 
     def _train_epoch(self, train, batch_size, progress, on_step):
         lr_zo, lr_bp = self.start_epoch(self.epoch)
-        if self.batch_in_epoch == 0:
-            self.core.sign_agreement = (0, 0)  # counted per epoch (a resumed epoch keeps its count: checkpoint)
+        if self.batch_in_epoch == 0:  # counted per epoch (a resumed epoch keeps its counts: checkpoint)
+            self.core.sign_agreement = (0, 0)
+            self.core.sign_ties = (0, 0)
         self.core.clear_times()
         _core.reset_peak_memory()
         total = num_batches(len(train), batch_size)
@@ -258,8 +268,7 @@ class ElasticZO:
         if self.zo_layers > 0:
             out["zo_p_zero"] = self.core.zo_p_zero
         if self.precision == "int8-intonly" and self.zo_layers > 0:
-            agree, steps = self.core.sign_agreement
-            out.update(sign_agreement=agree / max(steps, 1), sign_steps=steps)
+            out.update(sign_statistics(*self.core.sign_agreement, *self.core.sign_ties))
         return out
 
     def _breakdown(self, seconds, data_time):
@@ -333,6 +342,18 @@ class ElasticZO:
     def evaluate(self, data, y=None, *, batch_size: int = 256) -> dict:
         """Mean loss and accuracy (fraction) of the model on a Dataset or on samples x with labels y."""
         return evaluate(self.model, data, y, batch_size=batch_size)
+
+
+def sign_statistics(agreements, steps, ties, undecided) -> dict:
+    """INT8*'s sign against the floating-point one over `steps` steps: `sign_agreement` (as the issue defines it: a
+    step whose integer sign is 0 while the floating-point one is not counts as a disagreement), `sign_ties` (the
+    fraction of such steps), `sign_agreement_decided` (agreement over the steps the integer sign decides, g != 0:
+    the paper's "correct about 95% of the time"; None if it decided none) and the counts behind them."""
+    decided = steps - undecided
+    both_zero = undecided - ties  # agreements that decided nothing
+    return {"sign_agreement": agreements / max(steps, 1), "sign_ties": ties / max(steps, 1),
+            "sign_agreement_decided": (agreements - both_zero) / decided if decided else None,
+            "sign_steps": steps, "sign_tie_steps": ties, "sign_undecided_steps": undecided}
 
 
 def _check_count(value, name):

@@ -39,11 +39,17 @@ TEST(Int8Layers, WeightUpdateMatchesTheRuleOnEveryLevel) {
           p.value.s8()[i] = static_cast<std::int8_t>(w(gen));
           p.grad.s32()[i] = static_cast<std::int32_t>(g(gen));
         }
-        std::vector<std::int8_t> want(p.value.s8(), p.value.s8() + n);
-        niti_weight_update(n, p.grad.s32(), mu, kNitiRounding.weight_grads, DrawStream{}, want.data());
-        niti_update_param(p, mu);
-        ASSERT_EQ(std::vector<std::int8_t>(p.value.s8(), p.value.s8() + n), want)
-            << isa << " mu " << mu << " bits " << bits;
+        const std::vector<std::int8_t> before(p.value.s8(), p.value.s8() + n);
+        // every scheme a run may choose for the weight gradients, stochastic draws from an arbitrary stream
+        for (Rounding mode : {Rounding::nearest, Rounding::stochastic, Rounding::pseudo_stochastic}) {
+          const DrawStream draws{{5, 9}, kWeightGradDraws + 3, 17};
+          std::vector<std::int8_t> want = before;
+          niti_weight_update(n, p.grad.s32(), mu, mode, draws, want.data());
+          std::copy(before.begin(), before.end(), p.value.s8());
+          niti_update_param(p, mu, mode, draws);
+          ASSERT_EQ(std::vector<std::int8_t>(p.value.s8(), p.value.s8() + n), want)
+              << isa << " mu " << mu << " bits " << bits << " " << rounding_name(mode);
+        }
       }
     }
   }

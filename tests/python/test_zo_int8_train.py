@@ -89,9 +89,31 @@ def test_resume_is_bit_identical_and_keeps_the_sign_count(tmp_path, mnist_batche
     resumed.fit(flat, y, until_epoch=2, batch_size=32, progress=False)
     for name, value in whole.model.state_dict().items():
         assert np.array_equal(resumed.model.state_dict()[name], value), name
-    keys = ("train_loss", "gradient_bits", "zo_p_zero", "sign_agreement", "sign_steps")  # not the timings
+    keys = ("train_loss", "gradient_bits", "zo_p_zero", "sign_agreement", "sign_steps", "sign_ties",
+            "sign_agreement_decided", "sign_tie_steps", "sign_undecided_steps")  # not the timings
     assert [{k: m[k] for k in keys} for m in resumed.history] == [{k: m[k] for k in keys} for m in whole.history]
     assert whole.history[-1]["sign_steps"] == 4 and 0 <= whole.history[-1]["sign_agreement"] <= 1
+
+
+def test_ties_are_counted_apart_from_wrong_signs(mnist_batches):
+    # F = 0 on batches of 8: the integer losses often tie (g = 0, no update) where the floating-point ones differ
+    x, y = mnist_batches
+    trainer = elasticzo.ElasticZO(lenet5(seed=2, precision="int8"), method="zo-feat-cls1", seed=4,
+                                  precision="int8-intonly", log2_frac_bits=0)
+    trainer.start_epoch(0)
+    steps = [trainer.core.step(x[i:i + 8], y[i:i + 8]) for i in range(0, 128, 8)]
+    integer = [s["projected_grad"] for s in steps]  # the step's own sign, and the floating-point one beside it
+    fp = [float(np.sign(s["loss_plus"] - s["loss_minus"])) for s in steps]
+    agree = sum(a == b for a, b in zip(integer, fp))
+    ties = sum(a == 0 and b != 0 for a, b in zip(integer, fp))
+    undecided = integer.count(0)
+    assert trainer.core.sign_agreement == (agree, 16) and trainer.core.sign_ties == (ties, undecided)
+    assert ties > 0 and agree < 16
+    stats = elasticzo.trainer.sign_statistics(agree, 16, ties, undecided)
+    assert stats["sign_ties"] == ties / 16 and stats["sign_agreement"] == agree / 16
+    assert stats["sign_agreement_decided"] == (agree - (undecided - ties)) / (16 - undecided) > agree / 16
+    with pytest.raises(ValueError, match="cannot exceed the undecided steps"):
+        trainer.core.sign_ties = (3, 2)
 
 
 def test_bad_int8_settings_are_refused():
@@ -123,6 +145,7 @@ def test_cli_int8_intonly_reports_sign_agreement_and_resumes(tmp_path):
                              "--json").stdout.splitlines()[-1])
     assert summary["precision"] == "int8-intonly" and summary["method"] == "zo-feat-cls1"
     assert summary["sign_steps"] == 8 and 0.5 <= summary["sign_agreement"] <= 1
+    assert summary["sign_tie_steps"] <= summary["sign_undecided_steps"] <= 8 and 0 <= summary["sign_ties"] <= 1
     whole = load_file(str(tmp_path / "whole" / "checkpoint.safetensors"))
     half = load_file(str(tmp_path / "half" / "checkpoint.safetensors"))
     assert all(np.array_equal(whole[k], half[k]) for k in whole)

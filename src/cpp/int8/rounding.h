@@ -14,6 +14,27 @@ namespace ez {
 // compared with its lower half).
 enum class Rounding : std::uint8_t { nearest, stochastic, pseudo_stochastic };
 
+// Which rounding each tensor class uses, chosen per run (ElasticZOConfig::rounding). The default is NITI's first
+// commit (the LeNet/MNIST code the paper builds on): activations, errors and weight gradients pseudo-stochastic, the
+// loss gradient stochastic.
+enum class TensorClass : std::uint8_t { activations, errors, weight_grads, loss_grad };
+inline constexpr TensorClass kTensorClasses[] = {TensorClass::activations, TensorClass::errors,
+                                                 TensorClass::weight_grads, TensorClass::loss_grad};
+struct RoundingPolicy {
+  Rounding activations = Rounding::pseudo_stochastic;
+  Rounding errors = Rounding::pseudo_stochastic;
+  Rounding weight_grads = Rounding::pseudo_stochastic;
+  Rounding loss_grad = Rounding::stochastic;
+
+  Rounding of(TensorClass c) const;
+  Rounding& of(TensorClass c);
+  static RoundingPolicy first_commit() { return {}; }
+  // NITI's final version: activations and errors round to nearest.
+  static RoundingPolicy final_version() {
+    return {Rounding::nearest, Rounding::nearest, Rounding::pseudo_stochastic, Rounding::stochastic};
+  }
+};
+
 inline constexpr int kMantissaMax = 127;  // int8 mantissas never take -128, so negation is always exact
 
 // Where the uniform draws of stochastic rounding come from: element i of a rounded tensor uses the 32-bit word
@@ -24,6 +45,28 @@ struct DrawStream {
   std::uint32_t stream = 0;
   std::uint64_t offset = 0;
 };
+
+// Where a stochastic rounding draws, apart from every other stream of a step (the ZO perturbations use the streams
+// 0..L-1 of their parameter layers, the loss gradient "LOSS"): the activations of module m use stream
+// kActivationDraws + m, the error module m propagates kErrorDraws + m, the weight gradient of backprop parameter i
+// kWeightGradDraws + i. The key is the step's (the same for the + and - passes, so that their difference is the
+// perturbation's and not the rounding's), or {0, 0} outside a training step (an evaluation is then a pure function
+// of weights and input).
+inline constexpr std::uint32_t kActivationDraws = 0x41000000u;  // "A"
+inline constexpr std::uint32_t kErrorDraws = 0x45000000u;       // "E"
+inline constexpr std::uint32_t kWeightGradDraws = 0x57000000u;  // "W"
+
+// How one INT8 layer rounds its requantized output (activations) and the error it propagates (errors), with the
+// draws a stochastic scheme takes.
+struct LayerRounding {
+  Rounding activations = RoundingPolicy{}.activations;
+  Rounding errors = RoundingPolicy{}.errors;
+  DrawStream forward_draws{}, backward_draws{};
+};
+
+inline LayerRounding layer_rounding(const RoundingPolicy& p, PhiloxKey key, std::uint32_t module) {
+  return {p.activations, p.errors, {key, kActivationDraws + module, 0}, {key, kErrorDraws + module, 0}};
+}
 
 inline std::uint32_t draw_word(const DrawStream& d, std::uint64_t i) {
   const std::uint64_t word = d.offset + i;

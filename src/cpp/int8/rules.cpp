@@ -150,7 +150,9 @@ void int_xent_grad(int rows, int classes, const std::int8_t* logits, int exponen
   }
 }
 
-Rounding RoundingPolicy::of(TensorClass c) const {
+Rounding RoundingPolicy::of(TensorClass c) const { return const_cast<RoundingPolicy*>(this)->of(c); }
+
+Rounding& RoundingPolicy::of(TensorClass c) {
   switch (c) {
     case TensorClass::activations: return activations;
     case TensorClass::errors: return errors;
@@ -158,6 +160,23 @@ Rounding RoundingPolicy::of(TensorClass c) const {
     case TensorClass::loss_grad: return loss_grad;
   }
   return activations;
+}
+
+const char* tensor_class_name(TensorClass c) {
+  switch (c) {
+    case TensorClass::activations: return "activations";
+    case TensorClass::errors: return "errors";
+    case TensorClass::weight_grads: return "weight_grads";
+    case TensorClass::loss_grad: return "loss_grad";
+  }
+  return "?";
+}
+
+TensorClass parse_tensor_class(const std::string& name) {
+  for (TensorClass c : kTensorClasses) {
+    if (name == tensor_class_name(c)) return c;
+  }
+  throw std::invalid_argument("unknown tensor class '" + name + "' (activations, errors, weight_grads, loss_grad)");
 }
 
 const char* rounding_name(Rounding r) {
@@ -174,6 +193,18 @@ Rounding parse_rounding(const std::string& name) {
     if (name == rounding_name(r)) return r;
   }
   throw std::invalid_argument("unknown rounding '" + name + "' (nearest, stochastic, pseudo_stochastic)");
+}
+
+RoundingPolicy rounding_policy(const std::map<std::string, std::string>& schemes) {
+  RoundingPolicy p;
+  for (const auto& [cls, scheme] : schemes) p.of(parse_tensor_class(cls)) = parse_rounding(scheme);
+  return p;
+}
+
+std::map<std::string, std::string> rounding_schemes(const RoundingPolicy& p) {
+  std::map<std::string, std::string> out;
+  for (TensorClass c : kTensorClasses) out[tensor_class_name(c)] = rounding_name(p.of(c));
+  return out;
 }
 
 }  // namespace ez

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "int8/rounding.h"
@@ -63,24 +64,13 @@ int niti_mu_for_epoch(int epoch);
 void int_xent_grad(int rows, int classes, const std::int8_t* logits, int exponent, const std::int32_t* labels,
                    Rounding mode, const DrawStream& draws, std::int8_t* grad);
 
-// Which rounding each tensor class uses. The default is NITI's first commit (the LeNet/MNIST code the paper
-// builds on): activations, errors and weight gradients pseudo-stochastic, the loss gradient stochastic.
-enum class TensorClass : std::uint8_t { activations, errors, weight_grads, loss_grad };
-struct RoundingPolicy {
-  Rounding activations = Rounding::pseudo_stochastic;
-  Rounding errors = Rounding::pseudo_stochastic;
-  Rounding weight_grads = Rounding::pseudo_stochastic;
-  Rounding loss_grad = Rounding::stochastic;
-
-  Rounding of(TensorClass c) const;
-  static RoundingPolicy first_commit() { return {}; }
-  // NITI's final version: activations and errors round to nearest.
-  static RoundingPolicy final_version() {
-    return {Rounding::nearest, Rounding::nearest, Rounding::pseudo_stochastic, Rounding::stochastic};
-  }
-};
-
 const char* rounding_name(Rounding r);
 Rounding parse_rounding(const std::string& name);  // "nearest", "stochastic", "pseudo_stochastic"
+const char* tensor_class_name(TensorClass c);
+TensorClass parse_tensor_class(const std::string& name);  // "activations", "errors", "weight_grads", "loss_grad"
+// A policy from {class name: scheme name}; the classes not named keep the default (NITI's first commit).
+// std::invalid_argument naming an unknown class or scheme.
+RoundingPolicy rounding_policy(const std::map<std::string, std::string>& schemes);
+std::map<std::string, std::string> rounding_schemes(const RoundingPolicy& p);  // every class
 
 }  // namespace ez

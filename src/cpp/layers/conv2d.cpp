@@ -77,7 +77,7 @@ std::vector<BufferSpec> Conv2d::buffers(const Shape& in, bool backprop) const {
 void Conv2d::forward(const Tensor& x, Tensor& y) const {
   const Conv2dShape s = problem(x.shape());
   if (precision_ == Precision::int8)
-    return int8_forward(x, params_[0], acc_, y,
+    return int8_forward(x, params_[0], acc_, rounding(), y,
                         [&](const std::int8_t* xq, const std::int8_t* w, std::int64_t first, std::int64_t rows,
                             std::int32_t* acc) {
                           Conv2dShape part = s;
@@ -93,10 +93,10 @@ void Conv2d::forward(const Tensor& x, Tensor& y) const {
 void Conv2d::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {
   const Conv2dShape s = problem(x.shape());
   if (precision_ == Precision::int8)
-    return int8_backward_data(dy, params_[0].value, acc_.backward, dx, [&](const std::int8_t* e, const std::int8_t* w,
-                                                                           std::int32_t* acc) {
-      kernels().conv2d_bwd_data_i8(s, e, w, acc);
-    });
+    return int8_backward_data(dy, params_[0].value, acc_.backward, rounding(), dx,
+                              [&](const std::int8_t* e, const std::int8_t* w, std::int32_t* acc) {
+                                kernels().conv2d_bwd_data_i8(s, e, w, acc);
+                              });
   kernels().conv2d_bwd_data_f32(s, dy.f32(), params_[0].value.f32(), dx.f32());
 }
 

@@ -50,16 +50,16 @@ std::vector<BufferSpec> int8_layer_buffers(std::vector<BufferSpec> specs, const 
   return with_workspace(std::move(specs), forward, backprop ? backward : 0);
 }
 
-void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor& y) {
+void requantize_into(const Tensor& acc, Rounding mode, const DrawStream& draws, int base_exponent, Tensor& y) {
   const KernelTable& k = kernels();
   const auto n = static_cast<std::size_t>(acc.numel());
   const int s = std::max(0, range_bits(k.max_abs_i32(n, acc.s32())) - 7);
-  k.round_shift_i8(n, acc.s32(), s, mode, DrawStream{}, y.s8());
+  k.round_shift_i8(n, acc.s32(), s, mode, draws, y.s8());
   y.set_exponent(base_exponent + s);
 }
 
-void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& acc, int base_exponent,
-                          Tensor& y) {
+void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& acc, Rounding mode,
+                          const DrawStream& draws, int base_exponent, Tensor& y) {
   const std::int64_t rows = y.dim(0);
   // The planned accumulator: the whole batch or a chunk of its rows; without one (no plan), the whole batch.
   Tensor sums = acc.forward;
@@ -68,7 +68,7 @@ void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& 
     sums = Tensor(y.shape(), DType::s32, MemCategory::accumulators);
   if (sums.dim(0) >= rows) {
     kernel(0, rows, sums.s32());
-    requantize_into(sums, kNitiRounding.activations, base_exponent, y);
+    requantize_into(sums, mode, draws, base_exponent, y);
     acc.forward_shift = y.exponent() - base_exponent;
     return;
   }
@@ -76,11 +76,12 @@ void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& 
   const std::int64_t chunk = sums.dim(0), per_row = y.numel() / rows;
   const auto shift_of = [](std::uint32_t max_abs) { return std::max(0, range_bits(max_abs) - 7); };
   // Chunk c's rounding; its draws continue the whole tensor's (element i of the batch uses word i), so a stochastic
-  // activation rounding would give the same bits too.
+  // activation rounding gives the same bits too.
   const auto round_chunk = [&](std::int64_t first, std::int64_t n, int shift) {
     const auto offset = static_cast<std::uint64_t>(first * per_row);
-    k.round_shift_i8(static_cast<std::size_t>(n * per_row), sums.s32(), shift, kNitiRounding.activations,
-                     DrawStream{{0, 0}, 0, offset}, y.s8() + offset);
+    DrawStream chunk_draws = draws;
+    chunk_draws.offset += offset;
+    k.round_shift_i8(static_cast<std::size_t>(n * per_row), sums.s32(), shift, mode, chunk_draws, y.s8() + offset);
   };
   std::vector<int> used;
   std::uint32_t max_abs = 0;
@@ -102,7 +103,7 @@ void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& 
   y.set_exponent(base_exponent + s);
 }
 
-void niti_update_param(Param& p, int mu) {
+void niti_update_param(Param& p, int mu, Rounding mode, const DrawStream& draws) {
   if (mu < 0 || mu > 7) throw std::invalid_argument("gradient bit-width mu must be in [0, 7], got " + std::to_string(mu));
   const KernelTable& k = kernels();
   const auto n = static_cast<std::size_t>(p.value.numel());
@@ -111,7 +112,7 @@ void niti_update_param(Param& p, int mu) {
   if (b == 0) return;  // a zero gradient moves nothing
   // s < 1: |G| < 2^mu <= 128 is taken as it is (round_shift by 0 only clips, and nothing needs clipping).
   std::int8_t* g = p.grad_rounded.s8();
-  k.round_shift_i8(n, grad, std::max(0, b - mu), kNitiRounding.weight_grads, DrawStream{}, g);
+  k.round_shift_i8(n, grad, std::max(0, b - mu), mode, draws, g);
   std::int8_t* w = p.value.s8();
   for (std::size_t i = 0; i < n; ++i)
     w[i] = static_cast<std::int8_t>(std::clamp(w[i] - g[i], -kMantissaMax, kMantissaMax));

@@ -13,11 +13,6 @@
 
 namespace ez {
 
-// The rounding of each tensor class: NITI's first commit (the LeNet/MNIST code the paper builds on). Activations,
-// errors and weight gradients use draw-free schemes there, so the layers need no random draws; only the loss
-// gradient (stochastic) draws, from the step key (train/int8_niti.cpp).
-inline constexpr RoundingPolicy kNitiRounding{};
-
 // The int8 mantissas of a layer input: x itself, or a float x (the model input reaching its first layer)
 // quantized per batch into scratch memory (NITI: b = range of the batch, e = b - 7).
 class Int8Input {
@@ -74,23 +69,25 @@ std::vector<BufferSpec> int8_layer_buffers(std::vector<BufferSpec> specs, const 
 // Computes the int32 sums of output rows [first, first + rows) (the leading dimension: samples) into `acc`.
 using Int8RowsKernel = std::function<void(std::int64_t first, std::int64_t rows, std::int32_t* acc)>;
 
-// The requantization of an INT8 Conv2d / Linear forward: y = the sums requantized with NITI's activation rounding, s = max(0,
+// The requantization of an INT8 Conv2d / Linear forward: y = the sums requantized with `mode` (the layer's activation
+// rounding; element i of the batch draws word i of `draws`), s = max(0,
 // range - 7) over the whole batch, y's exponent = base_exponent + s. `acc.forward` is the planned accumulator:
 // the whole output (the static plan, SPEC §4's model: one pass, then the max, then the rounding) or a chunk of
 // its leading rows (the lifetime plan: no buffer of the batch's int32 sums). Chunked, each chunk's sums are rounded
 // as soon as they are computed, with a guess of the batch's shift: the larger of the last forward's and the one
 // the running max already implies (a lower bound); the chunks rounded with another shift than the batch's are
 // computed again. The outputs are the same bits either way.
-void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& acc, int base_exponent, Tensor& y);
+void int8_requantize_rows(const Int8RowsKernel& kernel, const Int8Accumulators& acc, Rounding mode,
+                          const DrawStream& draws, int base_exponent, Tensor& y);
 
-
-// y = acc requantized with `mode` (s = max(0, range(acc) - 7)); y's exponent = base_exponent + s.
-void requantize_into(const Tensor& acc, Rounding mode, int base_exponent, Tensor& y);
+// y = acc requantized with `mode` (s = max(0, range(acc) - 7)), element i drawing word i of `draws`; y's exponent =
+// base_exponent + s.
+void requantize_into(const Tensor& acc, Rounding mode, const DrawStream& draws, int base_exponent, Tensor& y);
 
 // NITI's weight update of one parameter from its int32 gradient G (p.grad): g = G rounded to mu bits (into
-// p.grad_rounded, with the weight-gradient rounding), w <- clip(w - g, +-127). Bit-identical to
-// niti_weight_update (int8/rules.h), vectorized through the requantization kernels.
-void niti_update_param(Param& p, int mu);
+// p.grad_rounded, with the weight-gradient rounding `mode` and its `draws`), w <- clip(w - g, +-127).
+// Bit-identical to niti_weight_update (int8/rules.h), vectorized through the requantization kernels.
+void niti_update_param(Param& p, int mu, Rounding mode, const DrawStream& draws);
 
 // INT8 layers hold int8 weights with an exponent and no bias (NITI); std::invalid_argument naming the layer
 // for a bias.
@@ -101,22 +98,26 @@ void add_saturating_i32(std::size_t n, const std::int32_t* x, std::int32_t* y);
 
 // The forward of an int8 Conv2d or Linear: its input's mantissas (Int8Input), its weight operand (Int8Weights),
 // `kernel(x, w, first, rows, acc)` the int32 sums of output rows [first, first + rows) (samples; x and w whole) into
-// acc, requantized into y by int8_requantize_rows (the whole batch at once, or chunk by chunk).
+// acc, requantized into y with the layer's activation rounding by int8_requantize_rows (the whole batch at once, or
+// chunk by chunk).
 template <class Kernel>
-void int8_forward(const Tensor& x, const Param& weight, const Int8Accumulators& acc, Tensor& y, const Kernel& kernel) {
+void int8_forward(const Tensor& x, const Param& weight, const Int8Accumulators& acc, const LayerRounding& rounding,
+                  Tensor& y, const Kernel& kernel) {
   const Int8Input xq(x);
   const Int8Weights w(weight);  // ElasticZO-INT8's passes: clip(w +- zeta), the stored weights untouched
   int8_requantize_rows([&](std::int64_t first, std::int64_t rows, std::int32_t* sums) {
     kernel(xq.data(), w.data(), first, rows, sums);
-  }, acc, xq.exponent() + w.exponent(), y);
+  }, acc, rounding.activations, rounding.forward_draws, xq.exponent() + w.exponent(), y);
 }
 
-// The input error of an int8 Conv2d or Linear: `kernel(dy, w, acc)` into the int32 error accumulator, requantized.
+// The input error of an int8 Conv2d or Linear: `kernel(dy, w, acc)` into the int32 error accumulator, requantized
+// with the layer's error rounding.
 template <class Kernel>
-void int8_backward_data(const Tensor& dy, const Tensor& w, const Tensor& bound, Tensor& dx, const Kernel& kernel) {
+void int8_backward_data(const Tensor& dy, const Tensor& w, const Tensor& bound, const LayerRounding& rounding,
+                        Tensor& dx, const Kernel& kernel) {
   Tensor acc = Int8Accumulators::use(bound, dx.shape(), MemCategory::errors);
   kernel(dy.s8(), w.s8(), acc.s32());
-  requantize_into(acc, kNitiRounding.errors, dy.exponent() + w.exponent(), dx);
+  requantize_into(acc, rounding.errors, rounding.backward_draws, dy.exponent() + w.exponent(), dx);
 }
 
 // How many int8 x int8 products (|each| <= 127^2) an int32 sum holds whatever their values: 133,143.

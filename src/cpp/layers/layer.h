@@ -9,6 +9,7 @@
 
 #include "core/checked.h"
 #include "core/tensor.h"
+#include "int8/rounding.h"
 #include "kernels/shapes.h"
 
 namespace ez {
@@ -119,6 +120,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // Set by Sequential for its first module: an INT8 model's first layer quantizes the float model input, and
   // declares the scratch for it (buffers()).
   void set_model_input(bool first) { model_input_ = first; }
+  // INT8 layers: how they round their requantized output and the error they propagate (set by Sequential from the
+  // model's rounding policy, the step key and this module's index; a layer used on its own keeps the default).
+  void set_rounding(const LayerRounding& r) { rounding_ = r; }
+  const LayerRounding& rounding() const { return rounding_; }
 
  protected:
   // The value dtype of this layer's outputs and errors: f32, or int8 mantissas.
@@ -128,6 +133,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Param> params_;
   Precision precision_;
   bool model_input_ = false;
+  LayerRounding rounding_;
 
  private:
   std::optional<std::uint64_t> init_seed_;

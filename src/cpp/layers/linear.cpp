@@ -82,7 +82,7 @@ void with_fp32_operands(const std::vector<Param>& params, bool bias, F&& f) {
 void Linear::forward(const Tensor& x, Tensor& y) const {
   const LinearShape s = problem(x.shape());
   if (precision_ == Precision::int8)
-    return int8_forward(x, params_[0], acc_, y,
+    return int8_forward(x, params_[0], acc_, rounding(), y,
                         [&](const std::int8_t* xq, const std::int8_t* w, std::int64_t first, std::int64_t rows,
                             std::int32_t* acc) {
                           const std::int64_t per_sample = s.rows / y.dim(0);  // kernel rows (points) per sample
@@ -116,10 +116,10 @@ void Linear::forward_relu_max(const Tensor& x, Tensor& scratch, Tensor& y) const
 void Linear::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {
   const LinearShape s = problem(x.shape());
   if (precision_ == Precision::int8)
-    return int8_backward_data(dy, params_[0].value, acc_.backward, dx, [&](const std::int8_t* e, const std::int8_t* w,
-                                                                           std::int32_t* acc) {
-      kernels().linear_bwd_data_i8(s, e, w, acc);
-    });
+    return int8_backward_data(dy, params_[0].value, acc_.backward, rounding(), dx,
+                              [&](const std::int8_t* e, const std::int8_t* w, std::int32_t* acc) {
+                                kernels().linear_bwd_data_i8(s, e, w, acc);
+                              });
   kernels().linear_bwd_data_f32(s, dy.f32(), params_[0].value.f32(), dx.f32());
 }
 

@@ -44,9 +44,18 @@ void Sequential::add(const std::string& name, std::shared_ptr<Layer> layer) {
     param_modules_.push_back(layers_.size());
   }
   layer->set_model_input(layers_.empty());
+  layer->set_rounding(layer_rounding(rounding_, draw_key_, static_cast<std::uint32_t>(layers_.size())));
   names_.push_back(name);
   layers_.push_back(std::move(layer));
   free_buffers();  // the plan no longer matches the chain
+}
+
+void Sequential::set_rounding(const RoundingPolicy& policy, PhiloxKey key) {
+  const auto guard = lock();
+  rounding_ = policy;
+  draw_key_ = key;
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    layers_[i]->set_rounding(layer_rounding(policy, key, static_cast<std::uint32_t>(i)));
 }
 
 std::size_t Sequential::first_module(int p) const {

@@ -46,6 +46,12 @@ class Sequential {
   // The seed of the last init_parameters, if any (each layer also keeps the seed derived from it).
   std::optional<std::uint64_t> init_seed() const { return init_seed_; }
 
+  // INT8: how the layers round their activations and the errors they propagate (the policy's other classes belong
+  // to the trainer), and the key of their stochastic draws: a trainer sets its step key for the step and {0, 0}
+  // after it, so an evaluation is a pure function of weights and input. The policy stays for evaluation.
+  void set_rounding(const RoundingPolicy& policy, PhiloxKey key = {0, 0});
+  const RoundingPolicy& rounding() const { return rounding_; }
+
   Shape output_shape(const Shape& input) const;  // validates the whole chain
   // Runs every module on x; buffers are (re)planned only when x's shape (or the threads or kernels, which size
   // the workspace) changes. Returns the output.
@@ -113,6 +119,8 @@ class Sequential {
   std::vector<Tensor> errs_;  // errs_[i] = dL/d(output of module i), defined for i >= bwd_first_
   std::size_t bwd_first_ = 0;
   std::optional<std::uint64_t> init_seed_;
+  RoundingPolicy rounding_;
+  PhiloxKey draw_key_{0, 0};
 };
 
 }  // namespace ez

@@ -3,6 +3,8 @@
 #include "train/elasticzo.h"
 
 #include <cmath>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -19,7 +21,11 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
   const auto guard = model_->lock();
   precision_ = model_->precision();
   policy_ = precision_ == Precision::int8 ? static_cast<ZoPolicy*>(&int8_) : &fp32_;
-  if (precision_ == Precision::int8) int8_.set_zo(cfg_.int8_zo);
+  if (precision_ == Precision::int8) {
+    int8_.set_zo(cfg_.int8_zo);
+    int8_.set_rounding(cfg_.rounding);
+    model_->set_rounding(cfg_.rounding);  // the model evaluates with the rounding it is trained with
+  }
   if (precision_ == Precision::int8 && cfg_.optimizer != OptimizerKind::sgd)
     throw std::invalid_argument("an int8 model is updated by NITI's integer rule: optimizer must be 'sgd'");
   const int layers = model_->num_param_layers();
@@ -51,12 +57,16 @@ ElasticZO::ElasticZO(std::shared_ptr<Sequential> model, const ElasticZOConfig& c
 
 void ElasticZO::set_gradient_bits(int mu) { int8_.set_gradient_bits(mu); }
 
-void ElasticZO::set_zo_p_zero(double p_zero) {
+void ElasticZO::change_zo(const std::function<void(Int8ZoConfig&)>& change) {
   Int8ZoConfig c = int8_.zo();
-  c.p_zero = p_zero;
-  int8_.set_zo(c);
+  change(c);
+  int8_.set_zo(c);  // checks the values before anything is kept
   cfg_.int8_zo = c;
 }
+
+void ElasticZO::set_zo_p_zero(double p_zero) { change_zo([&](Int8ZoConfig& c) { c.p_zero = p_zero; }); }
+
+void ElasticZO::set_zo_range(int range) { change_zo([&](Int8ZoConfig& c) { c.range = range; }); }
 
 void ElasticZO::set_sign_agreement(std::uint64_t agreements, std::uint64_t steps) {
   if (agreements > steps)
@@ -64,6 +74,14 @@ void ElasticZO::set_sign_agreement(std::uint64_t agreements, std::uint64_t steps
                                 std::to_string(steps) + ")");
   int8_.sign_agreements = agreements;
   int8_.sign_steps = steps;
+}
+
+void ElasticZO::set_sign_ties(std::uint64_t ties, std::uint64_t undecided) {
+  if (ties > undecided)
+    throw std::invalid_argument("sign ties (" + std::to_string(ties) + ") cannot exceed the undecided steps (" +
+                                std::to_string(undecided) + ")");
+  int8_.sign_ties = ties;
+  int8_.sign_undecided = undecided;
 }
 
 void ElasticZO::set_learning_rates(float lr_zo, float lr_bp) {
@@ -96,6 +114,15 @@ std::runtime_error not_finite(const char* what, std::uint64_t step, const char* 
   return std::runtime_error(std::string(what) + " is not finite at step " + std::to_string(step) + " (diverged: " +
                             advice + ")");
 }
+
+// An INT8 model's layers draw their stochastic rounding from the step key during the step, and from {0, 0} after it
+// however it ends (Sequential::set_rounding).
+struct StepDraws {
+  Sequential& model;
+  const RoundingPolicy& policy;
+  StepDraws(Sequential& m, const RoundingPolicy& p, PhiloxKey key) : model(m), policy(p) { model.set_rounding(p, key); }
+  ~StepDraws() { model.set_rounding(policy); }
+};
 
 // Brings the ZO weights back to the center if the step leaves before completing (an exception): the restore
 // always happens. `at` follows the weights through the step; a completed step sets it back to center.
@@ -157,6 +184,8 @@ StepStats ElasticZO::step(const Tensor& x, const Tensor& labels) {
   const std::uint64_t step = steps_;
   ZoExcursion zo{*policy_, zo_slices_, step_key(cfg_.seed, step), times_};
   policy_->start_step(zo.key);
+  std::optional<StepDraws> draws;
+  if (precision_ == Precision::int8) draws.emplace(*model_, cfg_.rounding, zo.key);
   if (!has_zo) {
     forward(x);
     st.loss = st.loss_plus = st.loss_minus = loss(labels, 1.0f);

@@ -5,6 +5,7 @@
 // the model's precision: FP32 Gaussian SPSA, or INT8 NITI backprop (Full BP until ElasticZO-INT8 lands).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "model/sequential.h"
@@ -30,6 +31,7 @@ struct ElasticZOConfig {
   AdamConfig adam;
   std::uint64_t seed = 0;    // with the step number, determines every perturbation
   Int8ZoConfig int8_zo;      // ElasticZO-INT8 (an int8 model with a ZO part)
+  RoundingPolicy rounding;   // INT8: NITI's rounding per tensor class (default: its first commit)
 };
 
 struct StepStats {
@@ -60,8 +62,14 @@ class ElasticZO {
   // and how often the integer sign agreed with the floating-point one (agreements, steps), settable for a resume.
   void set_zo_p_zero(double p_zero);
   double zo_p_zero() const { return int8_.zo().p_zero; }
+  // ElasticZO-INT8: the perturbation range r (|zeta| <= r), settable between steps (a per-phase schedule).
+  void set_zo_range(int range);
+  int zo_range() const { return int8_.zo().range; }
   std::pair<std::uint64_t, std::uint64_t> sign_agreement() const { return {int8_.sign_agreements, int8_.sign_steps}; }
   void set_sign_agreement(std::uint64_t agreements, std::uint64_t steps);
+  // Of those steps, (ties: integer sign 0 while the floating-point one is not, undecided: integer sign 0).
+  std::pair<std::uint64_t, std::uint64_t> sign_ties() const { return {int8_.sign_ties, int8_.sign_undecided}; }
+  void set_sign_ties(std::uint64_t ties, std::uint64_t undecided);
   Precision precision() const { return precision_; }
   std::uint64_t steps_done() const { return steps_; }
   void set_steps_done(std::uint64_t n) { steps_ = n; }  // resume: the next step draws the same z as before
@@ -74,6 +82,7 @@ class ElasticZO {
 
  private:
   void zo_passes(const Tensor& x, const Tensor& labels, StepStats& st);
+  void change_zo(const std::function<void(Int8ZoConfig&)>& change);  // one ElasticZO-INT8 setting, checked
   void forward(const Tensor& x);
   void backward(const Tensor& x, bool accumulate);
   float loss(const Tensor& labels, float grad_scale);

@@ -74,6 +74,8 @@ float Int8Niti::loss(Sequential& model, const Tensor& labels, float grad_scale) 
       sign_ = zo_sign_int(rows, classes, plus_logits_.data(), plus_exponent_, v, out.exponent(), labels.s32(),
                           zo_.log2_frac_bits);
       sign_agreements += sign_ == fp;
+      sign_undecided += sign_ == 0;
+      sign_ties += sign_ == 0 && fp != 0;
       ++sign_steps;
     }
   }
@@ -81,7 +83,7 @@ float Int8Niti::loss(Sequential& model, const Tensor& labels, float grad_scale) 
   // range), so grad_scale only says whether to write it.
   if (grad_scale != 0.0f) {
     Tensor& err = model.output_error();
-    int_xent_grad(rows, classes, v, out.exponent(), labels.s32(), kNitiRounding.loss_grad,
+    int_xent_grad(rows, classes, v, out.exponent(), labels.s32(), rounding_.loss_grad,
                   DrawStream{key_, kLossGradStream, 0}, err.s8());
     err.set_exponent(0);
   }
@@ -102,7 +104,9 @@ void Int8Niti::restore(const std::vector<ZoSlice>& s, PhiloxKey key, ZoPoint at,
 }
 
 void Int8Niti::update_backprop() {
-  for (Param* p : params_) niti_update_param(*p, mu_);
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    niti_update_param(*params_[i], mu_, rounding_.weight_grads,
+                      DrawStream{key_, kWeightGradDraws + static_cast<std::uint32_t>(i), 0});
 }
 
 }  // namespace ez

@@ -33,16 +33,23 @@ class Int8Niti final : public ZoPolicy {
   int gradient_bits() const { return mu_; }
   void set_zo(const Int8ZoConfig& c);  // std::invalid_argument for a value out of range
   const Int8ZoConfig& zo() const { return zo_; }
+  // The rounding of the weight gradients (NITI's update) and of the loss gradient; the model's layers round the
+  // activations and errors (Sequential::set_rounding).
+  void set_rounding(const RoundingPolicy& p) { rounding_ = p; }
   // Steps whose integer sign (INT8*) agreed with the floating-point one, of the steps counted (both computed
-  // only when the gradient is integer; the floating-point sign is then computed for this statistic alone).
-  std::uint64_t sign_agreements = 0, sign_steps = 0;
+  // only when the gradient is integer; the floating-point sign is then computed for this statistic alone); of
+  // those, the steps whose integer sign was 0 (undecided: the integer losses tie, no update) and the ties proper,
+  // undecided steps whose floating-point sign is not 0. The paper's "correct about 95% of the time" counts the
+  // steps the integer sign decides.
+  std::uint64_t sign_agreements = 0, sign_steps = 0, sign_ties = 0, sign_undecided = 0;
 
   void start_step(PhiloxKey key) override { key_ = key; }
   void to_plus(const std::vector<ZoSlice>& s, PhiloxKey key) override { point(s, key, +1); }
   void to_minus(const std::vector<ZoSlice>& s, PhiloxKey key) override { point(s, key, -1); }
   // The reported loss is the floating-point cross-entropy of the dequantized logits v * 2^e (NITI computes none);
-  // the error written to the model is NITI's integer cross-entropy gradient (int8, exponent 0), its stochastic
-  // rounding drawing from the step key, so a step is a pure function of (weights, batch, seed, step). The minus
+  // the error written to the model is NITI's integer cross-entropy gradient (int8, exponent 0), rounded with the
+  // loss-gradient scheme (a stochastic one draws from the step key), so a step is a pure function of (weights,
+  // batch, seed, step). The minus
   // pass also takes the ternary gradient.
   float loss(Sequential& model, const Tensor& labels, float grad_scale) override;
   float projected_grad(float loss_plus, float loss_minus) const override;
@@ -57,6 +64,7 @@ class Int8Niti final : public ZoPolicy {
   std::vector<Param*> params_;
   int mu_ = 5;
   Int8ZoConfig zo_;
+  RoundingPolicy rounding_;
   PhiloxKey key_{0, 0};
   int pass_ = 0;  // +1 / -1 during the ZO passes
   std::vector<std::int8_t> plus_logits_;  // the + pass's output, for the sign (batch x classes bytes)
