@@ -95,7 +95,9 @@ def table(results, epochs, datasets, methods, precision="fp32"):
         c, h = r["config"], r["metrics"]
         best = max(range(len(h)), key=lambda i: h[i]["test_accuracy"])
         if precision != "fp32":
-            p_zero = "schedule" if c.get("zo_p_zero") is None else f"{c['zo_p_zero']:g}"
+            p_zero = c.get("zo_p_zero")
+            p_zero = ("schedule" if p_zero is None else "/".join(f"{p:g}" for p in p_zero)
+                      if isinstance(p_zero, list) else f"{p_zero:g}")
             values = (f"{c.get('zo_range', '–')} | {c.get('zo_update_bits', '–')} | {p_zero} | "
                       f"{h[0]['gradient_bits']}")
         else:

@@ -37,6 +37,13 @@ def _rounding_spec(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _p_zero_spec(text):
+    try:
+        return [float(v) for v in text.split("/")] if "/" in text else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction or A/B/C") from None
+
+
 def _add_train_args(p):
     d = RUN_DEFAULTS
     int8 = _core.default_config()  # ElasticZO-INT8's defaults live in the C++ config
@@ -59,9 +66,10 @@ def _add_train_args(p):
                         f"from integer arithmetic only: the paper's INT8*) (default: {d['precision']})")
     p.add_argument("--zo-range", type=int, default=None,
                    help=f"int8: the ZO perturbation's range r, |zeta| <= r (default: {int8['zo_range']})")
-    p.add_argument("--zo-p-zero", type=float, default=None,
-                   help="int8: fraction of the ZO perturbation zeroed, fixed (default: the paper's schedule 0.33, "
-                        "0.5 from epoch 20, 0.9 from epoch 50)")
+    p.add_argument("--zo-p-zero", type=_p_zero_spec, default=None, metavar="P or A/B/C",
+                   help="int8: fraction of the ZO perturbation zeroed, fixed, or A/B/C for the schedule's three "
+                        "phases (epochs 0-19, 20-49, 50 on) (default: the paper's schedule 0.33/0.5/0.9; LeNet-5's "
+                        "Full ZO: see elasticzo.hparams)"),
     p.add_argument("--zo-update-bits", type=int, default=None,
                    help=f"int8: bit-width b_zo of the ZO update g * zeta (the paper: 1; default: "
                         f"{int8['zo_update_bits']})")

@@ -73,8 +73,12 @@ def _trainer_config(args, num_param_layers):
     if args.precision == "fp32" and int8_flags:
         raise ValueError(f"--{next(iter(int8_flags)).replace('_', '-')} applies to --precision int8 or int8-intonly")
     if args.precision != "fp32":
-        tuned = {} if hp.zo_range is None else {"zo_range": hp.zo_range}
-        cfg.update({"gradient_bits": hp.gradient_bits, **tuned, **int8_flags}, precision=args.precision)
+        tuned = {k: v for k, v in (("zo_range", hp.zo_range),
+                                   ("zo_p_zero", None if hp.zo_p_zero is None else list(hp.zo_p_zero)))
+                 if v is not None}
+        # a resumed run keeps what it saved, even where the tuned defaults changed since (None included)
+        cfg.update({"gradient_bits": hp.gradient_bits, **tuned, **getattr(args, "saved_int8", {}), **int8_flags},
+                   precision=args.precision)
     if args.zo_layers is not None:
         cfg["zo_layers"] = args.zo_layers
     else:
@@ -109,6 +113,7 @@ def _resume_settings(args, state, path):
                          "--out (elasticzo train --help says which flags a resumed run may change)")
     for key, value in saved.items():
         setattr(args, key, value)
+    args.saved_int8 = {k: saved[k] for k in INT8_ZO_FLAGS if k in saved}
     return {k: [config[k], v] for k, v in _rate_overrides(args, config["method"]).items() if config[k] != v}
 
 

@@ -74,6 +74,21 @@ def _first_mu(value):
     return int(value)
 
 
+def _p_zero_setting(value):
+    """The trainer's `zo_p_zero`: None (the paper's schedule), a fraction in [0, 1], or three fractions for the
+    schedule's phases (epochs 0-19, 20-49, 50 on), as a list."""
+    if value is None:
+        return None
+    phases = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(phases) not in (1, 3) or not all(isinstance(p, (int, float, np.floating, np.integer)) and
+                                            not isinstance(p, bool) for p in phases):
+        raise ValueError(f"zo_p_zero must be None, a fraction or three fractions (one per phase of the paper's "
+                         f"schedule: epochs 0-19, 20-49, 50 on), got {value!r}")
+    for p in phases:
+        _core.int8_zo_zero_threshold(float(p))  # ValueError for a value outside [0, 1]
+    return [float(p) for p in phases] if isinstance(value, (list, tuple)) else float(value)
+
+
 class ElasticZO:
     """Trains parameter layers [0, C) of `model` by zeroth-order SPSA and the rest by backprop (SPEC §3).
 
@@ -86,7 +101,7 @@ class ElasticZO:
     NITI's weight update, 5, then 4 from epoch 20, then 3 from epoch 50 (`gradient_bits` = mu0 starts the same
     schedule at mu0: mu0, mu0 - 1, mu0 - 2, at least 0); the ZO part perturbed by sparse int8 zeta,
     |zeta| <= zo_range, a fraction zo_p_zero zeroed (None: the paper's schedule 0.33, 0.5 from epoch 20, 0.9 from
-    epoch 50), updated by the ternary gradient times zeta rounded to zo_update_bits bits; lr_*, eps and clip do
+    epoch 50; a fraction: fixed; three fractions: other values for the schedule's three phases), updated by the ternary gradient times zeta rounded to zo_update_bits bits; lr_*, eps and clip do
     not apply). precision='int8-intonly' (an int8 model) takes the ternary gradient from integer arithmetic only
     (the paper's INT8*: log2 of the loss with log2_frac_bits fractional bits, 0 for the paper's floor) instead of
     the floating-point loss of the dequantized logits; each epoch then reports `sign_agreement`, the fraction of
@@ -149,18 +164,20 @@ class ElasticZO:
                            lr_decay=self.lr_decay, lr_decay_every=lr_decay_every, memory_plan=memory_plan,
                            augment=self.augment)
         first_mu = _first_mu(gradient_bits)
+        zo_p_zero = _p_zero_setting(zo_p_zero)
         int8 = model.precision == "int8"
         if rounding is not None and not int8:
             raise ValueError("rounding chooses NITI's integer rounding: it applies to int8 models only")
         rounding = rounding_policy(rounding)
         if int8:  # ElasticZO-INT8's settings, recorded only for int8 models (an FP32 run's config is unchanged)
-            self.config.update(zo_range=int(zo_range), zo_p_zero=None if zo_p_zero is None else float(zo_p_zero),
+            self.config.update(zo_range=int(zo_range), zo_p_zero=zo_p_zero,
                                zo_update_bits=int(zo_update_bits), log2_frac_bits=int(log2_frac_bits),
                                gradient_bits=first_mu, rounding=rounding)
         self.core = _core.ElasticZO(model, self.zo_layers, eps=eps, lr_zo=lr_zo, lr_bp=lr_bp, grad_clip=grad_clip,
                                     clean_bp_pass=clean_bp_pass, optimizer=optimizer, seed=self.seed,
                                     memory_plan=memory_plan, zo_range=zo_range,
-                                    zo_p_zero=_DEFAULTS["zo_p_zero"] if zo_p_zero is None else zo_p_zero,
+                                    zo_p_zero=_DEFAULTS["zo_p_zero"] if zo_p_zero is None else
+                                    zo_p_zero[0] if isinstance(zo_p_zero, list) else zo_p_zero,
                                     zo_update_bits=zo_update_bits, integer_sign=precision == "int8-intonly",
                                     log2_frac_bits=log2_frac_bits, rounding=rounding)
         # The model's precision chooses the numeric policy: 'int8' trains by ElasticZO-INT8 and NITI backprop,
@@ -189,7 +206,10 @@ class ElasticZO:
         return max(0, self.first_mu + paper - _core.int8_mu_for_epoch(0))
 
     def zo_sparsity(self, epoch: int):
-        """INT8: the fraction of zeta zeroed during `epoch` (0-based): zo_p_zero, else the paper's schedule."""
+        """INT8: the fraction of zeta zeroed during `epoch` (0-based): zo_p_zero (fixed, or its value for the
+        epoch's phase), else the paper's schedule."""
+        if isinstance(self.zo_p_zero, list):  # the p_zero phases are the mu schedule's (epochs 20 and 50)
+            return self.zo_p_zero[_core.int8_mu_for_epoch(0) - _core.int8_mu_for_epoch(epoch)]
         return _core.int8_zo_p_zero_for_epoch(epoch) if self.zo_p_zero is None else self.zo_p_zero
 
     def start_epoch(self, epoch: int):

@@ -116,6 +116,29 @@ def test_ties_are_counted_apart_from_wrong_signs(mnist_batches):
         trainer.core.sign_ties = (3, 2)
 
 
+def test_p_zero_per_phase_follows_the_schedule_epochs(tmp_path):
+    from test_cli import cli
+
+    trainer = elasticzo.ElasticZO(lenet5(seed=0, precision="int8"), method="full-zo", zo_p_zero=(0.5, 0.9, 0.95))
+    assert [trainer.zo_sparsity(e) for e in (0, 19, 20, 49, 50, 99)] == [0.5, 0.5, 0.9, 0.9, 0.95, 0.95]
+    assert trainer.config["zo_p_zero"] == [0.5, 0.9, 0.95]
+    trainer.start_epoch(20)
+    assert trainer.core.zo_p_zero == 0.9
+    with pytest.raises(ValueError, match="three fractions"):
+        elasticzo.ElasticZO(lenet5(seed=0, precision="int8"), method="full-zo", zo_p_zero=(0.5, 0.9))
+    with pytest.raises(ValueError, match="p_zero"):
+        elasticzo.ElasticZO(lenet5(seed=0, precision="int8"), method="full-zo", zo_p_zero=[0.5, 1.5, 0.9])
+    run = tmp_path / "run"
+    args = ["train", "--precision", "int8", "--method", "full-zo", "--train-samples", "64", "--test-samples", "64",
+            "--no-progress", "--zo-p-zero", "0.6/0.9/0.9", "--out", str(run)]
+    cli(*args)
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["zo_p_zero"] == 0.6
+    refused = cli(*args[:-2], "--epochs", "2", "--resume", "--out", str(run), "--zo-p-zero", "0.5", check=False)
+    assert refused.returncode != 0 and "--zo-p-zero 0.5 (the run has [0.6, 0.9, 0.9])" in refused.stderr
+    bad = cli(*args[:-2], "--zo-p-zero", "0.5/x", check=False)
+    assert bad.returncode != 0 and "is not a fraction or A/B/C" in bad.stderr
+
+
 def test_bad_int8_settings_are_refused():
     model = lenet5(seed=0, precision="int8")
     with pytest.raises(ValueError, match="range r must lie"):
