@@ -48,6 +48,16 @@ def test_cli_uses_the_dataset_defaults_and_flags_override_them():
     assert (cfg["lr_zo"], cfg["eps"], batch) == (2e-4, 1e-2, 32)
 
 
+def test_int8_full_zo_on_mnist_from_scratch_takes_the_swept_p_zero_phases(tmp_path):
+    cfg, _ = _config("--precision", "int8", "--method", "full-zo")
+    assert cfg["zo_p_zero"] == [0.5, 0.9, 0.9]
+    assert "zo_p_zero" not in _config("--method", "full-zo")[0]  # FP32 has no p_zero
+    for argv in (("--dataset", "fashion-mnist"), ("--init-from", str(tmp_path / "w.safetensors")),
+                 ("--zo-p-zero", "0.7")):
+        cfg, _ = _config("--precision", "int8", "--method", "full-zo", *argv)
+        assert cfg.get("zo_p_zero") == (0.7 if "--zo-p-zero" in argv else None), argv
+
+
 def test_cli_lr_of_full_bp_is_its_backprop_rate():
     cfg, _ = _config("--method", "full-bp", "--lr", "0.05")
     assert (cfg["lr_bp"], cfg["lr_zo"]) == (0.05, 0.0)
@@ -80,6 +90,7 @@ def test_trainer_defaults_are_written_once():
 
     from elasticzo import ElasticZO, _core
     from elasticzo.hparams import HParams
+    from elasticzo.rounding import rounding_policy
     from elasticzo.schedule import StepDecay
 
     params = inspect.signature(ElasticZO).parameters
@@ -87,6 +98,8 @@ def test_trainer_defaults_are_written_once():
     # INT8's zo_p_zero defaults to None in Python: the paper's schedule, whose first epoch is the C++ default.
     assert params["zo_p_zero"].default is None
     assert np.float32(config.pop("zo_p_zero")) == np.float32(_core.int8_zo_p_zero_for_epoch(0))
+    # INT8's rounding defaults to None in Python: NITI's first commit, the C++ RoundingPolicy's default
+    assert params["rounding"].default is None and config.pop("rounding") == rounding_policy(None)
     for name, value in config.items():
         assert np.float32(params[name].default) == np.float32(value) if isinstance(value, float) else \
             params[name].default == value, name
