@@ -1,5 +1,6 @@
 """The tuned defaults: a dataset's own entry wins over the model's general one, and lookups fail clearly."""
 
+from dataclasses import replace
 import numpy as np
 import pytest
 
@@ -48,7 +49,12 @@ def test_cli_uses_the_dataset_defaults_and_flags_override_them():
     assert (cfg["lr_zo"], cfg["eps"], batch) == (2e-4, 1e-2, 32)
 
 
-def test_int8_full_zo_on_mnist_from_scratch_takes_the_swept_p_zero_phases(tmp_path):
+def test_a_preset_p_zero_reaches_int8_runs_from_scratch_only(tmp_path, monkeypatch):
+    from elasticzo import hparams
+    assert "zo_p_zero" not in _config("--precision", "int8", "--method", "full-zo")[0]  # the paper's schedule
+    swept = dict(hparams._TABLE)
+    swept["lenet5", "mnist", "full-zo"] = replace(swept["lenet5", "*", "full-zo"], zo_p_zero=(0.5, 0.9, 0.9))
+    monkeypatch.setattr(hparams, "_TABLE", swept)
     cfg, _ = _config("--precision", "int8", "--method", "full-zo")
     assert cfg["zo_p_zero"] == [0.5, 0.9, 0.9]
     assert "zo_p_zero" not in _config("--method", "full-zo")[0]  # FP32 has no p_zero
