@@ -116,6 +116,7 @@ def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_
     assert without["accuracy"] == epoch0["test_accuracy"]
 
 
+@pytest.mark.training  # runs the sweep script, which the emulated arm64 copy does not ship
 def test_table2_int8_sweep_validates_on_held_out_training_images_and_skips_finished_settings(tmp_path):
     import subprocess
     import sys
