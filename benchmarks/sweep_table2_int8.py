@@ -3,7 +3,8 @@
 The fine-tuning training subset of paper_table2.py (the first --train-samples training images, rotated by the angle)
 is split by `_common.validation_split`: --val of them are held out for validation, the rest fine-tune the pretrained
 INT8 LeNet-5 (a finished `elasticzo train --precision int8 --method full-bp` run) for --epochs epochs. One run per
-setting given with --grid (range r, fixed p_zero or the paper's schedule, the BP part's first mu, batch size).
+setting given with --grid (range r, fixed p_zero, the paper's schedule or other values per phase, the BP part's
+first mu, batch size, the ZO update's bit-width b_zo, the epochs where the schedules step, seed).
 After every epoch a run records its validation accuracy, the share of ZO steps whose ternary gradient g was 0 / +1,
 and per parameter layer the share of weights whose mantissa changed during the epoch: the evidence of how the ZO
 part moves. Runs append to OUT/runs.jsonl (a finished setting is skipped when the script is started again); the
@@ -25,32 +26,69 @@ from _common import RESULTS_DIR, add_runtime_args, append_jsonl, load_split, rea
 NAMES = {"full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1"}
 
 
+PAPER_PHASES = (20, 50)  # the epochs where the paper's mu and p_zero schedules step (SPEC §5)
+DEFAULTS = {"r": 16, "p": None, "mu": 5, "b": 64, "bz": 1, "ph": PAPER_PHASES, "s": 0}
+
+
+def _p_zero(v):
+    return None if v == "sched" else [float(x) for x in v.split("/")] if "/" in v else float(v)
+
+
+def _phases(v):
+    a, b = (int(x) for x in v.split("/"))
+    if not 0 < a <= b:
+        raise ValueError(f"phase epochs A/B need 0 < A <= B, got {v!r}")
+    return (a, b)
+
+
 def parse_grid(text):
-    """'r=16,32 p=sched,0.5 mu=5 b=64' -> the settings (dicts), every combination."""
-    keys = {"r": int, "p": lambda v: None if v == "sched" else float(v), "mu": int, "b": int}
-    axes = {"r": [16], "p": [None], "mu": [5], "b": [64]}
+    """'r=16,32 p=sched,0.5 mu=5 b=64 bz=1,2 ph=20/50,10/25 s=0,1' -> the settings (dicts), every combination."""
+    keys = {"r": int, "p": _p_zero, "mu": int, "b": int, "bz": int, "ph": _phases, "s": int}
+    axes = {k: [v] for k, v in DEFAULTS.items()}
     for part in text.split():
         k, _, values = part.partition("=")
         if k not in keys or not values:
-            raise SystemExit(f"--grid: {part!r} is not one of r=.. p=.. mu=.. b=.. (comma-separated values)")
-        axes[k] = [keys[k](v) for v in values.split(",")]
+            raise SystemExit(f"--grid: {part!r} is not one of {' '.join(f'{k}=..' for k in keys)} "
+                             "(comma-separated values)")
+        try:
+            axes[k] = [keys[k](v) for v in values.split(",")]
+        except ValueError as exc:
+            raise SystemExit(f"--grid: {part!r}: {exc}") from None
     return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
 
+def _text(p):
+    return "sched" if p is None else "/".join(f"{x:g}" for x in p) if isinstance(p, list) else f"{p:g}"
+
+
 def key_of(dataset, angle, method, s):
-    p = "sched" if s["p"] is None else f"{s['p']:g}"
-    return f"{dataset}/{angle:g}/{method}/r{s['r']}/p{p}/mu{s['mu']}/b{s['b']}"
+    """The run's name in runs.jsonl; settings added after the first sweep (bz, ph, s) appear only when they differ
+    from their defaults, so the first sweep's runs keep their names."""
+    s = {**DEFAULTS, **s}
+    extra = "".join(f"/{k}{v}" for k, v in (("bz", s["bz"]), ("s", s["s"])) if v != DEFAULTS[k])
+    if tuple(s["ph"]) != PAPER_PHASES:
+        extra += f"/ph{s['ph'][0]}-{s['ph'][1]}"
+    return f"{dataset}/{angle:g}/{method}/r{s['r']}/p{_text(s['p'])}/mu{s['mu']}/b{s['b']}{extra}"
+
+
+def phase_of(epoch, phases):
+    """0, 1 or 2: the phase of the schedule `epoch` (0-based) falls in."""
+    return sum(epoch >= e for e in phases)
 
 
 def finetune(pretrained, train, val, method, s, epochs):
     model = elasticzo.from_torch(pretrained, elasticzo.models.lenet5(precision="int8"))
-    trainer = elasticzo.ElasticZO(model, method=method, seed=0, zo_range=s["r"], zo_p_zero=s["p"],
-                                  gradient_bits=s["mu"])
+    trainer = elasticzo.ElasticZO(model, method=method, seed=s["s"], zo_range=s["r"], zo_p_zero=s["p"],
+                                  gradient_bits=s["mu"], zo_update_bits=s["bz"])
     names = model.parameter_names()
     curve = []
     for epoch in range(epochs):
         before = {n: model.state_dict()[n].copy() for n in names}
         trainer.start_epoch(epoch)
+        if tuple(s["ph"]) != PAPER_PHASES:  # the same schedules, stepping at other epochs
+            paper_epoch = (0, *PAPER_PHASES)[phase_of(epoch, s["ph"])]
+            trainer.core.gradient_bits = trainer.gradient_bits(paper_epoch)
+            trainer.core.zo_p_zero = trainer.zo_sparsity(paper_epoch)
         g, losses = [], []
         for x, y in trainer.training_batches(train, s["b"], epoch):
             out = trainer.core.step(x, y)
@@ -60,12 +98,21 @@ def finetune(pretrained, train, val, method, s, epochs):
         after = model.state_dict()
         g = np.sign(np.array(g))
         curve.append(dict(
-            epoch=epoch + 1, train_loss=float(np.mean(losses)),
+            epoch=epoch + 1, mu=trainer.core.gradient_bits, p_zero=trainer.core.zo_p_zero,
+            train_loss=float(np.mean(losses)),
             val_accuracy=elasticzo.evaluate(model, val, batch_size=s["b"])["accuracy"],
             g_zero=float((g == 0).mean()), g_plus=float((g > 0).mean()),
             changed={n.split(".")[0]: float((after[n] != before[n]).mean()) for n in names},
             mean_abs={n.split(".")[0]: float(np.abs(after[n].astype(np.int32)).mean()) for n in names}))
     return curve
+
+
+def _last5(record):
+    return float(np.mean([e["val_accuracy"] * 100 for e in record["curve"][-5:]]))
+
+
+def _phase_text(s):
+    return "/".join(str(e) for e in s["ph"])
 
 
 def summary_table(records, args):
@@ -75,14 +122,17 @@ def summary_table(records, args):
         f"Validation accuracy (%) of the INT8 LeNet-5 fine-tuned {args.epochs} epochs on "
         f"{args.train_samples - args.val} of the first {args.train_samples} rotated training images, validated on the "
         f"other {args.val} (`_common.validation_split`); the test split is never used. Settings: r (ZO range), p "
-        "(p_zero, 'sched' = the paper's 0.33 / 0.5 from epoch 20), mu (the BP part's first gradient bit-width), "
-        "b (batch size). 'last5' = mean validation accuracy of the last 5 epochs (the selection figure: a single "
-        "epoch's figure moves by ~1 point); 'changed per epoch' = share of each layer's weight mantissas that differ "
-        "after an epoch from before it, averaged over the run (ZO and BP layers alike); 'g=0' = share of ZO steps with a zero ternary gradient.",
+        "(p_zero, 'sched' = the paper's 0.33 / 0.5 / 0.9, A/B/C = other values per phase), mu (the BP part's first "
+        "gradient bit-width), b (batch size), bz (b_zo, the ZO update's bit-width: the ZO step is about "
+        "bz-1 doublings larger), ph (the epochs where both schedules step, mu down by one and p_zero to its next "
+        "phase: the paper's 20/50, so a 50-epoch fine-tune never reaches the third phase), seed. 'last5' = mean "
+        "validation accuracy of the last 5 epochs (the selection figure: a single epoch's figure moves by ~1 point); "
+        "'changed per epoch' = share of each layer's weight mantissas that differ after an epoch from before it, "
+        "averaged over the run (ZO and BP layers alike); 'g=0' = share of ZO steps with a zero ternary gradient.",
         "",
-        "| dataset | angle | method | r | p | mu | b | val % last | last5 | best (epoch) | g=0 | changed per epoch "
-        "(conv1 conv2 fc1 fc2 fc3) | s/run | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | angle | method | r | p | mu | b | bz | ph | seed | val % last | last5 | best (epoch) | g=0 | "
+        "changed per epoch (conv1 conv2 fc1 fc2 fc3) | s/run | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         c = r["curve"]
@@ -91,10 +141,25 @@ def summary_table(records, args):
         layers = " ".join(f"{np.mean([e['changed'][n] for e in c]):.2f}" for n in c[0]["changed"])
         s = r["setting"]
         lines.append(
-            f"| {r['dataset']} | {r['angle']:g} | {NAMES[r['method']]} | {s['r']} | "
-            f"{'sched' if s['p'] is None else s['p']} | {s['mu']} | {s['b']} | {acc[-1]:.2f} | "
-            f"{np.mean(acc[-5:]):.2f} | {acc[best]:.2f} ({best + 1}) | {np.mean([e['g_zero'] for e in c]):.2f} | "
-            f"{layers} | {r['seconds']:.0f} | {r['load']:.1f} |")
+            f"| {r['dataset']} | {r['angle']:g} | {NAMES[r['method']]} | {s['r']} | {_text(s['p'])} | {s['mu']} | "
+            f"{s['b']} | {s['bz']} | {_phase_text(s)} | {s['s']} | {acc[-1]:.2f} | {_last5(r):.2f} | "
+            f"{acc[best]:.2f} ({best + 1}) | {np.mean([e['g_zero'] for e in c]):.2f} | {layers} | "
+            f"{r['seconds']:.0f} | {r['load']:.1f} |")
+    groups = {}
+    for r in records:
+        groups.setdefault(r["key"].replace(f"/s{r['setting']['s']}", ""), []).append(r)
+    lines += ["", "Settings run with more than one seed: mean of the seeds' last5 (each seed's in brackets).", "",
+              "| dataset | angle | method | r | p | mu | b | bz | ph | seeds | mean last5 | per seed |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        r, s = group[0], group[0]["setting"]
+        per_seed = sorted((g["setting"]["s"], _last5(g)) for g in group)
+        lines.append(
+            f"| {r['dataset']} | {r['angle']:g} | {NAMES[r['method']]} | {s['r']} | {_text(s['p'])} | {s['mu']} | "
+            f"{s['b']} | {s['bz']} | {_phase_text(s)} | {len(group)} | {np.mean([v for _, v in per_seed]):.2f} | "
+            f"{' '.join(f'{v:.2f}' for _, v in per_seed)} |")
     lines += ["", f"Every run in `{args.out}/runs.jsonl`; last rewritten by `python benchmarks/sweep_table2_int8.py "
                   f"{' '.join(args.argv)}`."]
     return "\n".join(lines) + "\n"
@@ -106,8 +171,9 @@ def main():
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], required=True)
     p.add_argument("--angle", type=float, required=True)
     p.add_argument("--methods", nargs="+", choices=list(NAMES), default=["zo-feat-cls2"])
-    p.add_argument("--grid", default="", help="settings, e.g. 'r=8,16,32 p=sched,0.5,0.9 mu=5 b=64' (each axis "
-                                              "defaults to the table's value: r=16 p=sched mu=5 b=64)")
+    p.add_argument("--grid", default="", help="settings, e.g. 'r=8,16,32 p=sched,0.5,0.33/0.5/0.9 mu=5 b=64 bz=1,2 "
+                                              "ph=20/50,10/25 s=0,1' (each axis defaults to the library's value: "
+                                              "r=16 p=sched mu=5 b=64 bz=1 ph=20/50 s=0)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--train-samples", type=int, default=4096, help="the fine-tuning training subset (as the table)")
     p.add_argument("--val", type=int, default=1024, help="images of it held out for validation")
@@ -134,9 +200,10 @@ def main():
             append_jsonl(log, rec)
             print(key, f"val {curve[-1]['val_accuracy'] * 100:.2f}", flush=True)
     order = list(NAMES)
-    records = sorted(read_jsonl(log), key=lambda r: (r["dataset"], r["angle"], order.index(r["method"]),
-                                                     r["setting"]["r"], r["setting"]["p"] or 0.0,
-                                                     r["setting"]["mu"], r["setting"]["b"]))
+    records = [dict(r, setting={**DEFAULTS, **r["setting"]}) for r in read_jsonl(log)]  # first sweep: no bz/ph/s
+    records.sort(key=lambda r: (r["dataset"], r["angle"], order.index(r["method"]), r["setting"]["r"],
+                                _text(r["setting"]["p"]), r["setting"]["mu"], r["setting"]["b"], r["setting"]["bz"],
+                                tuple(r["setting"]["ph"]), r["setting"]["s"]))
     write_atomic(Path(args.table), summary_table(records, args))
 
 

@@ -126,10 +126,10 @@ def test_table2_int8_sweep_validates_on_held_out_training_images_and_skips_finis
     cli("train", "--precision", "int8", "--method", "full-bp", "--train-samples", "256", "--epochs", "1",
         "--no-progress", "--out", str(pre))
 
-    def sweep():
+    def sweep(grid="r=8,16 p=0.9"):
         return subprocess.run([sys.executable, "benchmarks/sweep_table2_int8.py", "--pretrained", str(pre),
                                "--dataset", "mnist", "--angle", "30", "--methods", "zo-feat-cls2", "--grid",
-                               "r=8,16 p=0.9", "--epochs", "2", "--train-samples", "192", "--val", "64",
+                               grid, "--epochs", "2", "--train-samples", "192", "--val", "64",
                                "--threads", "1", "--out", str(tmp_path / "sweep"), "--table", str(tmp_path / "s.md")],
                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
 
@@ -141,8 +141,20 @@ def test_table2_int8_sweep_validates_on_held_out_training_images_and_skips_finis
         assert len(r["curve"]) == 2 and set(r["curve"][0]["changed"]) == {"conv1", "conv2", "fc1", "fc2", "fc3"}
         # 64 validation images: accuracies are multiples of 1/64
         assert all(abs(e["val_accuracy"] * 64 - round(e["val_accuracy"] * 64)) < 1e-9 for e in r["curve"])
+        assert [(e["mu"], e["p_zero"]) for e in r["curve"]] == [(5, 0.9), (5, 0.9)]
     text = (tmp_path / "s.md").read_text()
     assert "128 of the first 192 rotated training images" in text and text.count("| mnist | 30 | ZO-Feat-Cls2 |") == 2
     again = sweep()  # every setting is done: nothing runs again, the table is rewritten from the log
     assert again.returncode == 0 and again.stdout == ""
     assert len((tmp_path / "sweep" / "runs.jsonl").read_text().splitlines()) == 2
+    # The schedules stepping at epoch 1 instead of 20 (ph), p_zero per phase, b_zo 2 and two seeds
+    proc = sweep("r=8 p=0.33/0.5/0.9 bz=2 ph=1/2 s=0,1")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (tmp_path / "sweep" / "runs.jsonl").read_text().splitlines()][2:]
+    assert [r["key"] for r in records] == [f"mnist/30/zo-feat-cls2/r8/p0.33/0.5/0.9/mu5/b64/bz2{s}/ph1-2"
+                                           for s in ("", "/s1")]
+    for r in records:
+        assert [(e["mu"], e["p_zero"]) for e in r["curve"]] == [(5, 0.33), (4, 0.5)]
+    assert records[0]["curve"] != records[1]["curve"]  # the seed draws other perturbations and batches
+    text = (tmp_path / "s.md").read_text()
+    assert text.count("| mnist | 30 | ZO-Feat-Cls2 | 8 | 0.33/0.5/0.9 | 5 | 64 | 2 | 1/2 |") == 3  # 2 runs, 1 mean
