@@ -1,5 +1,6 @@
 """Resumable sweep of ElasticZO-INT8's settings (perturbation range r, update bit-width b_zo, batch size, p_zero
-schedule, the backprop part's first mu) by validation accuracy: LeNet-5 on MNIST or Fashion-MNIST, held-out training images, short runs.
+schedule, the backprop part's first mu, the int8 weight initialization) by validation accuracy: LeNet-5 on MNIST
+or Fashion-MNIST, held-out training images, short runs.
 
 A 100-epoch run is 15-25 min here, so each trial runs --epochs epochs with the paper's schedules (mu 5 -> 4 -> 3,
 p_zero 0.33 -> 0.5 -> 0.9 at epochs 20 and 50) compressed by --compress: epoch k of a trial takes the settings of
@@ -55,11 +56,11 @@ def phase_value(setting, epoch):
 def trial_key(t):
     return (t["dataset"], t["method"], str(t["zo_range"]), t["zo_update_bits"], t["batch"], str(t["zo_p_zero"]),
             t["epochs"], t["compress"], t["val"], t["seed"], t.get("precision", "int8"), t.get("log2_frac_bits"),
-            t.get("gradient_bits"), json.dumps(t.get("rounding"), sort_keys=True))
+            t.get("gradient_bits"), json.dumps(t.get("rounding"), sort_keys=True), t.get("int8_init"))
 
 
 def run_trial(trial, train, val):
-    model = elasticzo.models.lenet5(precision="int8", seed=trial["seed"])
+    model = elasticzo.models.lenet5(precision="int8", seed=trial["seed"], int8_init=trial.get("int8_init"))
     fixed = trial["zo_p_zero"] if isinstance(trial["zo_p_zero"], float) else None
     sign = {} if trial["log2_frac_bits"] is None else {"log2_frac_bits": trial["log2_frac_bits"]}
     first_range = trial["zo_range"][0] if isinstance(trial["zo_range"], list) else trial["zo_range"]
@@ -117,9 +118,9 @@ def sign_text(curve):
 
 
 def table(records):
-    lines = ["| dataset | method | precision (F) | r | b_zo | batch | p_zero | first mu | rounding | seed | "
+    lines = ["| dataset | method | precision (F) | r | b_zo | batch | p_zero | first mu | rounding | init | seed | "
              "epochs (compress) | val % last | val % best | final train loss | sign agreement | load |",
-             "|---" * 16 + "|"]
+             "|---" * 17 + "|"]
     for r in sorted(records, key=lambda r: (r["dataset"], r["method"], -r["val_accuracy"])):
         precision = r.get("precision", "int8")
         if precision == "int8-intonly":
@@ -127,7 +128,8 @@ def table(records):
         mu = r.get("gradient_bits")
         lines.append(f"| {r['dataset']} | {r['method']} | {precision} | {phase_text(r['zo_range'])} | "
                      f"{r['zo_update_bits']} | {r['batch']} | {phase_text(r['zo_p_zero'])} | "
-                     f"{'5 (schedule)' if mu is None else mu} | {rounding_text(r.get('rounding'))} | {r['seed']} | "
+                     f"{'5 (schedule)' if mu is None else mu} | {rounding_text(r.get('rounding'))} | "
+                     f"{r.get('int8_init') or 'xavier_normal'} | {r['seed']} | "
                      f"{r['epochs']} ({r['compress']}) | "
                      f"{100 * r['val_accuracy']:.2f} | {100 * r['best_val_accuracy']:.2f} | "
                      f"{r['curve'][-1]['train_loss']:.4f} | {sign_text(r['curve'])} | {r['load']:.1f} |")
@@ -156,6 +158,9 @@ def main():
                    help="int8 (the sign from the floating-point loss) or int8-intonly (INT8*) (default int8)")
     p.add_argument("--log2-frac-bits", type=ints, default=[None],
                    help="int8-intonly: fractional bits F of the integer loss, comma separated (default: the library's)")
+    p.add_argument("--int8-init", type=lambda t: [None if v == "default" else v for v in t.split(",")],
+                   default=[None], help="weight initializations, comma separated: 'default' (the layers' Xavier "
+                   f"normal) or one of {', '.join(elasticzo.models.INT8_INITS)}")
     p.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
     p.add_argument("--compress", type=int, default=10, help="schedule compression: epoch k uses epoch k*compress's "
                    "mu and p_zero (default 10: 10 epochs pass through the paper's 100-epoch schedule)")
@@ -167,13 +172,13 @@ def main():
     elasticzo.set_num_threads(args.threads)
     train, val = validation_split(load_split(p, args.dataset, args.data_dir, "train"), args.val)
     done = {trial_key(r) for r in read_jsonl(args.out)}
-    for method, r, bits, batch, p_zero, frac, mu, rounding in itertools.product(
+    for method, r, bits, batch, p_zero, frac, mu, rounding, init in itertools.product(
             args.methods.split(","), args.ranges, args.update_bits, args.batches, args.p_zero, args.log2_frac_bits,
-            args.gradient_bits, args.rounding):
+            args.gradient_bits, args.rounding, args.int8_init):
         trial = dict(dataset=args.dataset, method=method, zo_range=r, zo_update_bits=bits, batch=batch,
                      zo_p_zero=p_zero, epochs=args.epochs, compress=args.compress, val=args.val, seed=args.seed,
                      precision=args.precision, log2_frac_bits=frac if args.precision == "int8-intonly" else None,
-                     gradient_bits=mu, rounding=rounding)
+                     gradient_bits=mu, rounding=rounding, int8_init=init)
         if trial_key(trial) in done:
             continue
         print(f"trial {trial}", file=sys.stderr, flush=True)

@@ -11,7 +11,7 @@ from elasticzo.federated_cli import add_federated_args
 from elasticzo.info import build_info
 from elasticzo.memory_cli import add_memory_args
 from elasticzo.methods import METHODS
-from elasticzo.models import MODELS
+from elasticzo.models import INT8_INITS, MODELS
 
 # Defaults of the train options that define a run. They are filled in after parsing (see run.py), so that with
 # --resume a flag the user typed can be told apart from one left at its default.
@@ -24,7 +24,7 @@ RESUME_POLICY = """\
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
 --dataset, --data, --precision, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size,
 --train-samples, --test-samples, --angle, --init-from, --augment, --zo-range, --zo-p-zero, --zo-update-bits,
---log2-frac-bits, --gradient-bits, --rounding (int8).
+--log2-frac-bits, --gradient-bits, --rounding, --int8-init (int8).
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
 --lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
@@ -83,6 +83,10 @@ def _add_train_args(p):
                         f"{', '.join(rounding.CLASSES)}; schemes: {', '.join(rounding.SCHEMES)}; classes not named "
                         "keep the first commit's) (default: first-commit: "
                         f"{', '.join(f'{k}={v}' for k, v in rounding.DEFAULT.items())})")
+    p.add_argument("--int8-init", choices=INT8_INITS, default=None,
+                   help="int8: NITI's weight initialization of a new run: xavier_normal (its first commit) or "
+                        "xavier_uniform (its final version, mantissas spread evenly over +-127) (default: the tuned "
+                        "one for the model, dataset and method, else xavier_normal)")
     p.add_argument("--log2-frac-bits", type=int, default=None,
                    help="int8-intonly: fractional bits of the integer loss comparison, up to 8; 0 is the paper's "
                         f"floor(log2) on integer exponents (default: {int8['log2_frac_bits']})")

@@ -57,14 +57,29 @@ def _rate_overrides(args, method):
                                                       ("clip", "grad_clip")) if getattr(args, flag) is not None}
 
 
-def _trainer_config(args, num_param_layers):
-    """Trainer keyword arguments: the tuned defaults for (model, dataset, method), overridden by the flags.
-
-    --zo-layers C overrides --method, so the method whose defaults apply is the one C names (C = 0 is Full BP).
-    """
+def _tuned(args, num_param_layers):
+    """(method, its tuned HParams). --zo-layers C overrides --method, so the method whose defaults apply is the one
+    C names (C = 0 is Full BP)."""
     _fill_run_defaults(args)
     method = args.method if args.zo_layers is None else method_name(args.zo_layers, num_param_layers)
-    hp = hparams.defaults(args.model, args.dataset, method)
+    return method, hparams.defaults(args.model, args.dataset, method)
+
+
+def _int8_init(args, num_param_layers):
+    """The weight initialization of a new int8 run: --int8-init, else the tuned one (None: the layers' own); None
+    for an FP32 run or one whose weights come from --init-from."""
+    _fill_run_defaults(args)
+    if args.precision == "fp32" or args.init_from is not None:
+        if args.int8_init is not None:
+            raise ValueError("--int8-init draws a new int8 model's weights: it does not go with "
+                             + ("--precision fp32" if args.precision == "fp32" else "--init-from (the weights given)"))
+        return None
+    return args.int8_init or _tuned(args, num_param_layers)[1].int8_init or models.INT8_INITS[0]
+
+
+def _trainer_config(args, num_param_layers):
+    """Trainer keyword arguments: the tuned defaults for (model, dataset, method), overridden by the flags."""
+    method, hp = _tuned(args, num_param_layers)
     cfg = dict(lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps, grad_clip=hp.grad_clip, lr_decay=hp.lr_decay,
                lr_decay_every=hp.lr_decay_every, optimizer=args.optimizer, clean_bp_pass=args.clean_bp_pass,
                seed=args.seed, memory_plan=args.memory_plan or DEFAULT_MEMORY_PLAN, augment=args.augment or hp.augment)
@@ -105,6 +120,9 @@ def _resume_settings(args, state, path):
              "augment": config.get("augment", "none"), **{k: config[k] for k in INT8_ZO_FLAGS if k in config}}
     if saved["precision"] != "fp32":  # a run saved before the rounding was a setting used NITI's first commit
         saved.setdefault("rounding", rounding_policy(None))
+        # a run whose weights came from --init-from has no init; one saved before the choice drew Xavier normal
+        if saved["init_from"] is None:
+            saved["int8_init"] = info.get("int8_init", models.INT8_INITS[0])
     conflicts = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {v})" for k, v in saved.items()
                  if getattr(args, k) is not None and getattr(args, k) != v]
     if conflicts:
@@ -295,6 +313,11 @@ def _train(args, run_dir) -> int:
         if args.memory_budget is not None:
             _partition_for_budget(args, model, train)
         cfg, batch_size = _trainer_config(args, model.num_param_layers)
+    int8_init = _int8_init(args, model.num_param_layers)
+    if int8_init is not None:  # a resumed run's weights come from its checkpoint
+        info["int8_init"] = int8_init
+        if state is None:
+            models.init_int8_weights(model, int8_init)
     info["batch_size"] = batch_size
     check_augment(cfg.get("augment"), train.sample_shape)  # before the run directory records anything
     trainer = ElasticZO(model, **cfg)
