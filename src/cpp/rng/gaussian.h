@@ -81,34 +81,50 @@ inline void box_muller_sincos(typename Ops::U w, typename Ops::F& cos_a, typenam
   sin_a = Ops::as_float(Ops::bxor(sin_bits, Ops::template shl<30>(Ops::band(j, two))));
 }
 
-// The four normals of Philox blocks whose output words are w[0..3] (one lane per block).
-template <class Ops>
-inline void box_muller4(const typename Ops::U (&w)[4], typename Ops::F (&z)[4]) {
+// The four normals of Philox blocks whose output words are w[g][0..3] (one lane per block), for G groups of lanes
+// side by side: the groups' independent chains interleave, which hides the latency of each.
+template <class Ops, int G>
+inline void box_muller4(const typename Ops::U (&w)[G][4], typename Ops::F (&z)[G][4]) {
   for (int pair = 0; pair < 2; ++pair) {
-    const typename Ops::F r = box_muller_radius<Ops>(w[2 * pair]);
-    typename Ops::F c, s;
-    box_muller_sincos<Ops>(w[2 * pair + 1], c, s);
-    z[2 * pair] = Ops::mul(r, c);
-    z[2 * pair + 1] = Ops::mul(r, s);
+    typename Ops::F r[G], c[G], s[G];
+    for (int g = 0; g < G; ++g) r[g] = box_muller_radius<Ops>(w[g][2 * pair]);
+    for (int g = 0; g < G; ++g) box_muller_sincos<Ops>(w[g][2 * pair + 1], c[g], s[g]);
+    for (int g = 0; g < G; ++g) {
+      z[g][2 * pair] = Ops::mul(r[g], c[g]);
+      z[g][2 * pair + 1] = Ops::mul(r[g], s[g]);
+    }
   }
 }
 
-// Philox4x32-10 on lanes: c[0..3] are the counter words of each lane; Ops::mulhilo gives the 32x32 -> 64 product.
-template <class Ops>
-inline void philox4x32_10_lanes(typename Ops::U (&c)[4], PhiloxKey key) {
+// Philox4x32-10 on lanes: c[g][0..3] are the counter words of each lane of group g; Ops::mulhilo gives the
+// 32x32 -> 64 product. Each round runs over the G groups side by side.
+template <class Ops, int G>
+inline void philox4x32_10_lanes(typename Ops::U (&c)[G][4], PhiloxKey key) {
   constexpr std::uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
   constexpr std::uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
   for (int round = 0; round < 10; ++round) {
-    typename Ops::U hi0, lo0, hi1, lo1;
-    Ops::mulhilo(c[0], kMul0, hi0, lo0);
-    Ops::mulhilo(c[2], kMul1, hi1, lo1);
-    c[0] = Ops::bxor3(hi1, c[1], Ops::splat_u(key.k0));
-    c[1] = lo1;
-    c[2] = Ops::bxor3(hi0, c[3], Ops::splat_u(key.k1));
-    c[3] = lo0;
+    for (int g = 0; g < G; ++g) {
+      typename Ops::U hi0, lo0, hi1, lo1;
+      Ops::mulhilo(c[g][0], kMul0, hi0, lo0);
+      Ops::mulhilo(c[g][2], kMul1, hi1, lo1);
+      c[g][0] = Ops::bxor3(hi1, c[g][1], Ops::splat_u(key.k0));
+      c[g][1] = lo1;
+      c[g][2] = Ops::bxor3(hi0, c[g][3], Ops::splat_u(key.k1));
+      c[g][3] = lo0;
+    }
     key.k0 += kWeyl0;
     key.k1 += kWeyl1;
   }
+}
+
+// One group of lanes.
+template <class Ops>
+inline void philox4x32_10_lanes(typename Ops::U (&c)[4], PhiloxKey key) {
+  philox4x32_10_lanes<Ops, 1>(reinterpret_cast<typename Ops::U(&)[1][4]>(c), key);
+}
+template <class Ops>
+inline void box_muller4(const typename Ops::U (&w)[4], typename Ops::F (&z)[4]) {
+  box_muller4<Ops, 1>(reinterpret_cast<const typename Ops::U(&)[1][4]>(w), reinterpret_cast<typename Ops::F(&)[1][4]>(z));
 }
 
 // One lane of plain C++ for the reference kernel and the tests.
