@@ -173,6 +173,10 @@ py::dict plan_dict(const MemoryPlan& plan) {
   out["input_shape"] = plan.input_shape;
   out["backprop_from_module"] = plan.bp_first;
   out["ops"] = plan.ops;
+  py::list fused;  // modules whose forward runs with the next two as one kernel
+  for (std::size_t i = 0; i < plan.fused.size(); ++i)
+    if (plan.fused[i]) fused.append(i);
+  out["fused_from_module"] = fused;
   out["buffers"] = buffers;
   out["bytes"] = category_bytes(plan.bytes, plan.total());
   return out;

@@ -413,6 +413,66 @@ TEST(MemoryPlan, PoliciesGiveBitIdenticalResults) {
   }
 }
 
+// A per-point Linear + ReLU + PointMaxPool that no backward goes through runs as one kernel that never writes the
+// Linear's (points x features) output: the lifetime plan has no buffer for it (nor for the ReLU's), the static plan
+// (the paper's model) keeps them, and either way, fused or not, the forward gives the same bits. A backward that
+// would need the skipped activations refuses to start from a fused forward instead of reading stale memory.
+TEST(MemoryPlan, FusedPointPoolPlansNoBufferForWhatItNeverWrites) {
+  auto build = [] {
+    auto m = std::make_shared<Sequential>();
+    m->add("mlp1", std::make_shared<Linear>(3, 16, true, true));
+    m->add("relu1", std::make_shared<ReLU>(true));
+    m->add("mlp2", std::make_shared<Linear>(16, 32, true, true));
+    m->add("relu2", std::make_shared<ReLU>(true));
+    m->add("pool", std::make_shared<PointMaxPool>());
+    m->add("fc", std::make_shared<Linear>(32, 5, true, false));
+    m->init_parameters(6);
+    return m;
+  };
+  auto has = [](const MemoryPlan& p, const std::string& name) {
+    return std::any_of(p.buffers.begin(), p.buffers.end(), [&](const PlannedBuffer& b) { return b.name == name; });
+  };
+  auto buffer = [](const MemoryPlan& p, const std::string& name) {
+    return *std::find_if(p.buffers.begin(), p.buffers.end(), [&](const PlannedBuffer& b) { return b.name == name; });
+  };
+  const Shape in{4, 50, 3};
+  auto m = build();
+  for (std::size_t first : {m->size(), std::size_t{5}}) {  // no backprop; backprop of fc only
+    SCOPED_TRACE(first);
+    const MemoryPlan lifetime = m->plan_for(in, first, MemoryPolicy::lifetime);
+    expect_consistent(lifetime);
+    EXPECT_TRUE(lifetime.fused[2]);
+    EXPECT_FALSE(has(lifetime, "mlp2.output") || has(lifetime, "relu2.output"));
+    EXPECT_EQ(buffer(lifetime, "pool.output").first_op, 2);  // written by mlp2's fused forward
+    const MemoryPlan stat = m->plan_for(in, first, MemoryPolicy::static_);
+    EXPECT_TRUE(stat.fused[2]);
+    EXPECT_TRUE(has(stat, "mlp2.output") && has(stat, "relu2.output"));
+  }
+  const MemoryPlan through = m->plan_for(in, 4, MemoryPolicy::lifetime);  // backprop reaches the pool: apart
+  EXPECT_FALSE(through.fused[2]);
+  EXPECT_TRUE(has(through, "mlp2.output"));
+  m->set_fuse_point_pool(false);
+  EXPECT_TRUE(has(m->plan_for(in, m->size(), MemoryPolicy::lifetime), "mlp2.output"));
+
+  Tensor x(in, DType::f32, MemCategory::workspace);
+  fill_random(x, 8);
+  std::vector<float> reference;
+  for (int fuse = 0; fuse < 2; ++fuse)
+    for (MemoryPolicy policy : {MemoryPolicy::static_, MemoryPolicy::lifetime}) {
+      auto net = build();
+      net->set_fuse_point_pool(fuse == 1);
+      net->set_memory_policy(policy);
+      const Tensor& y = net->forward(x);
+      const std::vector<float> out(y.f32(), y.f32() + y.numel());
+      if (reference.empty()) reference = out;
+      EXPECT_EQ(out, reference) << "fuse " << fuse << " " << memory_policy_name(policy);
+      if (fuse == 1) {
+        EXPECT_THROW(net->prepare_backward(0), std::logic_error);
+        net->prepare_backward(5);  // fc's backward needs only the pooled features, which the fused kernel wrote
+      }
+    }
+}
+
 TEST(MemoryPlan, TrackerRecordsEveryPlannedBufferOfTheModel) {
   auto m = make_lenet5();
   Tensor x({2, 1, 28, 28}, DType::f32, MemCategory::workspace);

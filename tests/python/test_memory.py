@@ -81,6 +81,24 @@ def test_pointnet_at_batch_128_follows_the_papers_convention():
         assert plan[cat] == model[cat], cat
 
 
+@pytest.mark.parametrize("zo_layers", [8, 7, 6])
+def test_pointnet_lifetime_plan_holds_no_buffer_for_what_the_fused_pass_never_writes(zo_layers):
+    """mlp5's (points x 1,024) output, 512 MiB at batch 128, is never written when mlp5, its ReLU and the max-pool run
+    as one kernel (every ZO preset: no backward goes through them); the lifetime plan leaves it out, the static plan
+    (the paper's model) keeps it."""
+    net = elasticzo.models.pointnet()
+    shape = [16, 1024, 3]
+    mlp5_output = 16 * 1024 * 1024 * 4
+    mlp5 = [name for name, _ in net].index("mlp5")
+    lifetime = net.plan(shape, zo_layers, "lifetime")
+    static = net.plan(shape, zo_layers, "static")
+    assert lifetime["fused_from_module"] == static["fused_from_module"] == [mlp5]
+    assert not {"mlp5.output", "mlp_relu5.output"} & {b["name"] for b in lifetime["buffers"]}
+    assert {"mlp5.output", "mlp_relu5.output"} <= {b["name"] for b in static["buffers"]}
+    assert lifetime["bytes"]["activations"] < mlp5_output / 4 < static["bytes"]["activations"]
+    assert net.plan(shape, 0, "lifetime")["fused_from_module"] == []  # Full BP reads mlp5's output
+
+
 def lenet5_int8_shape():
     """LeNet-5 without biases, as the INT8 method trains it (SPEC §1: 107,550 parameters)."""
     return Sequential([("conv1", Conv2d(1, 6, 5, padding=2, bias=False)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),

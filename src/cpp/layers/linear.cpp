@@ -98,19 +98,22 @@ void Linear::forward(const Tensor& x, Tensor& y) const {
 
 bool Linear::fuses_relu_max(const Shape& in) const {
   if (!per_point_ || precision_ != Precision::fp32 || in.size() != 3 || in[1] < 1) return false;
-  return !zo_pass(params_[0]) || zo_linear_blocks(problem(in), bias_).width >= out_;
+  return zo_linear_blocks(problem(in), bias_).width >= out_;
 }
 
-void Linear::forward_relu_max(const Tensor& x, Tensor& scratch, Tensor& y) const {
-  if (!fuses_relu_max(x.shape())) throw std::logic_error(repr() + ": forward_relu_max does not apply to this pass");
+void Linear::forward_relu_max(const Tensor& x, Tensor& y) const {
+  if (!fuses_relu_max(x.shape())) throw std::logic_error(repr() + ": forward_relu_max does not apply to this input");
   const LinearShape s = problem(x.shape());
   const int points = static_cast<int>(x.shape()[1]);
-  if (scratch.numel() < y.numel() || y.numel() != static_cast<std::int64_t>(s.rows / points) * s.out)
-    throw std::logic_error(repr() + ": forward_relu_max buffers do not fit the input");
+  if (y.numel() != static_cast<std::int64_t>(s.rows / points) * s.out)
+    throw std::logic_error(repr() + ": forward_relu_max output does not fit the input");
+  const auto* x0 = static_cast<const char*>(x.raw());
+  const auto* y0 = static_cast<const char*>(y.raw());
+  if (x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes())
+    throw std::logic_error(repr() + ": forward_relu_max output shares memory with its input");
   with_fp32_operands(params_, bias_, [&](const float* w, const float* b) {
-    kernels().point_linear_relu_max_f32(s, points, x.f32(), w, b, scratch.f32());
+    kernels().point_linear_relu_max_f32(s, points, x.f32(), w, b, y.f32());
   });
-  std::memmove(y.f32(), scratch.f32(), static_cast<std::size_t>(y.numel()) * sizeof(float));  // they may overlap
 }
 
 void Linear::backward_data(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dx) const {

@@ -22,11 +22,11 @@ class Linear final : public Layer {
   void bind_accumulator(BufferRole role, const Tensor& t) override { acc_.bind(role, t); }
   // An FP32 per-point layer, a ReLU and the max over the points in one pass (kernels.inc: point_linear_relu_max_f32):
   // y (N, out) = max over the points of ReLU(this layer's output), which is never written. The weights are those of
-  // forward (perturbed aside in a ZO pass, layers/fp32_operand.h). `scratch`, the layer's own output buffer (it
-  // cannot share memory with x), receives y first, so y may share memory with x or scratch.
-  void forward_relu_max(const Tensor& x, Tensor& scratch, Tensor& y) const;
-  // Whether forward_relu_max applies to input `in` now: an FP32 per-point layer, unless this is a ZO pass that
-  // builds its perturbed weights by blocks (few rows: the layers then run apart).
+  // forward (perturbed aside in a ZO pass, layers/fp32_operand.h). y must not share memory with x (the kernel
+  // writes y while it reads x; a plan gives the pooled output its own bytes from this forward on).
+  void forward_relu_max(const Tensor& x, Tensor& y) const;
+  // Whether forward_relu_max applies to input `in` in every pass: an FP32 per-point layer whose ZO pass builds its
+  // perturbed weights whole (not by blocks, as for very few rows: the layers then run apart).
   bool fuses_relu_max(const Shape& in) const;
 
  private:

@@ -75,14 +75,28 @@ std::size_t place(std::vector<PlannedBuffer*> group) {
 }  // namespace
 
 MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const std::vector<std::string>& names,
-                       const Shape& input, std::size_t bp_first, MemoryPolicy policy) {
+                       const Shape& input, std::size_t bp_first, MemoryPolicy policy, std::vector<bool> fused) {
   const std::size_t n = layers.size();
   if (n == 0) throw std::invalid_argument("Sequential has no modules");
   if (bp_first > n) throw std::invalid_argument("backprop start module " + std::to_string(bp_first) + " is out of range");
+  fused.resize(n, false);
+  for (std::size_t i = 0; i < n; ++i)
+    if (fused[i] && i + 2 >= bp_first) throw std::invalid_argument("a fused forward cannot reach the backprop part");
   MemoryPlan plan;
   plan.policy = policy;
   plan.input_shape = input;
   plan.bp_first = bp_first;
+  plan.fused = fused;
+  // Modules whose output a fused forward never writes (lifetime policy: no buffer), and where each output is
+  // written: its own forward, or the forward of the fusion's first module.
+  std::vector<bool> unwritten(n, false);
+  std::vector<std::size_t> written_at(n);
+  for (std::size_t i = 0; i < n; ++i) written_at[i] = i;
+  for (std::size_t i = 0; i < n; ++i)
+    if (fused[i] && policy == MemoryPolicy::lifetime) {
+      unwritten[i] = unwritten[i + 1] = true;
+      written_at[i + 2] = i;
+    }
   for (std::size_t i = 0; i < n; ++i) plan.ops.push_back("forward " + names[i]);
   plan.ops.push_back("loss");
   for (std::size_t i = n; i-- > bp_first;) plan.ops.push_back("backward " + names[i]);
@@ -97,6 +111,7 @@ MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const 
     const bool bp = i >= bp_first;
     for (BufferSpec spec : layers[i]->buffers(s, bp)) {
       if (spec.role == BufferRole::error_accumulator && i == bp_first) continue;  // propagates no error
+      if (spec.role == BufferRole::output && unwritten[i]) continue;
       if (spec.role == BufferRole::accumulator && policy == MemoryPolicy::lifetime)
         spec.shape = accumulator_chunk(spec.shape);
       PlannedBuffer b{names[i] + "." + spec.name, spec.role, i, spec.dtype, spec.shape, spec.category,
@@ -105,7 +120,7 @@ MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const 
         case BufferRole::output:
           // Read by the next forward (or the loss), by backward of the next module (its input) and of this one
           // (ReLU and pooling read their output). The model output stays readable to the end of the pass.
-          b.first_op = fwd(i);
+          b.first_op = fwd(written_at[i]);
           b.last_op = i + 1 < n ? fwd(i + 1) : n_ops - 1;
           if (bp) b.last_op = std::max(b.last_op, bwd(i));
           if (i + 1 < n && i + 1 >= bp_first) b.last_op = std::max(b.last_op, bwd(i + 1));
@@ -133,8 +148,9 @@ MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const 
       // that may run in place does so under the lifetime policy when its input's last reader is its forward
       // (its own backward reads only its output; readers after it, like a pool's backward, forbid it).
       const bool in_place = spec.may_alias_input && policy == MemoryPolicy::lifetime && i > 0 &&
-                            plan.buffers[out_of[i - 1]].last_op <= fwd(i);
-      const bool aliased_output = (spec.alias_input || in_place) && spec.role == BufferRole::output && i > 0;
+                            out_of[i - 1] >= 0 && plan.buffers[out_of[i - 1]].last_op <= fwd(i);
+      const bool aliased_output =
+          (spec.alias_input || in_place) && spec.role == BufferRole::output && i > 0 && out_of[i - 1] >= 0;
       if (aliased_output) {
         b.shares = out_of[i - 1];
         PlannedBuffer& root = plan.buffers[b.shares];

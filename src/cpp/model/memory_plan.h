@@ -5,7 +5,8 @@
 //   forward of module 0 .. n-1, the loss, backward of module n-1 .. bp_first.
 // Policies: `static` gives every buffer its own memory for the whole step (the paper's model, SPEC §4);
 // `lifetime` packs each category into one arena where buffers whose lifetimes do not overlap share bytes, and
-// gives an INT8 layer's forward accumulator a chunk of samples instead of the batch (the layer rounds chunk by chunk).
+// gives an INT8 layer's forward accumulator a chunk of samples instead of the batch (the layer rounds chunk by chunk),
+// and drops the outputs a fused forward never writes (MemoryPlan::fused).
 #pragma once
 #include <array>
 #include <memory>
@@ -38,14 +39,18 @@ struct MemoryPlan {
   Shape input_shape;
   std::size_t bp_first = 0;        // first module trained by backprop (n: none)
   std::vector<std::string> ops;    // one pass: "forward conv1", ..., "loss", "backward fc3", ...
+  // fused[i]: modules i, i + 1, i + 2 run forward as one kernel (Sequential::fuse_point_pool), which writes only
+  // module i + 2's output; under the lifetime policy the plan has no buffer for the outputs of i and i + 1.
+  std::vector<bool> fused;
   std::vector<PlannedBuffer> buffers;
   std::array<std::size_t, kMemCategories> bytes{};  // what allocating the plan under its policy takes
   std::size_t total() const;
 };
 
 // Plans the buffers of `layers` (module names alongside) for input shape `input`, backprop from module
-// `bp_first` on. Pure: allocates nothing; throws std::invalid_argument if the input does not fit the chain.
+// `bp_first` on, with the forward fusions `fused` (empty: none; else one flag per module, none reaching bp_first).
+// Pure: allocates nothing; throws std::invalid_argument if the input does not fit the chain.
 MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const std::vector<std::string>& names,
-                       const Shape& input, std::size_t bp_first, MemoryPolicy policy);
+                       const Shape& input, std::size_t bp_first, MemoryPolicy policy, std::vector<bool> fused = {});
 
 }  // namespace ez

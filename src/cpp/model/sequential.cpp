@@ -97,7 +97,14 @@ Shape Sequential::output_shape(const Shape& input) const {
 }
 
 MemoryPlan Sequential::plan_for(const Shape& input, std::size_t bp_first, MemoryPolicy policy) const {
-  return plan_memory(layers_, names_, input, bp_first, policy);
+  const auto guard = lock();
+  std::vector<bool> fused(layers_.size(), false);
+  Shape s = input;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    fused[i] = fuses_point_pool(i, s, bp_first);
+    s = layers_[i]->output_shape(s);  // plan_memory checks the chain: a misfit throws there
+  }
+  return plan_memory(layers_, names_, input, bp_first, policy, std::move(fused));
 }
 
 void Sequential::set_memory_policy(MemoryPolicy policy) {
@@ -198,23 +205,31 @@ const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) 
 std::size_t Sequential::run_forward(std::size_t i, const Tensor& in) {
   WorkspaceArena arena(ws_fwd_[i].raw(), ws_fwd_[i].nbytes());
   const WorkspaceArena::Binding bind(ws_fwd_[i].defined() ? &arena : nullptr);
-  if (!fuses_point_pool(i, in)) {
+  if (!plan_.fused[i]) {
     layers_[i]->forward(in, acts_[i]);
     return 1;
   }
-  static_cast<const Linear&>(*layers_[i]).forward_relu_max(in, acts_[i], acts_[i + 2]);
+  static_cast<const Linear&>(*layers_[i]).forward_relu_max(in, acts_[i + 2]);
   return 3;
 }
 
 // An FP32 per-point Linear, a ReLU and a PointMaxPool (PointNet's last per-point layer and the global pooling)
 // that no backward pass goes through: the Linear's and the ReLU's outputs are then never read again, and one fused
-// kernel computes the pooled features without writing them (the same bits: kernels.inc).
-bool Sequential::fuses_point_pool(std::size_t i, const Tensor& in) const {
-  if (!fuse_point_pool_ || i + 2 >= layers_.size() || i + 2 >= plan_.bp_first) return false;
+// kernel computes the pooled features without writing them (the same bits: kernels.inc), so the plan needs no
+// memory for them (memory_plan.h). The plan records the decision; run_forward follows it.
+bool Sequential::fuses_point_pool(std::size_t i, const Shape& in, std::size_t bp_first) const {
+  if (!fuse_point_pool_ || i + 2 >= layers_.size() || i + 2 >= bp_first) return false;
   const auto* linear = dynamic_cast<const Linear*>(layers_[i].get());
-  return linear != nullptr && linear->fuses_relu_max(in.shape()) &&
+  return linear != nullptr && linear->fuses_relu_max(in) &&
          dynamic_cast<const ReLU*>(layers_[i + 1].get()) != nullptr &&
          dynamic_cast<const PointMaxPool*>(layers_[i + 2].get()) != nullptr;
+}
+
+void Sequential::set_fuse_point_pool(bool on) {
+  const auto guard = lock();
+  if (on == fuse_point_pool_) return;
+  fuse_point_pool_ = on;
+  free_buffers();  // the plan's buffers follow the fusion
 }
 
 const Tensor& Sequential::forward(const Tensor& x) {
@@ -237,10 +252,15 @@ void Sequential::prepare_backward(std::size_t first) {
   const Shape input = plan_.input_shape;
   // The activations of the last forward pass stay valid for a backward from them (copied in module order, so
   // under the lifetime policy, where they share memory, the model output is the one sure to survive).
+  for (std::size_t i = 0; i < plan_.fused.size(); ++i)
+    if (plan_.fused[i] && i + 2 >= first)
+      throw std::logic_error("prepare_backward: the last forward pass ran modules " + names_[i] + " to " +
+                             names_[i + 2] + " fused, without their activations; run forward again after it");
   const std::vector<Tensor> before = acts_;
   prepare(input, first);
   for (std::size_t i = 0; i < acts_.size(); ++i)
-    if (before[i].raw() != acts_[i].raw()) std::memcpy(acts_[i].raw(), before[i].raw(), acts_[i].nbytes());
+    if (before[i].defined() && before[i].raw() != acts_[i].raw())
+      std::memcpy(acts_[i].raw(), before[i].raw(), acts_[i].nbytes());
 }
 
 Tensor& Sequential::output_error() {

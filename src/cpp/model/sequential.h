@@ -86,7 +86,7 @@ class Sequential {
   // (Linear::forward_relu_max; default on). Either way gives the same bits; off runs the layers apart (tests,
   // benchmarks of what the fusion saves).
   bool fuse_point_pool() const { return fuse_point_pool_; }
-  void set_fuse_point_pool(bool on) { fuse_point_pool_ = on; }
+  void set_fuse_point_pool(bool on);  // frees the planned buffers: the next pass plans again
   // The tracker's owner id of this model's buffers (its parameters, plan, and what trainers allocate for it).
   std::uint64_t memory_owner() const { return owner_; }
 
@@ -99,9 +99,9 @@ class Sequential {
  private:
   void free_buffers();
   bool plan_matches(const Shape& input, std::size_t bp_first) const;
-  // Runs layer i (or, fused, i to i + 2: fuses_point_pool) and returns how many layers it ran.
+  // Runs layer i (or, fused as the plan says, i to i + 2: fuses_point_pool) and returns how many layers it ran.
   std::size_t run_forward(std::size_t i, const Tensor& in);
-  bool fuses_point_pool(std::size_t i, const Tensor& in) const;
+  bool fuses_point_pool(std::size_t i, const Shape& in, std::size_t bp_first) const;
   std::shared_ptr<std::recursive_mutex> mutex_ = std::make_shared<std::recursive_mutex>();
   std::uint64_t owner_;
   MemoryPolicy policy_ = MemoryPolicy::static_;
