@@ -6,7 +6,11 @@ ZO-Feat-Cls1) of an INT8 LeNet-5: freshly initialized, then loaded from each che
    paper's floor(log2 S_i) summed over the batch) and F = 8 fractional bits: agree, tie (the integer sums are
    equal, so g = 0 where the floating-point sign is not) or wrong (the opposite sign). The paper reports its
    floor(log2) as right "around 95%" of the time.
-2. The sign of the int8 forward pass (dequantized logits, the paper's INT8 column) against the sign of an FP32
+2. Where F = 0 loses the sign, from the same logits (NumPy, double precision; diagnostics, not training code):
+   "integer alpha, exact log2" keeps the paper's integer exponents alpha_j = floor((v_j - v_y) 47274 2^e / 2^15)
+   but takes log2 S_i exactly (what the alphas alone lose), "exact alpha, floor(log2)" takes the exponents exactly
+   but floors each sample's log2 S_i (what the floor alone loses: ties and wrong signs).
+3. The sign of the int8 forward pass (dequantized logits, the paper's INT8 column) against the sign of an FP32
    forward pass of the same dequantized weights: how much the requantization of activations perturbs g.
 
 Prints a Markdown table (and writes it to --table).
@@ -37,6 +41,15 @@ def xent(o, y):
     return float(np.mean(np.log(np.exp(o).sum(axis=1)) - o[np.arange(len(y)), y]))
 
 
+def _log2_sums(v, e, y, exact_alpha):
+    """log2 S_i per row of int8 logits v * 2^e: S_i = sum_j 2^alpha_j, alpha_j = (v_j - v_y) log2(e) 2^e exactly,
+    or floored as the integer computation does (47274 / 2^15 for log2 e, an exact product, then floor)."""
+    d = v.astype(np.int64) - v[np.arange(len(y)), y][:, None].astype(np.int64)
+    alpha = d * np.log2(np.e) * 2.0 ** e if exact_alpha else np.floor(d * 47274 * 2.0 ** e / 2 ** 15)
+    top = alpha.max(axis=1)
+    return top + np.log2(np.exp2(alpha - top[:, None]).sum(axis=1))
+
+
 def float_twin(model):
     """An FP32 LeNet-5 (zero biases) holding model's dequantized weights."""
     twin = elasticzo.models.lenet5()
@@ -63,7 +76,7 @@ def measure(model, train, batch, pairs, r, p_zero, zo_layers, seed):
         twin.set_parameter(n, np.ldexp(state[n].astype(np.float32), int(state[n + ".exponent"])))
     rng = np.random.default_rng(seed)
     it = endless_batches(train, batch, seed)
-    counts = {f"F{f}_{k}": 0 for f in (0, 8) for k in ("agree", "tie", "wrong")}
+    counts = {f"{f}_{k}": 0 for f in ("F0", "F8", "int_alpha", "floor_log") for k in ("agree", "tie", "wrong")}
     forward_agree = 0
     try:
         for _ in range(pairs):
@@ -80,14 +93,21 @@ def measure(model, train, batch, pairs, r, p_zero, zo_layers, seed):
                 twin_loss.append(xent(twin.forward(x), y))
             (vp, ep), (vm, em) = logits
             fp = _core.int8_zo_sign(vp, ep, vm, em, y, method="fp32")
-            for f in (0, 8):
-                g = _core.int8_zo_sign(vp, ep, vm, em, y, method="int", frac_bits=f)
-                counts[f"F{f}_" + ("agree" if g == fp else "tie" if g == 0 else "wrong")] += 1
+            signs = {f"F{f}": _core.int8_zo_sign(vp, ep, vm, em, y, method="int", frac_bits=f) for f in (0, 8)}
+            signs["int_alpha"] = np.sign(_log2_sums(vp, ep, y, False).sum() - _log2_sums(vm, em, y, False).sum())
+            signs["floor_log"] = np.sign(np.floor(_log2_sums(vp, ep, y, True)).sum() -
+                                         np.floor(_log2_sums(vm, em, y, True)).sum())
+            for f, g in signs.items():
+                counts[f"{f}_" + ("agree" if g == fp else "tie" if g == 0 else "wrong")] += 1
             forward_agree += fp == np.sign(twin_loss[0] - twin_loss[1])
     finally:
         for n, w in base.items():
             model.set_parameter(n, w.astype(np.int8), exps[n])
     return {k: v / pairs for k, v in counts.items()} | {"forward_agree": forward_agree / pairs}
+
+
+def _pct(m, *keys):
+    return " / ".join(f"{100 * m[k]:.1f}" for k in keys)
 
 
 def main():
@@ -107,13 +127,18 @@ def main():
     elasticzo.set_num_threads(args.threads)
     states = [("fresh (seed 0)", elasticzo.models.lenet5(seed=0, precision="int8"))]
     states += [(os.path.relpath(c), elasticzo.ElasticZO.load(c).model) for c in args.checkpoints]
-    rows = ["| model | batch | F=0 agree | F=0 tie | F=0 wrong | F=8 agree | F=8 tie | F=8 wrong | int8 vs FP32 "
-            "forward agree |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | batch | F=0 agree | F=0 tie | F=0 wrong | F=0 agree where decided | F=8 agree | F=8 tie | "
+            "F=8 wrong | integer alpha, exact log2: agree / wrong | exact alpha, floor(log2): agree / tie / wrong | "
+            "int8 vs FP32 forward agree |", "|---" * 12 + "|"]
     for label, model in states:
         for batch in (int(b) for b in args.batches.split(",")):
             m = measure(model, train, batch, args.pairs, args.range, args.p_zero, args.zo_layers, args.seed)
-            rows.append(f"| {label} | {batch} | " + " | ".join(f"{100 * m[k]:.1f}" for k in (
-                "F0_agree", "F0_tie", "F0_wrong", "F8_agree", "F8_tie", "F8_wrong", "forward_agree")) + " |")
+            decided = m["F0_agree"] + m["F0_wrong"]
+            cells = [label, str(batch), _pct(m, "F0_agree"), _pct(m, "F0_tie"), _pct(m, "F0_wrong"),
+                     f"{100 * m['F0_agree'] / decided:.1f}" if decided else "–", _pct(m, "F8_agree"),
+                     _pct(m, "F8_tie"), _pct(m, "F8_wrong"), _pct(m, "int_alpha_agree", "int_alpha_wrong"),
+                     _pct(m, "floor_log_agree", "floor_log_tie", "floor_log_wrong"), _pct(m, "forward_agree")]
+            rows.append("| " + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
     load = os.getloadavg()[0]
     text = (f"# ElasticZO-INT8: reliability of the ternary gradient\n\n{args.pairs} perturbation pairs per row, "
