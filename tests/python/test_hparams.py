@@ -13,6 +13,9 @@ def test_fashion_mnist_has_its_own_full_zo_and_full_bp_rates():
     assert defaults("lenet5", "fashion-mnist", "full-zo").eps == 1e-2
     assert defaults("lenet5", "fashion-mnist", "full-bp").lr_bp == 0.05
     assert defaults("lenet5", "mnist", "full-bp").lr_bp == 0.2
+    # INT8 Full BP on Fashion-MNIST starts NITI's mu schedule at 4 (validated over 100 epochs; hparams.py)
+    assert defaults("lenet5", "fashion-mnist", "full-bp").gradient_bits == 4
+    assert defaults("lenet5", "mnist", "full-bp").gradient_bits is None
 
 
 @pytest.mark.parametrize("method", ["zo-feat-cls2", "zo-feat-cls1"])
@@ -62,6 +65,13 @@ def test_a_preset_p_zero_reaches_int8_runs_from_scratch_only(tmp_path, monkeypat
                  ("--zo-p-zero", "0.7")):
         cfg, _ = _config("--precision", "int8", "--method", "full-zo", *argv)
         assert cfg.get("zo_p_zero") == (0.7 if "--zo-p-zero" in argv else None), argv
+
+
+def test_int8_full_bp_on_fashion_mnist_starts_mu_at_4_from_the_cli():
+    assert _config("--precision", "int8", "--method", "full-bp", "--dataset", "fashion-mnist")[0]["gradient_bits"] == 4
+    assert _config("--precision", "int8", "--method", "full-bp")[0]["gradient_bits"] is None  # MNIST: the paper's 5
+    cfg, _ = _config("--precision", "int8", "--method", "full-bp", "--dataset", "fashion-mnist", "--gradient-bits", "5")
+    assert cfg["gradient_bits"] == 5
 
 
 def test_cli_lr_of_full_bp_is_its_backprop_rate():
