@@ -74,6 +74,23 @@ def test_int8_full_bp_on_fashion_mnist_starts_mu_at_4_from_the_cli():
     assert cfg["gradient_bits"] == 5
 
 
+def test_int8_full_zo_on_mnist_draws_the_uniform_init():
+    from elasticzo.run import _int8_init
+    from elasticzo.cli import _parser
+
+    def init_of(*argv):
+        return _int8_init(_parser().parse_args(["train", *argv]), 5)
+    assert defaults("lenet5", "mnist", "full-zo").int8_init == "xavier_uniform"
+    assert init_of("--precision", "int8", "--method", "full-zo") == "xavier_uniform"
+    assert init_of("--precision", "int8-intonly", "--method", "full-zo") == "xavier_uniform"
+    for argv in (("--dataset", "fashion-mnist"), ("--method", "zo-feat-cls1"), ("--int8-init", "xavier_normal")):
+        assert init_of("--precision", "int8", "--method", "full-zo", *argv) == "xavier_normal", argv
+    assert init_of("--method", "full-zo") is None  # FP32
+    # the FP32 rates of the MNIST entry are the shared Full ZO ones
+    fp32 = defaults("lenet5", "mnist", "full-zo")
+    assert (fp32.lr_zo, fp32.eps, fp32.grad_clip) == (5e-4, 1e-3, 1.0)
+
+
 def test_cli_lr_of_full_bp_is_its_backprop_rate():
     cfg, _ = _config("--method", "full-bp", "--lr", "0.05")
     assert (cfg["lr_bp"], cfg["lr_zo"]) == (0.05, 0.0)
