@@ -94,7 +94,7 @@ def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_
     def table2(*extra):
         return subprocess.run([sys.executable, "benchmarks/paper_table2.py", "--precision", "int8", "--datasets",
                                "mnist", "--methods", "zo-feat-cls1", "--epochs", "1", "--train-samples", "128",
-                               "--test-samples", "64", "--angles-mnist", "30", "43", "--pretrained-mnist", str(pre),
+                               "--test-samples", "64", "--pretrained-mnist", str(pre),
                                "--out", str(tmp_path / "runs"), "--table", str(tmp_path / "t.md"), *extra],
                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
 
@@ -105,8 +105,11 @@ def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_
     text = (tmp_path / "t.md").read_text()
     assert "LeNet-5 (INT8)" in text and "NITI's Full BP" in text and f"the checkpoint of `{pre}` after 1 epochs" in text
     assert "| w/o FT |" in text and "| 84.08 |" in text and "| 93.46 |" in text  # the paper's INT8 figures
+    # INT8's own angles (MNIST 30 and 41, not FP32's 43) and fine-tuning settings reach the runs
+    assert "Rotated MNIST 41° ours" in text and "ours put this precision's pretrained model's w/o FT" in text
     run = tmp_path / "runs" / "int8" / "mnist" / "angle30" / "zo-feat-cls1"
-    assert json.loads((run / "config.json").read_text())["config"]["precision"] == "int8"
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert (config["precision"], config["zo_range"], config["zo_update_bits"]) == ("int8", 64, 2)
     copied = tmp_path / "runs" / "int8" / "mnist" / "pretrain" / "checkpoint.safetensors"
     assert copied.read_bytes() == (pre / "checkpoint.safetensors").read_bytes()
     # w/o FT is measured at the fine-tuning batch size, so it is the imported weights' accuracy in those runs too
