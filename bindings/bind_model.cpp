@@ -382,6 +382,18 @@ void register_model(py::module_& m) {
                     "Whether a per-point Linear, its ReLU and a PointMaxPool that no backward goes through (ZO "
                     "passes, evaluation) run as one kernel that never writes the per-point output (default True). "
                     "The same bits either way.")
+      .def_property("fuse_relu_pool",
+                    [](const Sequential& s) {
+                      const auto guard = lock_without_gil(s);
+                      return s.fuse_relu_pool();
+                    },
+                    [](Sequential& s, bool on) {
+                      const auto guard = lock_without_gil(s);
+                      s.set_fuse_relu_pool(on);
+                    },
+                    "Whether an FP32 ReLU and the MaxPool2d after it that no backward goes through (ZO passes, "
+                    "evaluation) run as one pooling of the ReLU's input, without writing the ReLU's output (default "
+                    "True). The same bits either way.")
       .def("plan", [](Sequential& s, const Shape& input_shape, int zo_layers, const std::string& policy) {
         const auto guard = lock_without_gil(s);
         return plan_dict(s.plan_for(input_shape, s.first_module(zo_layers), parse_memory_policy(policy)));

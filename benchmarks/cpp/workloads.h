@@ -185,6 +185,9 @@ std::vector<Op> pool_workloads(const std::vector<std::pair<std::string, Shape>>&
 std::vector<Op> workloads_maxpool2d_fwd_f32(const Net& net) {
   return pool_workloads(net.pools, false, &KernelTable::maxpool2d_fwd_f32, &KernelTable::maxpool2d_bwd_f32);
 }
+std::vector<Op> workloads_maxpool2d_relu_fwd_f32(const Net& net) {
+  return pool_workloads(net.pools, false, &KernelTable::maxpool2d_relu_fwd_f32, &KernelTable::maxpool2d_bwd_f32);
+}
 std::vector<Op> workloads_maxpool2d_bwd_f32(const Net& net) {
   return pool_workloads(net.pools, true, &KernelTable::maxpool2d_fwd_f32, &KernelTable::maxpool2d_bwd_f32);
 }

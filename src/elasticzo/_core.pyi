@@ -182,6 +182,12 @@ class Sequential:
     @fuse_point_pool.setter
     def fuse_point_pool(self, on: bool) -> None: ...
     @property
+    def fuse_relu_pool(self) -> bool:
+        """Whether an FP32 ReLU + MaxPool2d with no backward through them runs as one pooling of the ReLU's input (same bits)."""
+
+    @fuse_relu_pool.setter
+    def fuse_relu_pool(self, on: bool) -> None: ...
+    @property
     def rounding(self) -> dict[str, str]:
         """INT8: {tensor class: rounding scheme}; the layers use 'activations' and 'errors', a trainer sets all."""
 

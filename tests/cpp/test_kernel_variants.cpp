@@ -669,6 +669,10 @@ Cases cases_maxpool2d_bwd_f32() {
   return pool_cases(kPoolShapes, true, maxpool2d_fwd_f32_ref, &KernelTable::maxpool2d_fwd_f32,
                     &KernelTable::maxpool2d_bwd_f32);
 }
+Cases cases_maxpool2d_relu_fwd_f32() {
+  return pool_cases(kPoolShapes, false, maxpool2d_relu_fwd_f32_ref, &KernelTable::maxpool2d_relu_fwd_f32,
+                    &KernelTable::maxpool2d_bwd_f32);
+}
 Cases cases_point_maxpool_fwd_f32() {
   return pool_cases(kPointShapes, false, point_maxpool_fwd_f32_ref, &KernelTable::point_maxpool_fwd_f32,
                     &KernelTable::point_maxpool_bwd_f32);
@@ -836,6 +840,26 @@ TEST(KernelVariantsAgree, Conv2dForwardSameBitsOnEveryIsa) {
     for (const KernelVariant& v : convs) got.push_back(c.run(table_with(v), false));
     for (std::size_t i = 1; i < got.size(); ++i)
       ASSERT_TRUE(testing::same_bits(got[0], got[i], name_of(convs[i]) + " vs " + name_of(convs[0]) + " " + c.what));
+  }
+}
+
+// The max-pool of a ReLU's input on each level equals that level's relu_fwd then maxpool2d_fwd bit for bit (NaNs,
+// signed zeros, ties, partial vectors, the 3x3 reference window), and leaves its input as it was: a model's forward
+// gives the same bits with the ReLU folded into the pooling or not.
+TEST(KernelVariantsAgree, MaxPoolOfReluEqualsReluThenMaxPool) {
+  for (const auto& isa : available_isas()) {
+    const KernelTable& t = kernel_table(isa);
+    for (const Pool2dShape& s : kPoolShapes)
+      for (const bool ties : {true, false}) {
+        const Buf x = ties ? tied_values(in_size(s), 71) : signed_values(in_size(s), 72);
+        Buf fused(out_size(s), 7.f), pooled(out_size(s), 7.f), x_relu = x, x_after = x;
+        t.maxpool2d_relu_fwd_f32(s, x_after.data(), fused.data());
+        t.relu_fwd_f32(x_relu.size(), x_relu.data(), x_relu.data());
+        t.maxpool2d_fwd_f32(s, x_relu.data(), pooled.data());
+        const std::string what = isa + " " + str(s) + (ties ? " tied" : " signed");
+        ASSERT_TRUE(testing::same_bits(pooled, fused, what));
+        ASSERT_TRUE(testing::same_bits(x, x_after, what + " (input)"));
+      }
   }
 }
 

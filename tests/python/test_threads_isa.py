@@ -9,6 +9,7 @@ both, so each element may differ by 2 K u times the same computation on absolute
 import numpy as np
 import pytest
 
+import elasticzo
 from elasticzo import _core, nn
 from elasticzo.models import lenet5
 
@@ -212,3 +213,25 @@ def test_set_isa_while_another_thread_trains():
     _core.set_isa("auto")
     assert len(losses) == 40 and np.all(np.isfinite(losses))
     assert switches > 40
+
+
+@pytest.mark.parametrize("method", ["full-zo", "zo-feat-cls1"])
+def test_lenet5_zo_steps_same_bits_with_relu_folded_into_pooling(method, isa, restore_threads):
+    """A ZO pass and a forward with no backward through relu1/pool1 and relu2/pool2 pool the ReLU's input (the ReLU's
+    output is never written): losses, weights and the forward's output keep their bits with the fusion off, for 1
+    and 2 threads. A backward prepared after a fused forward still finds the ReLU outputs (tests/cpp/test_layers)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 16, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, (2, 16)).astype(np.int32)
+    runs = []
+    for threads, fuse in ((1, True), (1, False), (2, True), (2, False)):
+        _core.set_num_threads(threads)
+        tr = elasticzo.ElasticZO(lenet5(seed=8), method=method, lr_zo=1e-3, lr_bp=0.05, eps=1e-3, seed=9)
+        tr.model.fuse_relu_pool = fuse
+        losses = [(s["loss_plus"], s["loss_minus"]) for s in (tr.core.step(x[i], y[i]) for i in range(2))]
+        runs.append((losses, tr.model.state_dict(), tr.model.forward(x[0])))
+    for losses, state, out in runs[1:]:
+        assert losses == runs[0][0]
+        assert np.array_equal(_bits(out), _bits(runs[0][2]))
+        for name, value in state.items():
+            assert np.array_equal(_bits(value), _bits(runs[0][1][name])), name

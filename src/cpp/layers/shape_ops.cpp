@@ -89,6 +89,11 @@ void MaxPool2d::forward(const Tensor& x, Tensor& y) const {
   kernels().maxpool2d_fwd_f32(problem(x.shape()), x.f32(), y.f32());
 }
 
+void MaxPool2d::forward_of_relu(const Tensor& x, Tensor& y) const {
+  if (precision_ != Precision::fp32) throw std::logic_error(repr() + ".forward_of_relu: FP32 only");
+  kernels().maxpool2d_relu_fwd_f32(problem(x.shape()), x.f32(), y.f32());
+}
+
 void MaxPool2d::backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const {
   if (precision_ == Precision::int8) {
     maxpool2d_bwd_ref(problem(x.shape()), x.s8(), y.s8(), dy.s8(), dx.s8());

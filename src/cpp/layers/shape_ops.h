@@ -27,6 +27,8 @@ class MaxPool2d final : public Layer {
   std::string repr() const override { return repr_call("MaxPool2d", std::to_string(k_)); }
   Shape output_shape(const Shape& in) const override;
   void forward(const Tensor& x, Tensor& y) const override;
+  // FP32: y = forward(relu(x)), x left as it is: a ReLU before this pooling whose output nothing reads.
+  void forward_of_relu(const Tensor& x, Tensor& y) const;
   void backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const override;
 
  private:

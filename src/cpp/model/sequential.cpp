@@ -205,12 +205,29 @@ const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) 
 std::size_t Sequential::run_forward(std::size_t i, const Tensor& in) {
   WorkspaceArena arena(ws_fwd_[i].raw(), ws_fwd_[i].nbytes());
   const WorkspaceArena::Binding bind(ws_fwd_[i].defined() ? &arena : nullptr);
-  if (!plan_.fused[i]) {
-    layers_[i]->forward(in, acts_[i]);
-    return 1;
+  if (plan_.fused[i]) {
+    static_cast<const Linear&>(*layers_[i]).forward_relu_max(in, acts_[i + 2]);
+    return 3;
   }
-  static_cast<const Linear&>(*layers_[i]).forward_relu_max(in, acts_[i + 2]);
-  return 3;
+  if (fuses_relu_pool(i)) {  // the pooling takes no workspace
+    static_cast<const MaxPool2d&>(*layers_[i + 1]).forward_of_relu(in, acts_[i + 1]);
+    unwritten_[i] = true;
+    return 2;
+  }
+  layers_[i]->forward(in, acts_[i]);
+  return 1;
+}
+
+// An FP32 ReLU and the MaxPool2d after it that no backward goes through: the ReLU's output is never read again, so
+// the pooling reads the ReLU's input instead (one pass less over the conv output; the same bits: kernels.inc). The
+// ReLU's output keeps its planned memory: prepare_backward computes it from its input if a backward needs it, so
+// the ReLU is never module 0 (whose input, the caller's, is gone by then).
+bool Sequential::fuses_relu_pool(std::size_t i) const {
+  if (!fuse_relu_pool_ || i == 0 || i + 1 >= layers_.size() || i + 1 >= plan_.bp_first) return false;
+  const auto* relu = dynamic_cast<const ReLU*>(layers_[i].get());
+  const auto* pool = dynamic_cast<const MaxPool2d*>(layers_[i + 1].get());
+  return relu != nullptr && pool != nullptr && relu->precision() == Precision::fp32 &&
+         pool->precision() == Precision::fp32;
 }
 
 // An FP32 per-point Linear, a ReLU and a PointMaxPool (PointNet's last per-point layer and the global pooling)
@@ -236,6 +253,7 @@ const Tensor& Sequential::forward(const Tensor& x) {
   const auto guard = lock();
   const MemoryOwnerScope scope(owner_);
   prepare(x.shape(), planned_ ? plan_.bp_first : layers_.size());
+  unwritten_.assign(layers_.size(), false);
   for (std::size_t i = 0; i < layers_.size();) i += run_forward(i, i == 0 ? x : acts_[i - 1]);
   return acts_.back();
 }
@@ -261,6 +279,11 @@ void Sequential::prepare_backward(std::size_t first) {
   for (std::size_t i = 0; i < acts_.size(); ++i)
     if (before[i].defined() && before[i].raw() != acts_[i].raw())
       std::memcpy(acts_[i].raw(), before[i].raw(), acts_[i].nbytes());
+  // The ReLU outputs a fused forward did not write (fuses_relu_pool), computed from their inputs.
+  const MemoryOwnerScope scope(owner_);
+  for (std::size_t i = 1; i < unwritten_.size() && i < layers_.size(); ++i)
+    if (unwritten_[i]) layers_[i]->forward(acts_[i - 1], acts_[i]);
+  unwritten_.assign(layers_.size(), false);
 }
 
 Tensor& Sequential::output_error() {

@@ -87,6 +87,11 @@ class Sequential {
   // benchmarks of what the fusion saves).
   bool fuse_point_pool() const { return fuse_point_pool_; }
   void set_fuse_point_pool(bool on);  // frees the planned buffers: the next pass plans again
+  // Whether forward folds an FP32 ReLU into the MaxPool2d after it when no backward goes through them (the
+  // pooling reads the ReLU's input and takes relu element by element; the ReLU's output is not written; default
+  // on). The same bits either way.
+  bool fuse_relu_pool() const { return fuse_relu_pool_; }
+  void set_fuse_relu_pool(bool on) { fuse_relu_pool_ = on; }
   // The tracker's owner id of this model's buffers (its parameters, plan, and what trainers allocate for it).
   std::uint64_t memory_owner() const { return owner_; }
 
@@ -99,13 +104,17 @@ class Sequential {
  private:
   void free_buffers();
   bool plan_matches(const Shape& input, std::size_t bp_first) const;
-  // Runs layer i (or, fused as the plan says, i to i + 2: fuses_point_pool) and returns how many layers it ran.
+  // Runs layer i (or, fused, i to i + 2 as the plan says: fuses_point_pool; i and i + 1: fuses_relu_pool) and
+  // returns how many layers it ran.
   std::size_t run_forward(std::size_t i, const Tensor& in);
   bool fuses_point_pool(std::size_t i, const Shape& in, std::size_t bp_first) const;
+  bool fuses_relu_pool(std::size_t i) const;
   std::shared_ptr<std::recursive_mutex> mutex_ = std::make_shared<std::recursive_mutex>();
   std::uint64_t owner_;
   MemoryPolicy policy_ = MemoryPolicy::static_;
   bool fuse_point_pool_ = true;
+  bool fuse_relu_pool_ = true;
+  std::vector<bool> unwritten_;  // ReLU outputs the last forward's fuses_relu_pool did not write
   MemoryPlan plan_;
   bool planned_ = false;
   int plan_threads_ = 0;   // the workspace depends on the team size and kernels the plan was made for

@@ -10,6 +10,10 @@ void maxpool2d_fwd_f32_avx512(const Pool2dShape& s, const float* x, float* y) {
   maxpool2d_fwd<pw_f32x16>(s, x, y);
 }
 
+void maxpool2d_relu_fwd_f32_avx512(const Pool2dShape& s, const float* x, float* y) {
+  maxpool2d_fwd<pw_f32x16, true>(s, x, y);
+}
+
 void maxpool2d_bwd_f32_avx512(const Pool2dShape& s, const float* x, const float* y, const float* dy, float* dx) {
   maxpool2d_bwd<pw_f32x16>(s, x, y, dy, dx);
 }

@@ -33,10 +33,17 @@ struct HasPartialPairs<V, std::void_t<decltype(V::load_pairs_n(nullptr, 1, std::
                                                                std::declval<typename V::reg&>()))>>
     : std::true_type {};
 
-template <class V>
+// kRelu: pools relu(x) (x > 0 ? x : 0 = take_greater(x, +0)) element by element before the window's max, as the
+// reference does, so NaNs and signed zeros come out as a ReLU layer followed by the pooling gives them.
+template <class V, bool kRelu = false>
 void maxpool2d_fwd(const Pool2dShape& s, const float* x, float* y) {
-  if (s.k != 2) return maxpool2d_fwd_f32_ref(s, x, y);
+  if (s.k != 2) return kRelu ? maxpool2d_relu_fwd_f32_ref(s, x, y) : maxpool2d_fwd_f32_ref(s, x, y);
   const int oh = s.out_h(), ow = s.out_w();
+  const auto act = [](typename V::reg v) { return kRelu ? V::take_greater(v, V::set1(0.f)) : v; };
+  const auto act_scalar = [](float v) { return kRelu ? take_greater_scalar(v, 0.f) : v; };
+  const auto window = [=](typename V::reg e0, typename V::reg o0, typename V::reg e1, typename V::reg o1) {
+    return V::take_greater(act(o1), V::take_greater(act(e1), V::take_greater(act(o0), act(e0))));
+  };
   for_each_plane(s, [=](std::int64_t plane) {
     for (int oy = 0; oy < oh; ++oy) {
       const float* r0 = x + (plane * s.h + 2 * oy) * s.w;
@@ -47,20 +54,22 @@ void maxpool2d_fwd(const Pool2dShape& s, const float* x, float* y) {
         typename V::reg e0, o0, e1, o1;
         V::load_pairs(r0 + 2 * ox, e0, o0);
         V::load_pairs(r1 + 2 * ox, e1, o1);
-        V::store(yr + ox, V::take_greater(o1, V::take_greater(e1, V::take_greater(o0, e0))));
+        V::store(yr + ox, window(e0, o0, e1, o1));
       }
       if constexpr (HasPartialPairs<V>::value) {
         if (ox < ow) {
           typename V::reg e0, o0, e1, o1;
           V::load_pairs_n(r0 + 2 * ox, ow - ox, e0, o0);
           V::load_pairs_n(r1 + 2 * ox, ow - ox, e1, o1);
-          V::store_n(yr + ox, V::take_greater(o1, V::take_greater(e1, V::take_greater(o0, e0))), ow - ox);
+          V::store_n(yr + ox, window(e0, o0, e1, o1), ow - ox);
           ox = ow;
         }
       }
       for (; ox < ow; ++ox)
-        yr[ox] = take_greater_scalar(
-            r1[2 * ox + 1], take_greater_scalar(r1[2 * ox], take_greater_scalar(r0[2 * ox + 1], r0[2 * ox])));
+        yr[ox] = take_greater_scalar(act_scalar(r1[2 * ox + 1]),
+                                     take_greater_scalar(act_scalar(r1[2 * ox]), take_greater_scalar(
+                                                                                     act_scalar(r0[2 * ox + 1]),
+                                                                                     act_scalar(r0[2 * ox]))));
     }
   });
 }

@@ -6,18 +6,20 @@
 
 namespace ez {
 
-template <class T>
+// kRelu: pools relu(x) = x > 0 ? x : 0, element by element, without writing it.
+template <class T, bool kRelu = false>
 void maxpool2d_fwd_ref(const Pool2dShape& s, const T* x, T* y) {
+  const auto read = [](T v) { return kRelu ? (v > T{0} ? v : T{0}) : v; };
   const int oh = s.out_h(), ow = s.out_w();
   for (long plane = 0; plane < static_cast<long>(s.n) * s.c; ++plane) {
     const T* xp = x + plane * s.h * s.w;
     T* yp = y + plane * oh * ow;
     for (int oy = 0; oy < oh; ++oy) {
       for (int ox = 0; ox < ow; ++ox) {
-        T m = xp[(oy * s.k) * s.w + ox * s.k];
+        T m = read(xp[(oy * s.k) * s.w + ox * s.k]);
         for (int ky = 0; ky < s.k; ++ky)
           for (int kx = 0; kx < s.k; ++kx) {
-            const T v = xp[(oy * s.k + ky) * s.w + ox * s.k + kx];
+            const T v = read(xp[(oy * s.k + ky) * s.w + ox * s.k + kx]);
             m = v > m ? v : m;
           }
         yp[oy * ow + ox] = m;
