@@ -93,7 +93,7 @@ def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_
 
     def table2(*extra):
         return subprocess.run([sys.executable, "benchmarks/paper_table2.py", "--precision", "int8", "--datasets",
-                               "mnist", "--methods", "zo-feat-cls1", "--epochs", "1", "--train-samples", "128",
+                               "mnist", "--methods", "zo-feat-cls1", "full-bp", "--epochs", "1", "--train-samples", "128",
                                "--test-samples", "64", "--pretrained-mnist", str(pre),
                                "--out", str(tmp_path / "runs"), "--table", str(tmp_path / "t.md"), *extra],
                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
@@ -110,6 +110,8 @@ def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_
     run = tmp_path / "runs" / "int8" / "mnist" / "angle30" / "zo-feat-cls1"
     config = json.loads((run / "config.json").read_text())["config"]
     assert (config["precision"], config["zo_range"], config["zo_update_bits"]) == ("int8", 64, 2)
+    bp = json.loads((run.parent / "full-bp" / "config.json").read_text())["config"]
+    assert bp["gradient_bits"] == 5  # the paper's mu for fine-tuning, whatever the dataset's from-scratch default
     copied = tmp_path / "runs" / "int8" / "mnist" / "pretrain" / "checkpoint.safetensors"
     assert copied.read_bytes() == (pre / "checkpoint.safetensors").read_bytes()
     # w/o FT is measured at the fine-tuning batch size, so it is the imported weights' accuracy in those runs too
