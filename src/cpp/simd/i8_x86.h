@@ -98,6 +98,7 @@ struct s8x16_vnni : u8_offset_layout {
   static acc dot(acc c, areg a, breg b) { return _mm512_dpbusd_epi32(c, b, a); }
   static reg finish(acc c) { return c; }
   static reg add(reg a, reg b) { return _mm512_add_epi32(a, b); }
+  static reg bxor(reg a, reg b) { return _mm512_xor_si512(a, b); }
   static reg set1(std::int32_t v) { return _mm512_set1_epi32(v); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static reg load_n(const std::int32_t* p, int n) { return _mm512_maskz_loadu_epi32(mask(n), p); }
@@ -121,6 +122,7 @@ struct i32x8_io {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static reg add(reg a, reg b) { return _mm256_add_epi32(a, b); }
+  static reg bxor(reg a, reg b) { return _mm256_xor_si256(a, b); }
   static reg set1(std::int32_t v) { return _mm256_set1_epi32(v); }
   static reg load(const std::int32_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
   static void store(std::int32_t* p, reg v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }

@@ -73,6 +73,9 @@ struct I8Gemm {
 
   // Rows i0..i0+mr of A as [group][mr][kg] (zero past k); corr[r] = -128 * sum of row r when M::b_offset.
   static void pack_a(const ASrc& a, int i0, int mr, int k, elem* dst, std::int32_t* corr) {
+    if constexpr (words_transpose()) {
+      if (a.cs == 1) return pack_a_words_transposed(a, i0, mr, k, dst, corr);
+    }
     const int gs = groups(k);
     for (int r = 0; r < mr; ++r) {
       const std::int8_t* src = a.row(i0 + r);
@@ -88,6 +91,49 @@ struct I8Gemm {
       }
       // Taken modulo 2^32 like the vector sums it corrects, so the final sum is exact whenever C fits in int32.
       if (M::b_offset) corr[r] = static_cast<std::int32_t>(static_cast<std::uint32_t>(-128 * sum));
+    }
+  }
+
+  // The VNNI layouts (bytes [lane][4], B offset by 128) of the microkernels with a W x W int32 transpose (those with
+  // channel lanes): a group of 4 k values is one 32-bit word of a row, so W groups of W rows pack as one transpose.
+  static constexpr bool words_transpose() {
+    return M::channel_lanes && M::b_offset && sizeof(elem) == 1 && KG == 4 && MR <= W;
+  }
+
+  // pack_a for rows in place (cs = 1): W words (groups) of each row loaded at once and transposed in registers (rows
+  // past mr zero), each group's mr words stored at once; the row sums of the correction from the same registers,
+  // by M::dot against bytes of 1. Where the byte loop moved one byte at a time (fc1's input: 25,088 bytes a pass).
+  static void pack_a_words_transposed(const ASrc& a, int i0, int mr, int k, elem* dst, std::int32_t* corr) {
+    using reg = typename M::reg;
+    const int whole = k / KG;
+    const reg ones = M::set1(0x01010101);
+    typename M::acc sums = M::zero_acc();
+    for (int g0 = 0; g0 < whole; g0 += W) {
+      const int count = std::min(W, whole - g0);
+      reg r[W];
+      EZ_UNROLL_I8
+      for (int i = 0; i < W; ++i)
+        r[i] = i < mr ? M::load_n(reinterpret_cast<const std::int32_t*>(a.row(i0 + i) + g0 * KG), count) : M::set1(0);
+      M::transpose(r);
+      for (int g = 0; g < count; ++g) {
+        sums = M::dot(sums, r[g], ones);
+        M::store_n(reinterpret_cast<std::int32_t*>(dst + static_cast<long>(g0 + g) * mr * KG), r[g], mr);
+      }
+    }
+    alignas(64) std::int32_t row_sum[W];
+    M::store(row_sum, M::finish(sums));
+    for (int r = 0; r < mr; ++r) {
+      std::int64_t sum = row_sum[r];
+      if (whole * KG < k) {  // the last group, zero past k
+        const std::int8_t* src = a.row(i0 + r);
+        elem* d = dst + (static_cast<long>(whole) * mr + r) * KG;
+        for (int t = 0; t < KG; ++t) {
+          const int p = whole * KG + t;
+          d[t] = p < k ? src[p] : std::int8_t{0};
+          sum += d[t];
+        }
+      }
+      corr[r] = static_cast<std::int32_t>(static_cast<std::uint32_t>(-128 * sum));
     }
   }
 
@@ -120,6 +166,33 @@ struct I8Gemm {
     }
   }
 
+  // Groups [g0, g0 + count) (count <= W, all whole) of vector v's lanes (words_transpose): each lane's count words
+  // loaded as one row, W rows turned into the groups' packed vectors by one transpose, then flipped. Lanes past the
+  // edge load the flip itself, so they pack as zero, as the word path leaves them. ~5 instructions per 64 bytes
+  // where the word path moves 4 bytes at a time (fc1's W^T: 94,080 bytes a pass).
+  static void pack_b_words_transposed(const BSrc& b, int v, int lanes, int g0, int count, std::uint32_t flip,
+                                      elem* dst) {
+    using reg = typename M::reg;
+    const reg f = M::set1(static_cast<std::int32_t>(flip));
+    reg r[W];
+    EZ_UNROLL_I8
+    for (int l = 0; l < W; ++l) {
+      if (l >= lanes) {
+        r[l] = f;
+        continue;
+      }
+      const int j = v * W + l;
+      const std::int8_t* src = b.base + (b.col_off ? b.col_off[j] : j * b.ldb) + g0 * KG;
+      r[l] = M::load_n(reinterpret_cast<const std::int32_t*>(src), count);
+    }
+    M::transpose(r);
+    EZ_UNROLL_I8
+    for (int g = 0; g < W; ++g) {
+      if (g < count)
+        M::store_n(reinterpret_cast<std::int32_t*>(dst + static_cast<long>(g0 + g) * W * KG), M::bxor(r[g], f), W);
+    }
+  }
+
   // Byte layouts [lane][4] whose b_elem is v ^ b_elem(0) (the VNNI offset layout, SDOT, vpmaddubsw): a column's 4 k
   // values of a group are one 32-bit word of the source, moved whole.
   static bool bytes_by_lane() {
@@ -129,15 +202,19 @@ struct I8Gemm {
     const int gs = groups(k), whole = k / KG;
     const std::uint8_t zero = static_cast<std::uint8_t>(M::b_elem(0));
     const std::uint32_t flip = zero * 0x01010101u;
+    int done = 0;  // whole groups packed for every lane by the transposes
+    if constexpr (words_transpose()) {
+      for (; done < whole; done += W) pack_b_words_transposed(b, v, lanes, done, std::min(W, whole - done), flip, dst);
+    }
     for (int l = 0; l < W; ++l) {
       elem* d = dst + l * KG;
       if (l >= lanes) {  // past the edge: zero, as the byte path leaves it
-        for (int g = 0; g < gs; ++g) std::memset(d + static_cast<long>(g) * W * KG, 0, KG);
+        for (int g = done; g < gs; ++g) std::memset(d + static_cast<long>(g) * W * KG, 0, KG);
         continue;
       }
       const int j = v * W + l;
       const std::int8_t* src = b.base + (b.col_off ? b.col_off[j] : j * b.ldb);
-      for (int g = 0; g < whole; ++g) {
+      for (int g = done; g < whole; ++g) {
         std::uint32_t word;
         std::memcpy(&word, src + g * KG, 4);
         word ^= flip;
