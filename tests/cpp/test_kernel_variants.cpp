@@ -517,7 +517,7 @@ I32 requant_input(std::size_t n, int bits) {
   }
   return x;
 }
-const std::size_t kRequantSizes[] = {0, 1, 7, 8, 15, 16, 17, 33, 1000};
+const std::size_t kRequantSizes[] = {0, 1, 7, 8, 15, 16, 17, 33, 64, 129, 1000};
 
 Cases cases_max_abs_i32() {
   Cases out;

@@ -26,12 +26,20 @@ struct i32x8_lanes {
   static reg sll(reg v, int s) { return _mm256_sll_epi32(v, _mm_cvtsi32_si128(s)); }
   static reg band(reg a, reg b) { return _mm256_and_si256(a, b); }
   static reg add(reg a, reg b) { return _mm256_add_epi32(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_epi32(a, b); }
   static reg cmpgt(reg a, reg b) { return _mm256_cmpgt_epi32(a, b); }
   static reg min_s(reg a, reg b) { return _mm256_min_epi32(a, b); }
   static reg copy_sign(reg m, reg x) { return _mm256_sign_epi32(m, x); }  // x = 0 gives 0, and then m = 0 too
   static void store_i8(std::int8_t* p, reg v) {
     const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(w, w));
+  }
+  // Four vectors as 32 bytes clipped to [-127, 127]: the saturating packs work per 128-bit lane, leaving the 4-byte
+  // pieces of v[q] at dwords 4L + q of lane L; one dword permute puts them in order, one byte max takes -128 to -127.
+  static void store4_i8(std::int8_t* p, const reg (&v)[4]) {
+    const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    const __m256i ordered = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_max_epi8(ordered, _mm256_set1_epi8(-127)));
   }
 };
 #endif
@@ -49,6 +57,7 @@ struct i32x16_lanes {
   static reg sll(reg v, int s) { return _mm512_sll_epi32(v, _mm_cvtsi32_si128(s)); }
   static reg band(reg a, reg b) { return _mm512_and_si512(a, b); }
   static reg add(reg a, reg b) { return _mm512_add_epi32(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_epi32(a, b); }
   static reg cmpgt(reg a, reg b) { return _mm512_movm_epi32(_mm512_cmpgt_epi32_mask(a, b)); }
   static reg min_s(reg a, reg b) { return _mm512_min_epi32(a, b); }
   static reg copy_sign(reg m, reg x) {
@@ -56,6 +65,13 @@ struct i32x16_lanes {
   }
   static void store_i8(std::int8_t* p, reg v) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
+  }
+  // Four vectors as 64 bytes clipped to [-127, 127], as i32x8_lanes::store4_i8 with four 128-bit lanes.
+  static void store4_i8(std::int8_t* p, const reg (&v)[4]) {
+    const __m512i w = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+    const __m512i ordered =
+        _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), w);
+    _mm512_storeu_si512(p, _mm512_max_epi8(ordered, _mm512_set1_epi8(-127)));
   }
 };
 #endif

@@ -122,6 +122,7 @@ struct i32x4_lanes {
   static reg sll(reg v, int s) { return vshlq_s32(v, vdupq_n_s32(s)); }
   static reg band(reg a, reg b) { return vandq_s32(a, b); }
   static reg add(reg a, reg b) { return vaddq_s32(a, b); }
+  static reg sub(reg a, reg b) { return vsubq_s32(a, b); }
   static reg cmpgt(reg a, reg b) { return vreinterpretq_s32_u32(vcgtq_s32(a, b)); }
   static reg min_s(reg a, reg b) { return vminq_s32(a, b); }
   static reg copy_sign(reg m, reg x) {
@@ -133,6 +134,12 @@ struct i32x4_lanes {
     std::int8_t tmp[8];
     vst1_s8(tmp, vmovn_s16(vcombine_s16(h, h)));
     std::memcpy(p, tmp, 4);
+  }
+  // Four vectors as 16 bytes clipped to [-127, 127]: saturating narrows, then a byte max takes -128 to -127.
+  static void store4_i8(std::int8_t* p, const reg (&v)[4]) {
+    const int8x8_t lo = vqmovn_s16(vcombine_s16(vqmovn_s32(v[0]), vqmovn_s32(v[1])));
+    const int8x8_t hi = vqmovn_s16(vcombine_s16(vqmovn_s32(v[2]), vqmovn_s32(v[3])));
+    vst1q_s8(p, vmaxq_s8(vcombine_s8(lo, hi), vdupq_n_s8(-127)));
   }
 };
 

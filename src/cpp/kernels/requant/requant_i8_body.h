@@ -23,33 +23,48 @@ std::uint32_t max_abs_body(std::size_t n, const std::int32_t* x) {
   return r;
 }
 
-template <class V>
-void round_shift_body(std::size_t n, const std::int32_t* x, int s, Rounding mode, const DrawStream& draws,
-                      std::int8_t* y) {
+// |v| >> s rounded (nearest or NITI's pseudo-stochastic), not yet clipped; 1 <= s <= 31.
+template <class V, bool Nearest>
+inline typename V::reg rounded_magnitude(typename V::reg v, int s, int lo_bits, typename V::reg mask,
+                                         typename V::reg lo_mask) {
+  const typename V::reg mag = V::abs(v), q = V::srl(mag, s), r = V::band(mag, mask);
+  if constexpr (Nearest) return V::add(q, V::srl(r, s - 1));
+  const typename V::reg hi = V::srl(r, lo_bits), lo = V::sll(V::band(r, lo_mask), s & 1);
+  return V::sub(q, V::cmpgt(hi, lo));  // all ones (-1) where hi > lo, so + 1; hi, lo < 2^31: a signed compare
+}
+
+// Four vectors at a time: the rounded magnitudes take their signs as int32 (q < 2^31 since s >= 1) and one
+// saturating narrowing store clips four vectors to +-127 (V::store4_i8).
+template <class V, bool Nearest>
+void round_shift_lanes(std::size_t n, const std::int32_t* x, int s, std::int8_t* y) {
   constexpr std::size_t W = V::width;
-  if (s < 1 || s > 31 || mode == Rounding::stochastic) {
-    round_shift_i8_ref(n, x, s, mode, draws, y);
-    return;
-  }
   using reg = typename V::reg;
-  const reg mask = V::set1(static_cast<std::int32_t>((1u << s) - 1u)), one = V::set1(1), cap = V::set1(kMantissaMax);
+  const reg mask = V::set1(static_cast<std::int32_t>((1u << s) - 1u)), cap = V::set1(kMantissaMax);
   const int lo_bits = s / 2;
   const reg lo_mask = V::set1(static_cast<std::int32_t>((1u << lo_bits) - 1u));
   std::size_t i = 0;
-  for (; i + W <= n; i += W) {
-    const reg v = V::load(x + i), mag = V::abs(v);
-    const reg q = V::srl(mag, s), r = V::band(mag, mask);
-    reg up;
-    if (mode == Rounding::nearest) {
-      up = V::srl(r, s - 1);
-    } else {
-      const reg hi = V::srl(r, lo_bits), lo = V::sll(V::band(r, lo_mask), s & 1);
-      up = V::band(V::cmpgt(hi, lo), one);  // hi, lo < 2^31: a signed compare is exact
+  for (; i + 4 * W <= n; i += 4 * W) {
+    reg m[4];
+    for (std::size_t j = 0; j < 4; ++j) {
+      const reg v = V::load(x + i + j * W);
+      m[j] = V::copy_sign(rounded_magnitude<V, Nearest>(v, s, lo_bits, mask, lo_mask), v);
     }
-    const reg m = V::min_s(V::add(q, up), cap);  // q < 2^31 since s >= 1
-    V::store_i8(y + i, V::copy_sign(m, v));
+    V::store4_i8(y + i, m);
   }
-  if (i < n) round_shift_i8_ref(n - i, x + i, s, mode, draws, y + i);
+  for (; i + W <= n; i += W) {
+    const reg v = V::load(x + i);
+    V::store_i8(y + i, V::copy_sign(V::min_s(rounded_magnitude<V, Nearest>(v, s, lo_bits, mask, lo_mask), cap), v));
+  }
+  if (i < n) round_shift_i8_ref(n - i, x + i, s, Nearest ? Rounding::nearest : Rounding::pseudo_stochastic,
+                                DrawStream{}, y + i);
+}
+
+template <class V>
+void round_shift_body(std::size_t n, const std::int32_t* x, int s, Rounding mode, const DrawStream& draws,
+                      std::int8_t* y) {
+  if (s < 1 || s > 31 || mode == Rounding::stochastic) return round_shift_i8_ref(n, x, s, mode, draws, y);
+  if (mode == Rounding::nearest) return round_shift_lanes<V, true>(n, x, s, y);
+  round_shift_lanes<V, false>(n, x, s, y);
 }
 
 }  // namespace
