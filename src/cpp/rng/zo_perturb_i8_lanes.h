@@ -57,6 +57,7 @@ void zo_perturb_i8_shift(std::size_t n, const SparsePerturbation& p, bool negate
     const std::int64_t g_end = chunk + 1 == chunks ? groups : (chunk + 1) * kChunkGroups;
     const U two_r1 = Ops::splat_u(static_cast<std::uint32_t>(2 * p.r + 1)), r = Ops::splat_u(p.r);
     const U threshold_m1 = Ops::splat_u(p.zero_threshold - 1u);  // -1 (all kept) compares as signed
+    const PhiloxRoundKeys keys(p.key);
     for (std::int64_t g = chunk * kChunkGroups; g < g_end; ++g) {
       const std::uint64_t base = (first + static_cast<std::uint64_t>(g)) * kGroup, block = base / 4;
       U c[4];
@@ -75,7 +76,7 @@ void zo_perturb_i8_shift(std::size_t n, const SparsePerturbation& p, bool negate
       }
       c[2] = Ops::splat_u(p.stream);
       c[3] = Ops::splat_u(0);
-      philox4x32_10_lanes<Ops>(c, p.key);
+      philox4x32_10_lanes<Ops>(c, keys);
       U bytes = Ops::band(rounded_zeta<Ops, S>(c[0], two_r1, r, threshold_m1, negate), Ops::splat_u(0xffu));
       bytes = Ops::bxor(bytes, Ops::template shl<8>(Ops::band(rounded_zeta<Ops, S>(c[1], two_r1, r, threshold_m1,
                                                                                     negate), Ops::splat_u(0xffu))));
