@@ -442,12 +442,14 @@ Cases cases_gemm_i8() {
 
 // LeNet-5's conv1 and conv2, a kernel larger than the image and channel counts around the vector widths. The rows
 // from {2, 6, 14, 14, 16, 5, 0} on have c_out a multiple of 8 or 16 and output rows that are not (channel lanes,
-// conv_fwd_i8_channels): k = 1, 3, 4, 5, 6 (no, some or every column left to the column image), rows split in runs.
+// conv_fwd_i8_channels): k = 1, 3, 4, 5, 6 (no, some or every column left to the column image), rows split in runs;
+// from {2, 2, 9, 13, 7, 6, 1} on, at most 8 channels and 4 < k <= 8 (paired lanes on AVX-512 VNNI, as conv1).
 const Conv2dShape kConvShapesI8[] = {{1, 1, 1, 1, 1, 1, 0},    {2, 3, 7, 5, 4, 3, 1},   {3, 6, 14, 14, 16, 5, 2},
                                      {2, 1, 28, 28, 6, 5, 2},  {1, 2, 9, 17, 5, 3, 0},  {2, 5, 6, 6, 3, 5, 3},
                                      {1, 3, 4, 4, 2, 5, 0},    {5, 2, 3, 33, 17, 3, 1}, {2, 6, 14, 14, 16, 5, 0},
                                      {2, 3, 9, 21, 32, 3, 1},  {1, 2, 8, 11, 8, 4, 1},  {3, 1, 5, 7, 16, 1, 0},
-                                     {1, 4, 12, 13, 16, 6, 2}};
+                                     {1, 4, 12, 13, 16, 6, 2},  {2, 2, 9, 13, 7, 6, 1},  {1, 3, 10, 11, 8, 7, 3},
+                                     {3, 2, 7, 9, 6, 5, 0},    {1, 1, 12, 12, 6, 8, 2}};
 const LinearShape kLinearShapesI8[] = {{1, 1, 1},     {3, 5, 7},    {64, 784, 120}, {33, 17, 40},
                                        {100, 64, 64}, {7, 1024, 3}, {2, 3, 1024}};
 

@@ -53,7 +53,7 @@ std::size_t linear_bwd_workspace(const LinearShape& s) {
 std::vector<I8Tiles> i8_tiles(const std::string& isa, bool conv_forward) {
   // The microkernels of simd/i8_x86.h and i8_neon.h, as the *_i8_<isa>.cpp files instantiate them.
   const I8Tiles s16x8{8, 2, 6, 2, true, true}, u8x8{8, 4, 4, 1, true, false}, s8x8_vnni{8, 4, 4, 1, true, false};
-  const I8Tiles s8x16_vnni{16, 4, 8, 1, true, false};
+  const I8Tiles s8x16_vnni{16, 4, 8, 1, true, false, true};
   const I8Tiles s8x4_mlal{4, 8, 4, 1}, s8x4_sdot{4, 4, 8, 1};
   if (isa == "avx2") return conv_forward ? std::vector<I8Tiles>{s16x8, u8x8} : std::vector<I8Tiles>{s16x8};
   if (isa == "avx_vnni") return {s8x8_vnni};

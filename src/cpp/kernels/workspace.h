@@ -133,6 +133,8 @@ struct I8Tiles {
   // Whether its conv forward has channel lanes (conv_fwd_i8_channels), and copies the padded image into its own
   // element type or offset for them.
   bool channel_lanes = false, converts = false;
+  // Whether its channel lanes may come in pairs (conv_i8_channels: two kg-column groups of a kernel row per channel).
+  bool pair_lanes = false;
   long groups(long k) const { return ws_ceil_div(k, kg); }
   long panels(long rows) const { return ws_ceil_div(rows, tile_rows); }
 };
@@ -158,21 +160,28 @@ inline std::size_t gemm_i8_bytes(int m, int n, int k, const I8Tiles& t) {
 // conv1, 6 channels in 8 lanes or even 16, beats the row tiles and their per-sample packing). Taps are grouped by kg columns of one row of the padded image (k - k % kg columns) and the
 // columns left over by kg rows of one column, read from an image whose element (r, x) holds rows r .. r + kg - 1
 // of column k - k % kg + x, its rows `v_stride` elements apart (a whole number of vectors).
+// Paired lanes (microkernels with `pair_lanes`, at most W / 2 channels, kg < k <= 2 kg: LeNet-5's conv1): channel c
+// in lanes 2c and 2c + 1, which take columns 0..kg-1 and kg..2kg-1 of a kernel row (zero weights past k) from one
+// 2 kg-byte broadcast of the padded image, and are added at the end: one group per kernel row and no column image
+// (conv1: 5 dot products per position instead of 7).
 struct ConvI8Channels {
   long hp, wr, v_stride, h_groups, v_groups;
-  bool use;
+  bool use, pairs;
   long groups() const { return h_groups + v_groups; }
 };
-inline ConvI8Channels conv_i8_channels(const Conv2dShape& s, int width, int kg) {
+inline ConvI8Channels conv_i8_channels(const Conv2dShape& s, int width, int kg, bool pair_lanes) {
   const long oh = s.out_h(), ow = s.out_w(), wr = ow + s.k - 1, left = s.k % kg;
+  const bool use = s.n > 0 && oh > 0 && ow > 0 &&
+                   ((s.c_out % width == 0 && ow % width != 0) || (s.c_out < width && 3 * s.c_out >= width));
+  if (use && pair_lanes && 2 * s.c_out <= width && s.k > kg && s.k <= 2 * kg)
+    return {oh + s.k - 1, wr, 0, static_cast<long>(s.c_in) * s.k, 0, true, true};
   return {oh + s.k - 1, wr, ws_ceil_div(wr - (s.k - left), width) * width, static_cast<long>(s.c_in) * s.k * (s.k / kg),
-          static_cast<long>(s.c_in) * left * ws_ceil_div(s.k, kg),
-          s.n > 0 && oh > 0 && ow > 0 && ((s.c_out % width == 0 && ow % width != 0) || (s.c_out < width && 3 * s.c_out >= width))};
+          static_cast<long>(s.c_in) * left * ws_ceil_div(s.k, kg), use, false};
 }
 // Their scratch: the packed weights and corrections, then per thread the padded image (a vector of slack), its copy
 // widened to the microkernel's element type (int16 elements only) and the column image.
 inline std::size_t conv_fwd_i8_channel_bytes(const Conv2dShape& s, const I8Tiles& t) {
-  const ConvI8Channels c = conv_i8_channels(s, t.width, t.kg);
+  const ConvI8Channels c = conv_i8_channels(s, t.width, t.kg, t.pair_lanes);
   const long team = team_for(2.0 * s.n * s.c_out * s.out_h() * s.out_w() * s.c_in * s.k * s.k);
   const long img = static_cast<long>(s.c_in) * c.hp * c.wr;
   const long channels = ws_ceil_div(s.c_out, t.width) * t.width;
@@ -185,7 +194,7 @@ inline std::size_t conv_fwd_i8_channel_bytes(const Conv2dShape& s, const I8Tiles
 inline std::size_t conv_fwd_i8_bytes(const Conv2dShape& s, const I8Tiles& t) {
   const long oh = s.out_h(), ow = s.out_w();
   if (s.n <= 0 || s.c_out <= 0 || oh <= 0 || ow <= 0) return 0;
-  if (t.channel_lanes && conv_i8_channels(s, t.width, t.kg).use) return conv_fwd_i8_channel_bytes(s, t);
+  if (t.channel_lanes && conv_i8_channels(s, t.width, t.kg, t.pair_lanes).use) return conv_fwd_i8_channel_bytes(s, t);
   const long taps = static_cast<long>(s.c_in) * s.k * s.k, panels = t.panels(s.c_out), g = t.groups(taps);
   const long img = static_cast<long>(s.c_in) * (oh + s.k - 1) * (ow + s.k - 1) + t.width;
   const long slots = oh * ws_ceil_div(ow, t.width);

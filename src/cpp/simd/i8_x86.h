@@ -54,7 +54,7 @@ inline void interleave4_u8(const std::int8_t* const* rows, int lanes, __m128i (&
 struct u8_offset_layout {
   using elem = std::int8_t;
   static constexpr int kg = 4;
-  static constexpr bool b_offset = true, channel_lanes = true;
+  static constexpr bool b_offset = true, channel_lanes = true, pair_lanes = false;
   static int b_index(int lane, int t) { return lane * 4 + t; }
   static elem b_elem(std::int8_t v) { return static_cast<elem>(static_cast<std::uint8_t>(v) ^ 0x80u); }
   static std::int32_t a_word(const elem* a) {
@@ -73,6 +73,7 @@ struct s8x16_vnni : u8_offset_layout {
   static constexpr int width = 16;
   // 24 of the 32 zmm registers hold accumulators.
   static constexpr int tile_rows = 8, tile_vecs = 3;
+  static constexpr bool pair_lanes = true;
 
   static void pack_rows(const std::int8_t* const* rows, int lanes, elem* dst) {
     if (lanes < 16) {
@@ -94,10 +95,18 @@ struct s8x16_vnni : u8_offset_layout {
   }
   static acc zero_acc() { return _mm512_setzero_si512(); }
   static areg bcast_a(const elem* a) { return _mm512_set1_epi32(a_word(a)); }
+  // Paired lanes: 8 bytes to every pair of lanes (bytes 0-3 to the even lane, 4-7 to the odd one).
+  static areg bcast_a2(const elem* a) {
+    std::int64_t w;
+    std::memcpy(&w, a, 8);
+    return _mm512_set1_epi64(w);
+  }
   static breg load_b(const elem* b) { return _mm512_loadu_si512(b); }
   static acc dot(acc c, areg a, breg b) { return _mm512_dpbusd_epi32(c, b, a); }
   static reg finish(acc c) { return c; }
   static reg add(reg a, reg b) { return _mm512_add_epi32(a, b); }
+  // Each lane plus its pair's other lane.
+  static reg add_pairs(reg a) { return _mm512_add_epi32(a, _mm512_shuffle_epi32(a, _MM_PERM_CDAB)); }
   static reg bxor(reg a, reg b) { return _mm512_xor_si512(a, b); }
   static reg set1(std::int32_t v) { return _mm512_set1_epi32(v); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
@@ -184,7 +193,7 @@ struct s8x8_vnni : u8_offset_layout, i32x8_io {
 #if defined(__AVX2__)
 // The AVX2 microkernels' common part: A's group is one 32-bit word broadcast, B one ymm per group.
 struct ymm_i32_acc : i32x8_io {
-  static constexpr bool channel_lanes = true;
+  static constexpr bool channel_lanes = true, pair_lanes = false;
   using acc = __m256i;
   using areg = __m256i;
   using breg = __m256i;

@@ -45,7 +45,9 @@ inline std::vector<int> tap_offsets_i8(int channels, int k, int hp, int wr) {
 // groups (the kg elements at h[off + j] of the padded image) and the V groups (the word at v[(off + j) * kg] of the
 // column image), one broadcast per group and position against the group's W x kg packed weights; then the
 // correction, and a W x W transpose turns the positions into the lanes of each channel's row y[l * ldy], l < ch.
-template <class M, int NP>
+// Pairs (workspace.h, paired lanes): each H group is 2 kg elements for a pair of lanes, added at the end, channel l
+// in lane 2 l.
+template <class M, bool Pairs, int NP>
 void channel_run(int gh, int gv, const typename M::elem* wp, const std::int32_t* corr,
                  const typename M::elem* h, const int* h_off, const typename M::elem* v, const int* v_off,
                  std::int32_t* y, long ldy, int ch) {
@@ -57,7 +59,13 @@ void channel_run(int gh, int gv, const typename M::elem* wp, const std::int32_t*
     const auto wv = M::load_b(wp);
     const typename M::elem* p = h + h_off[g];
     EZ_UNROLL_I8
-    for (int j = 0; j < NP; ++j) acc[j] = M::dot(acc[j], wv, M::bcast_a(p + j));  // input: the unsigned operand
+    for (int j = 0; j < NP; ++j) {  // input: the unsigned operand
+      if constexpr (Pairs) {
+        acc[j] = M::dot(acc[j], wv, M::bcast_a2(p + j));
+      } else {
+        acc[j] = M::dot(acc[j], wv, M::bcast_a(p + j));
+      }
+    }
   }
   for (int g = 0; g < gv; ++g, wp += W * KG) {
     const auto wv = M::load_b(wp);
@@ -74,17 +82,19 @@ void channel_run(int gh, int gv, const typename M::elem* wp, const std::int32_t*
     }
     out[j] = M::finish(acc[j]);
     if (M::b_offset) out[j] = M::add(out[j], M::load_n(corr, W));
+    if constexpr (Pairs) out[j] = M::add_pairs(out[j]);
   }
   M::transpose(out);
-  for (int l = 0; l < ch; ++l) M::store_n(y + l * ldy, out[l], NP);
+  constexpr int step = Pairs ? 2 : 1;
+  for (int l = 0; l < ch; ++l) M::store_n(y + l * ldy, out[step * l], NP);
 }
 
 template <class M>
 using ChannelRunFn = void (*)(int, int, const typename M::elem*, const std::int32_t*, const typename M::elem*,
                               const int*, const typename M::elem*, const int*, std::int32_t*, long, int);
-template <class M, int... I>
+template <class M, bool Pairs, int... I>
 constexpr std::array<ChannelRunFn<M>, sizeof...(I)> channel_runs(std::integer_sequence<int, I...>) {
-  return {{&channel_run<M, I + 1>...}};
+  return {{&channel_run<M, Pairs, I + 1>...}};
 }
 
 // Forward with W output channels per vector (workspace.h conv_i8_channels): no lane idles on rows narrower than W,
@@ -97,43 +107,52 @@ void conv_fwd_i8_channels(const Conv2dShape& s, const std::int8_t* x, const std:
   using elem = typename M::elem;
   constexpr int W = M::width, KG = M::kg;
   constexpr bool widens = sizeof(elem) != 1;
-  const ConvI8Channels c = conv_i8_channels(s, W, KG);
+  const ConvI8Channels c = conv_i8_channels(s, W, KG, M::pair_lanes);
   const int oh = s.out_h(), ow = s.out_w(), taps = s.c_in * s.k * s.k, hp = static_cast<int>(c.hp);
-  const int wr = static_cast<int>(c.wr), vr = static_cast<int>(c.v_stride), kh = s.k - s.k % KG;
+  const int wr = static_cast<int>(c.wr), vr = static_cast<int>(c.v_stride);
+  const int kh = c.pairs ? s.k : s.k - s.k % KG;  // columns of the H groups
   const int gh = static_cast<int>(c.h_groups), gv = static_cast<int>(c.v_groups), groups = gh + gv;
-  // Offsets of the groups at output (0, 0) and the tap of each of their kg elements (-1: zero weight).
-  std::vector<int> off(static_cast<std::size_t>(groups)), tap(static_cast<std::size_t>(groups) * KG, -1);
+  // Lanes per channel and the elements they take from a group (one broadcast).
+  const int lpc = c.pairs ? 2 : 1, per_group = lpc * KG, per_block = W / lpc;
+  // Offsets of the groups at output (0, 0) and the tap of each of their elements (-1: zero weight).
+  std::vector<int> off(static_cast<std::size_t>(groups)), tap(static_cast<std::size_t>(groups) * per_group, -1);
   int g = 0;
   for (int ci = 0; ci < s.c_in; ++ci)
     for (int ky = 0; ky < s.k; ++ky)
-      for (int kx = 0; kx < kh; kx += KG, ++g) {
+      for (int kx = 0; kx < kh; kx += per_group, ++g) {
         off[g] = (ci * hp + ky) * wr + kx;
-        for (int t = 0; t < KG; ++t) tap[g * KG + t] = (ci * s.k + ky) * s.k + kx + t;
+        for (int t = 0; t < per_group && kx + t < s.k; ++t) tap[g * per_group + t] = (ci * s.k + ky) * s.k + kx + t;
       }
   for (int ci = 0; ci < s.c_in; ++ci)
     for (int kx = kh; kx < s.k; ++kx)
       for (int ky = 0; ky < s.k; ky += KG, ++g) {
         off[g] = (ci * hp + ky) * vr + kx - kh;
-        for (int t = 0; t < KG && ky + t < s.k; ++t) tap[g * KG + t] = (ci * s.k + ky + t) * s.k + kx;
+        for (int t = 0; t < KG && ky + t < s.k; ++t) tap[g * per_group + t] = (ci * s.k + ky + t) * s.k + kx;
       }
-  const int blocks = div_up(s.c_out, W);  // channels past c_out: zero weights, never stored
+  const int blocks = div_up(s.c_out, per_block);  // channels past c_out: zero weights, never stored
   ScratchBuffer<elem> wpack(static_cast<std::size_t>(blocks) * W * groups * KG);
   ScratchBuffer<std::int32_t> corr(static_cast<std::size_t>(blocks) * W);
   for (int co = 0; co < s.c_out; ++co) {
     const std::int8_t* wrow = w + static_cast<long>(co) * taps;
-    elem* dst = wpack.data() + (static_cast<long>(co / W) * groups * W + co % W) * KG;
+    const long lane = static_cast<long>(co / per_block) * W + co % per_block * lpc;  // its first lane
+    elem* dst = wpack.data() + (static_cast<long>(co / per_block) * groups * W + lane % W) * KG;
     for (int q = 0; q < groups; ++q)
-      for (int t = 0; t < KG; ++t) dst[static_cast<long>(q) * W * KG + t] = tap[q * KG + t] < 0 ? 0 : wrow[tap[q * KG + t]];
+      for (int e = 0; e < per_group; ++e) {
+        const int t = tap[q * per_group + e];
+        dst[static_cast<long>(q) * W * KG + e] = t < 0 ? 0 : wrow[t];  // e / KG: the pair's lane
+      }
     std::int64_t sum = 0;
     for (int p = 0; p < taps; ++p) sum += wrow[p];
-    if (M::b_offset) corr[co] = static_cast<std::int32_t>(static_cast<std::uint32_t>(-128 * sum));
+    if (M::b_offset) corr[lane] = static_cast<std::int32_t>(static_cast<std::uint32_t>(-128 * sum));
   }
   const long img = static_cast<long>(s.c_in) * hp * wr, vimg = static_cast<long>(s.c_in) * hp * vr * KG;
   const int team = team_for(2.0 * s.n * s.c_out * oh * ow * taps);
   ScratchBuffer<std::int8_t> xpad(static_cast<std::size_t>(team) * (img + W));
   ScratchBuffer<elem> himg(widens ? static_cast<std::size_t>(team) * img : 0, false);
   ScratchBuffer<elem> vbuf(gv > 0 ? static_cast<std::size_t>(team) * vimg : 0, false);
-  static constexpr auto runs = channel_runs<M>(std::make_integer_sequence<int, W>{});
+  static constexpr auto single_runs = channel_runs<M, false>(std::make_integer_sequence<int, W>{});
+  static constexpr auto pair_runs = channel_runs<M, M::pair_lanes>(std::make_integer_sequence<int, W>{});
+  const auto& runs = c.pairs ? pair_runs : single_runs;
   const int ohw = oh * ow;
   parallel_for(team, s.n, [&](std::int64_t n, int slot) {
     std::int8_t* xp = xpad.data() + slot * (img + W);
@@ -171,8 +190,8 @@ void conv_fwd_i8_channels(const Conv2dShape& s, const std::int8_t* x, const std:
         for (int b = 0; b < blocks; ++b)
           runs[np - 1](gh, gv, wpack.data() + static_cast<long>(b) * groups * W * KG, corr.data() + b * W,
                        h + oy * wr + ox, off.data(), v + (static_cast<long>(oy) * vr + ox) * KG, off.data() + gh,
-                       y + (static_cast<long>(n) * s.c_out + b * W) * ohw + oy * ow + ox, ohw,
-                       std::min(W, s.c_out - b * W));
+                       y + (static_cast<long>(n) * s.c_out + b * per_block) * ohw + oy * ow + ox, ohw,
+                       std::min(per_block, s.c_out - b * per_block));
       }
   });
 }
@@ -180,7 +199,7 @@ void conv_fwd_i8_channels(const Conv2dShape& s, const std::int8_t* x, const std:
 template <class M>
 void conv_fwd_i8(const Conv2dShape& s, const std::int8_t* x, const std::int8_t* w, std::int32_t* y) {
   if constexpr (M::channel_lanes) {
-    if (conv_i8_channels(s, M::width, M::kg).use) return conv_fwd_i8_channels<M>(s, x, w, y);
+    if (conv_i8_channels(s, M::width, M::kg, M::pair_lanes).use) return conv_fwd_i8_channels<M>(s, x, w, y);
   }
   using G = I8Gemm<M>;
   constexpr int W = M::width;
