@@ -173,13 +173,35 @@ py::dict plan_dict(const MemoryPlan& plan) {
   out["input_shape"] = plan.input_shape;
   out["backprop_from_module"] = plan.bp_first;
   out["ops"] = plan.ops;
-  py::list fused;  // modules whose forward runs with the next two as one kernel
-  for (std::size_t i = 0; i < plan.fused.size(); ++i)
-    if (plan.fused[i]) fused.append(i);
-  out["fused_from_module"] = fused;
+  py::list starts, fusions;  // modules whose forward runs with the next one or two as one kernel, and how
+  for (std::size_t i = 0; i < plan.fused.size(); ++i) {
+    if (plan.fused[i] == Fusion::none) continue;
+    starts.append(i);
+    py::dict f;
+    f["module"] = i;
+    f["kind"] = fusion_name(plan.fused[i]);
+    f["modules"] = fusion_modules(plan.fused[i]);
+    fusions.append(f);
+  }
+  out["fused_from_module"] = starts;
+  out["fusions"] = fusions;
   out["buffers"] = buffers;
   out["bytes"] = category_bytes(plan.bytes, plan.total());
   return out;
+}
+
+// The model's switch of one fusion kind as a Python property, read and set under the model's lock.
+auto fusion_switch_getter(Fusion kind) {
+  return [kind](const Sequential& s) {
+    const auto guard = lock_without_gil(s);
+    return s.fusion_enabled(kind);
+  };
+}
+auto fusion_switch_setter(Fusion kind) {
+  return [kind](Sequential& s, bool on) {
+    const auto guard = lock_without_gil(s);
+    s.set_fusion_enabled(kind, on);
+  };
 }
 
 py::dict owner_stats(std::uint64_t owner) {
@@ -370,27 +392,12 @@ void register_model(py::module_& m) {
                     },
                     "Allocation policy of the planned buffers: 'static' (each buffer its own memory for the whole "
                     "step, the paper's model) or 'lifetime' (buffers whose lifetimes do not overlap share memory).")
-      .def_property("fuse_point_pool",
-                    [](const Sequential& s) {
-                      const auto guard = lock_without_gil(s);
-                      return s.fuse_point_pool();
-                    },
-                    [](Sequential& s, bool on) {
-                      const auto guard = lock_without_gil(s);
-                      s.set_fuse_point_pool(on);
-                    },
+      .def_property("fuse_point_pool", fusion_switch_getter(Fusion::point_pool),
+                    fusion_switch_setter(Fusion::point_pool),
                     "Whether a per-point Linear, its ReLU and a PointMaxPool that no backward goes through (ZO "
                     "passes, evaluation) run as one kernel that never writes the per-point output (default True). "
                     "The same bits either way.")
-      .def_property("fuse_relu_pool",
-                    [](const Sequential& s) {
-                      const auto guard = lock_without_gil(s);
-                      return s.fuse_relu_pool();
-                    },
-                    [](Sequential& s, bool on) {
-                      const auto guard = lock_without_gil(s);
-                      s.set_fuse_relu_pool(on);
-                    },
+      .def_property("fuse_relu_pool", fusion_switch_getter(Fusion::relu_pool), fusion_switch_setter(Fusion::relu_pool),
                     "Whether an FP32 ReLU and the MaxPool2d after it that no backward goes through (ZO passes, "
                     "evaluation) run as one pooling of the ReLU's input, without writing the ReLU's output (default "
                     "True). The same bits either way.")
@@ -398,8 +405,9 @@ void register_model(py::module_& m) {
         const auto guard = lock_without_gil(s);
         return plan_dict(s.plan_for(input_shape, s.first_module(zo_layers), parse_memory_policy(policy)));
       }, py::arg("input_shape"), py::arg("zo_layers"), py::arg("policy"),
-         "The memory plan (every buffer, its bytes, category and lifetime in one pass of the step) for a training "
-         "step with the first zo_layers parameter layers trained by ZO; allocates nothing.")
+         "The memory plan (every buffer, its bytes, category and lifetime in one pass of the step; the forward "
+         "fusions, by start module and kind) for a training step with the first zo_layers parameter layers trained "
+         "by ZO; allocates nothing.")
       .def("current_plan", [](const Sequential& s) -> py::object {
         const auto guard = lock_without_gil(s);  // a step on another thread may plan again meanwhile
         const MemoryPlan* p = s.current_plan();

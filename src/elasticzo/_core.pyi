@@ -194,7 +194,8 @@ class Sequential:
     @rounding.setter
     def rounding(self, schemes: dict[str, str]) -> None: ...
     def plan(self, input_shape: Sequence[int], zo_layers: int, policy: Literal["static", "lifetime"]) -> dict[str, Any]:
-        """The memory plan of a training step (every buffer with bytes, category and lifetime); allocates nothing."""
+        """The memory plan of a training step (every buffer with bytes, category and lifetime; the forward fusions by
+        start module and kind); allocates nothing."""
 
     def current_plan(self) -> dict[str, Any] | None:
         """The plan the model's buffers are allocated from (None before the first pass)."""

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "layers/conv2d.h"
@@ -441,17 +442,17 @@ TEST(MemoryPlan, FusedPointPoolPlansNoBufferForWhatItNeverWrites) {
     SCOPED_TRACE(first);
     const MemoryPlan lifetime = m->plan_for(in, first, MemoryPolicy::lifetime);
     expect_consistent(lifetime);
-    EXPECT_TRUE(lifetime.fused[2]);
+    EXPECT_EQ(lifetime.fused[2], Fusion::point_pool);
     EXPECT_FALSE(has(lifetime, "mlp2.output") || has(lifetime, "relu2.output"));
     EXPECT_EQ(buffer(lifetime, "pool.output").first_op, 2);  // written by mlp2's fused forward
     const MemoryPlan stat = m->plan_for(in, first, MemoryPolicy::static_);
-    EXPECT_TRUE(stat.fused[2]);
+    EXPECT_EQ(stat.fused[2], Fusion::point_pool);
     EXPECT_TRUE(has(stat, "mlp2.output") && has(stat, "relu2.output"));
   }
   const MemoryPlan through = m->plan_for(in, 4, MemoryPolicy::lifetime);  // backprop reaches the pool: apart
-  EXPECT_FALSE(through.fused[2]);
+  EXPECT_EQ(through.fused[2], Fusion::none);
   EXPECT_TRUE(has(through, "mlp2.output"));
-  m->set_fuse_point_pool(false);
+  m->set_fusion_enabled(Fusion::point_pool, false);
   EXPECT_TRUE(has(m->plan_for(in, m->size(), MemoryPolicy::lifetime), "mlp2.output"));
 
   Tensor x(in, DType::f32, MemCategory::workspace);
@@ -460,7 +461,7 @@ TEST(MemoryPlan, FusedPointPoolPlansNoBufferForWhatItNeverWrites) {
   for (int fuse = 0; fuse < 2; ++fuse)
     for (MemoryPolicy policy : {MemoryPolicy::static_, MemoryPolicy::lifetime}) {
       auto net = build();
-      net->set_fuse_point_pool(fuse == 1);
+      net->set_fusion_enabled(Fusion::point_pool, fuse == 1);
       net->set_memory_policy(policy);
       const Tensor& y = net->forward(x);
       const std::vector<float> out(y.f32(), y.f32() + y.numel());
@@ -471,6 +472,86 @@ TEST(MemoryPlan, FusedPointPoolPlansNoBufferForWhatItNeverWrites) {
         net->prepare_backward(5);  // fc's backward needs only the pooled features, which the fused kernel wrote
       }
     }
+}
+
+// The plan records every forward fusion by kind at its start module: LeNet-5's relu1/pool1 and relu2/pool2 fold the
+// ReLU into the pooling wherever no backward goes through them; the lifetime plan has no buffer for the ReLU
+// outputs they never write, the static plan keeps them. A backward prepared after a fused forward computes the
+// ReLU outputs it reads again (parameter-free modules), giving the gradients of an unfused run bit for bit.
+TEST(MemoryPlan, ReluPoolFusionIsPlannedByKindLikeEveryFusion) {
+  auto has = [](const MemoryPlan& p, const std::string& name) {
+    return std::any_of(p.buffers.begin(), p.buffers.end(), [&](const PlannedBuffer& b) { return b.name == name; });
+  };
+  const Shape in{3, 1, 28, 28};
+  for (bool inplace : {false, true}) {
+    SCOPED_TRACE(inplace);
+    auto m = make_lenet5(inplace);
+    for (std::size_t first : {m->size(), m->first_module(3)}) {  // Full ZO, ZO-Feat-Cls1
+      std::vector<Fusion> want(m->size(), Fusion::none);
+      want[1] = want[4] = Fusion::relu_pool;
+      for (MemoryPolicy policy : {MemoryPolicy::static_, MemoryPolicy::lifetime}) {
+        const MemoryPlan p = m->plan_for(in, first, policy);
+        expect_consistent(p);
+        EXPECT_EQ(p.fused, want);
+        const bool kept = policy == MemoryPolicy::static_;
+        EXPECT_EQ(has(p, "relu1.output"), kept);
+        EXPECT_EQ(has(p, "relu2.output"), kept);
+        EXPECT_TRUE(has(p, "relu3.output"));  // fc1's ReLU: no pooling after it
+      }
+    }
+    const MemoryPlan bp = m->plan_for(in, m->first_module(1), MemoryPolicy::lifetime);  // backprop from conv2 on
+    EXPECT_EQ(bp.fused[1], Fusion::relu_pool);
+    EXPECT_EQ(bp.fused[4], Fusion::none);
+    m->set_fusion_enabled(Fusion::relu_pool, false);
+    EXPECT_EQ(m->plan_for(in, m->size(), MemoryPolicy::lifetime).fused, std::vector<Fusion>(m->size(), Fusion::none));
+    EXPECT_THROW(m->set_fusion_enabled(Fusion::none, true), std::invalid_argument);
+  }
+
+  Tensor x(in, DType::f32, MemCategory::workspace);
+  fill_random(x, 21);
+  std::vector<std::vector<float>> reference;
+  for (int fuse = 0; fuse < 2; ++fuse)
+    for (MemoryPolicy policy : {MemoryPolicy::static_, MemoryPolicy::lifetime}) {
+      SCOPED_TRACE(std::to_string(fuse) + memory_policy_name(policy));
+      auto net = make_lenet5();
+      net->set_fusion_enabled(Fusion::relu_pool, fuse == 1);
+      net->set_memory_policy(policy);
+      const Tensor& y = net->forward(x);
+      std::vector<std::vector<float>> got{{y.f32(), y.f32() + y.numel()}};
+      if (policy == MemoryPolicy::static_) {  // lifetime keeps no activation but the output for another plan
+        net->prepare_backward(0);
+        fill_random(net->output_error(), 22);
+        net->backward(x, false);
+        for (auto& np : net->named_parameters())
+          got.emplace_back(np.param->grad.f32(), np.param->grad.f32() + np.param->grad.numel());
+      }
+      if (reference.empty()) reference = got;
+      EXPECT_TRUE(std::equal(got.begin(), got.end(), reference.begin()));  // output, then gradients where taken
+    }
+}
+
+// plan_memory takes only fusions that fit the modules: none past the last module, into the backprop part or over
+// another one.
+TEST(MemoryPlan, FusionsThatDoNotFitAreRefused) {
+  auto m = make_lenet5();
+  std::vector<std::shared_ptr<Layer>> layers;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < m->size(); ++i) {
+    layers.push_back(std::shared_ptr<Layer>(m, &m->layer(i)));
+    names.push_back(m->name(i));
+  }
+  const Shape in{2, 1, 28, 28};
+  auto plan = [&](std::size_t bp_first, std::vector<std::pair<std::size_t, Fusion>> at) {
+    std::vector<Fusion> fused(layers.size(), Fusion::none);
+    for (auto [i, f] : at) fused[i] = f;
+    return plan_memory(layers, names, in, bp_first, MemoryPolicy::lifetime, fused);
+  };
+  EXPECT_NO_THROW(plan(layers.size(), {{1, Fusion::relu_pool}, {4, Fusion::relu_pool}}));
+  EXPECT_THROW(plan(2, {{1, Fusion::relu_pool}}), std::invalid_argument);            // pool1 is backprop
+  EXPECT_THROW(plan(layers.size(), {{10, Fusion::point_pool}}), std::invalid_argument);  // past fc3
+  EXPECT_THROW(plan(layers.size(), {{0, Fusion::point_pool}, {1, Fusion::relu_pool}}), std::invalid_argument);
+  EXPECT_THROW(plan_memory(layers, names, in, 0, MemoryPolicy::static_, std::vector<Fusion>(13)),
+               std::invalid_argument);  // more than one per module
 }
 
 TEST(MemoryPlan, TrackerRecordsEveryPlannedBufferOfTheModel) {

@@ -99,6 +99,28 @@ def test_pointnet_lifetime_plan_holds_no_buffer_for_what_the_fused_pass_never_wr
     assert net.plan(shape, 0, "lifetime")["fused_from_module"] == []  # Full BP reads mlp5's output
 
 
+def test_plan_lists_every_forward_fusion_by_kind():
+    """The plan records each fusion at its start module with its kind: LeNet-5's ReLU + max-pool pairs wherever no
+    backward goes through them (their ReLU outputs get no buffer under the lifetime plan), PointNet's mlp5 + ReLU +
+    max-pool; switching a kind off takes it out of the plan."""
+    net = elasticzo.models.lenet5(seed=0)
+    names = [name for name, _ in net]
+    relu1, relu2 = names.index("relu1"), names.index("relu2")
+    pairs = [{"module": relu1, "kind": "relu_pool", "modules": 2}, {"module": relu2, "kind": "relu_pool", "modules": 2}]
+    for zo_layers in (5, 4, 3):
+        lifetime = net.plan([8, 1, 28, 28], zo_layers, "lifetime")
+        assert lifetime["fusions"] == pairs and lifetime["fused_from_module"] == [relu1, relu2]
+        assert not {"relu1.output", "relu2.output"} & {b["name"] for b in lifetime["buffers"]}
+        static = net.plan([8, 1, 28, 28], zo_layers, "static")
+        assert {"relu1.output", "relu2.output"} <= {b["name"] for b in static["buffers"]}
+    assert net.plan([8, 1, 28, 28], 1, "lifetime")["fusions"] == pairs[:1]  # backprop from conv2 on
+    net.fuse_relu_pool = False
+    assert not net.fuse_relu_pool and net.plan([8, 1, 28, 28], 5, "lifetime")["fusions"] == []
+    pointnet = elasticzo.models.pointnet()
+    mlp5 = [name for name, _ in pointnet].index("mlp5")
+    assert pointnet.plan([4, 64, 3], 8, "lifetime")["fusions"] == [{"module": mlp5, "kind": "point_pool", "modules": 3}]
+
+
 def lenet5_int8_shape():
     """LeNet-5 without biases, as the INT8 method trains it (SPEC §1: 107,550 parameters)."""
     return Sequential([("conv1", Conv2d(1, 6, 5, padding=2, bias=False)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),

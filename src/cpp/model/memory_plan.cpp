@@ -16,6 +16,24 @@ MemoryPolicy parse_memory_policy(const std::string& name) {
 
 const char* memory_policy_name(MemoryPolicy p) { return p == MemoryPolicy::static_ ? "static" : "lifetime"; }
 
+std::size_t fusion_modules(Fusion f) {
+  switch (f) {
+    case Fusion::none: return 1;
+    case Fusion::relu_pool: return 2;
+    case Fusion::point_pool: return 3;
+  }
+  throw std::logic_error("unknown fusion");
+}
+
+const char* fusion_name(Fusion f) {
+  switch (f) {
+    case Fusion::none: return "none";
+    case Fusion::relu_pool: return "relu_pool";
+    case Fusion::point_pool: return "point_pool";
+  }
+  throw std::logic_error("unknown fusion");
+}
+
 std::size_t MemoryPlan::total() const {
   std::size_t t = 0;
   for (auto b : bytes) t += b;
@@ -75,28 +93,34 @@ std::size_t place(std::vector<PlannedBuffer*> group) {
 }  // namespace
 
 MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const std::vector<std::string>& names,
-                       const Shape& input, std::size_t bp_first, MemoryPolicy policy, std::vector<bool> fused) {
+                       const Shape& input, std::size_t bp_first, MemoryPolicy policy, std::vector<Fusion> fused) {
   const std::size_t n = layers.size();
   if (n == 0) throw std::invalid_argument("Sequential has no modules");
   if (bp_first > n) throw std::invalid_argument("backprop start module " + std::to_string(bp_first) + " is out of range");
-  fused.resize(n, false);
-  for (std::size_t i = 0; i < n; ++i)
-    if (fused[i] && i + 2 >= bp_first) throw std::invalid_argument("a fused forward cannot reach the backprop part");
-  MemoryPlan plan;
-  plan.policy = policy;
-  plan.input_shape = input;
-  plan.bp_first = bp_first;
-  plan.fused = fused;
+  if (fused.size() > n) throw std::invalid_argument("more fusions than modules");
+  fused.resize(n, Fusion::none);
   // Modules whose output a fused forward never writes (lifetime policy: no buffer), and where each output is
   // written: its own forward, or the forward of the fusion's first module.
   std::vector<bool> unwritten(n, false);
   std::vector<std::size_t> written_at(n);
   for (std::size_t i = 0; i < n; ++i) written_at[i] = i;
-  for (std::size_t i = 0; i < n; ++i)
-    if (fused[i] && policy == MemoryPolicy::lifetime) {
-      unwritten[i] = unwritten[i + 1] = true;
-      written_at[i + 2] = i;
-    }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (fused[i] == Fusion::none) continue;
+    const std::size_t last = i + fusion_modules(fused[i]) - 1;
+    if (last >= n || last >= bp_first)
+      throw std::invalid_argument(std::string("a fused forward (") + fusion_name(fused[i]) + " from module " +
+                                  std::to_string(i) + ") cannot reach the backprop part or past the last module");
+    for (std::size_t j = i + 1; j <= last; ++j)
+      if (fused[j] != Fusion::none) throw std::invalid_argument("fused forwards overlap at module " + std::to_string(j));
+    if (policy != MemoryPolicy::lifetime) continue;
+    for (std::size_t j = i; j < last; ++j) unwritten[j] = true;
+    written_at[last] = i;
+  }
+  MemoryPlan plan;
+  plan.policy = policy;
+  plan.input_shape = input;
+  plan.bp_first = bp_first;
+  plan.fused = fused;
   for (std::size_t i = 0; i < n; ++i) plan.ops.push_back("forward " + names[i]);
   plan.ops.push_back("loss");
   for (std::size_t i = n; i-- > bp_first;) plan.ops.push_back("backward " + names[i]);

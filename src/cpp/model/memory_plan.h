@@ -9,6 +9,8 @@
 // and drops the outputs a fused forward never writes (MemoryPlan::fused).
 #pragma once
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +22,18 @@ namespace ez {
 enum class MemoryPolicy : std::uint8_t { static_, lifetime };
 MemoryPolicy parse_memory_policy(const std::string& name);  // "static" or "lifetime"
 const char* memory_policy_name(MemoryPolicy p);
+
+// A forward fusion: modules i .. i + fusion_modules(kind) - 1 run as one kernel that reads module i's input and
+// writes only the last module's output (the same bits as the modules apart: kernels.inc). Sequential decides where
+// (Sequential::fusion_at), the plan records it, the forward follows the plan.
+enum class Fusion : std::uint8_t {
+  none,
+  relu_pool,   // FP32 ReLU + MaxPool2d: the pooling of relu(x) (MaxPool2d::forward_of_relu)
+  point_pool,  // FP32 per-point Linear + ReLU + PointMaxPool (Linear::forward_relu_max)
+};
+inline constexpr std::size_t kFusionKinds = 3;
+std::size_t fusion_modules(Fusion f);  // 1 for none
+const char* fusion_name(Fusion f);     // "none", "relu_pool", "point_pool"
 
 struct PlannedBuffer {
   std::string name;  // "<module>.<spec name>", e.g. "conv1.output", "fc3.weight.grad"
@@ -39,18 +53,19 @@ struct MemoryPlan {
   Shape input_shape;
   std::size_t bp_first = 0;        // first module trained by backprop (n: none)
   std::vector<std::string> ops;    // one pass: "forward conv1", ..., "loss", "backward fc3", ...
-  // fused[i]: modules i, i + 1, i + 2 run forward as one kernel (Sequential::fuse_point_pool), which writes only
-  // module i + 2's output; under the lifetime policy the plan has no buffer for the outputs of i and i + 1.
-  std::vector<bool> fused;
+  // fused[i]: the fusion the forward starts at module i (none also inside a fusion); under the lifetime policy the
+  // plan has no buffer for the outputs the fusion never writes (all its modules' but the last one's).
+  std::vector<Fusion> fused;
   std::vector<PlannedBuffer> buffers;
   std::array<std::size_t, kMemCategories> bytes{};  // what allocating the plan under its policy takes
   std::size_t total() const;
 };
 
 // Plans the buffers of `layers` (module names alongside) for input shape `input`, backprop from module
-// `bp_first` on, with the forward fusions `fused` (empty: none; else one flag per module, none reaching bp_first).
-// Pure: allocates nothing; throws std::invalid_argument if the input does not fit the chain.
+// `bp_first` on, with the forward fusions `fused` (empty: none; else one per module, none overlapping another or
+// reaching bp_first or past the last module). Pure: allocates nothing; throws std::invalid_argument if the input
+// does not fit the chain or the fusions do not fit the modules.
 MemoryPlan plan_memory(const std::vector<std::shared_ptr<Layer>>& layers, const std::vector<std::string>& names,
-                       const Shape& input, std::size_t bp_first, MemoryPolicy policy, std::vector<bool> fused = {});
+                       const Shape& input, std::size_t bp_first, MemoryPolicy policy, std::vector<Fusion> fused = {});
 
 }  // namespace ez

@@ -10,6 +10,18 @@
 #include "layers/shape_ops.h"
 
 namespace ez {
+namespace {
+
+template <class T>
+bool kind_of(const Layer& l) { return dynamic_cast<const T*>(&l) != nullptr; }
+
+// Whether module j exists, runs before the backprop part and is an FP32 module that `is` accepts.
+bool fp32_before(const std::vector<std::shared_ptr<Layer>>& layers, std::size_t j, std::size_t bp_first,
+                 bool (*is)(const Layer&)) {
+  return j < layers.size() && j < bp_first && layers[j]->precision() == Precision::fp32 && is(*layers[j]);
+}
+
+}  // namespace
 
 Sequential::Sequential() : owner_(MemoryTracker::instance().new_owner()) {}
 
@@ -98,10 +110,15 @@ Shape Sequential::output_shape(const Shape& input) const {
 
 MemoryPlan Sequential::plan_for(const Shape& input, std::size_t bp_first, MemoryPolicy policy) const {
   const auto guard = lock();
-  std::vector<bool> fused(layers_.size(), false);
+  std::vector<Fusion> fused(layers_.size(), Fusion::none);
   Shape s = input;
-  for (std::size_t i = 0; i < layers_.size(); ++i) {
-    fused[i] = fuses_point_pool(i, s, bp_first);
+  for (std::size_t i = 0, inside = 0; i < layers_.size(); ++i) {  // inside: modules left of the current fusion
+    if (inside > 0) {
+      --inside;
+    } else {
+      fused[i] = fusion_at(i, s, bp_first);
+      inside = fusion_modules(fused[i]) - 1;
+    }
     s = layers_[i]->output_shape(s);  // plan_memory checks the chain: a misfit throws there
   }
   return plan_memory(layers_, names_, input, bp_first, policy, std::move(fused));
@@ -202,59 +219,50 @@ const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) 
   return plan_;
 }
 
-std::size_t Sequential::run_forward(std::size_t i, const Tensor& in) {
+std::size_t Sequential::run_forward(std::size_t i, const Tensor& in, Fusion fusion) {
   WorkspaceArena arena(ws_fwd_[i].raw(), ws_fwd_[i].nbytes());
   const WorkspaceArena::Binding bind(ws_fwd_[i].defined() ? &arena : nullptr);
-  if (plan_.fused[i]) {
-    static_cast<const Linear&>(*layers_[i]).forward_relu_max(in, acts_[i + 2]);
-    return 3;
+  const std::size_t modules = fusion_modules(fusion);
+  Tensor& out = acts_[i + modules - 1];
+  switch (fusion) {
+    case Fusion::none: layers_[i]->forward(in, out); break;
+    case Fusion::relu_pool: static_cast<const MaxPool2d&>(*layers_[i + 1]).forward_of_relu(in, out); break;
+    case Fusion::point_pool: static_cast<const Linear&>(*layers_[i]).forward_relu_max(in, out); break;
   }
-  if (fuses_relu_pool(i)) {  // the pooling takes no workspace
-    static_cast<const MaxPool2d&>(*layers_[i + 1]).forward_of_relu(in, acts_[i + 1]);
-    unwritten_[i] = true;
-    return 2;
-  }
-  layers_[i]->forward(in, acts_[i]);
-  return 1;
+  return modules;
 }
 
-// An FP32 ReLU and the MaxPool2d after it that no backward goes through: the ReLU's output is never read again, so
-// the pooling reads the ReLU's input instead (one pass less over the conv output; the same bits: kernels.inc). The
-// ReLU's output keeps its planned memory: prepare_backward computes it from its input if a backward needs it, so
-// the ReLU is never module 0 (whose input, the caller's, is gone by then).
-bool Sequential::fuses_relu_pool(std::size_t i) const {
-  if (!fuse_relu_pool_ || i == 0 || i + 1 >= layers_.size() || i + 1 >= plan_.bp_first) return false;
-  const auto* relu = dynamic_cast<const ReLU*>(layers_[i].get());
-  const auto* pool = dynamic_cast<const MaxPool2d*>(layers_[i + 1].get());
-  return relu != nullptr && pool != nullptr && relu->precision() == Precision::fp32 &&
-         pool->precision() == Precision::fp32;
+// Where no backward goes through them, the outputs inside a fusion are never read again, so one kernel computes
+// the last module's output from the first one's input without writing them (the same bits: kernels.inc):
+// - relu_pool: an FP32 ReLU and the MaxPool2d after it; the pooling reads the ReLU's input (one pass less over a
+//   conv output). Never at module 0, whose input (the caller's) a backward could not recompute the ReLU from.
+// - point_pool: an FP32 per-point Linear, a ReLU and a PointMaxPool (PointNet's last per-point layer and the
+//   global pooling) when the Linear's perturbed weights fit whole (Linear::fuses_relu_max).
+Fusion Sequential::fusion_at(std::size_t i, const Shape& in, std::size_t bp_first) const {
+  if (fusion_enabled(Fusion::point_pool) && fp32_before(layers_, i, bp_first, kind_of<Linear>) &&
+      fp32_before(layers_, i + 1, bp_first, kind_of<ReLU>) &&
+      fp32_before(layers_, i + 2, bp_first, kind_of<PointMaxPool>) &&
+      static_cast<const Linear&>(*layers_[i]).fuses_relu_max(in))
+    return Fusion::point_pool;
+  if (fusion_enabled(Fusion::relu_pool) && i > 0 && fp32_before(layers_, i, bp_first, kind_of<ReLU>) &&
+      fp32_before(layers_, i + 1, bp_first, kind_of<MaxPool2d>))
+    return Fusion::relu_pool;
+  return Fusion::none;
 }
 
-// An FP32 per-point Linear, a ReLU and a PointMaxPool (PointNet's last per-point layer and the global pooling)
-// that no backward pass goes through: the Linear's and the ReLU's outputs are then never read again, and one fused
-// kernel computes the pooled features without writing them (the same bits: kernels.inc), so the plan needs no
-// memory for them (memory_plan.h). The plan records the decision; run_forward follows it.
-bool Sequential::fuses_point_pool(std::size_t i, const Shape& in, std::size_t bp_first) const {
-  if (!fuse_point_pool_ || i + 2 >= layers_.size() || i + 2 >= bp_first) return false;
-  const auto* linear = dynamic_cast<const Linear*>(layers_[i].get());
-  return linear != nullptr && linear->fuses_relu_max(in) &&
-         dynamic_cast<const ReLU*>(layers_[i + 1].get()) != nullptr &&
-         dynamic_cast<const PointMaxPool*>(layers_[i + 2].get()) != nullptr;
-}
-
-void Sequential::set_fuse_point_pool(bool on) {
+void Sequential::set_fusion_enabled(Fusion kind, bool on) {
   const auto guard = lock();
-  if (on == fuse_point_pool_) return;
-  fuse_point_pool_ = on;
-  free_buffers();  // the plan's buffers follow the fusion
+  if (kind == Fusion::none) throw std::invalid_argument("set_fusion_enabled: 'none' is not a fusion");
+  if (on == fusion_enabled(kind)) return;
+  fusion_on_.at(static_cast<std::size_t>(kind)) = on;
+  free_buffers();  // the plan records the fusions and gives memory by them
 }
 
 const Tensor& Sequential::forward(const Tensor& x) {
   const auto guard = lock();
   const MemoryOwnerScope scope(owner_);
   prepare(x.shape(), planned_ ? plan_.bp_first : layers_.size());
-  unwritten_.assign(layers_.size(), false);
-  for (std::size_t i = 0; i < layers_.size();) i += run_forward(i, i == 0 ? x : acts_[i - 1]);
+  for (std::size_t i = 0; i < layers_.size();) i += run_forward(i, i == 0 ? x : acts_[i - 1], plan_.fused[i]);
   return acts_.back();
 }
 
@@ -269,21 +277,38 @@ void Sequential::prepare_backward(std::size_t first) {
   if (!planned_) throw std::logic_error("prepare_backward needs a forward pass first");
   const Shape input = plan_.input_shape;
   // The activations of the last forward pass stay valid for a backward from them (copied in module order, so
-  // under the lifetime policy, where they share memory, the model output is the one sure to survive).
-  for (std::size_t i = 0; i < plan_.fused.size(); ++i)
-    if (plan_.fused[i] && i + 2 >= first)
-      throw std::logic_error("prepare_backward: the last forward pass ran modules " + names_[i] + " to " +
-                             names_[i + 2] + " fused, without their activations; run forward again after it");
+  // under the lifetime policy, where they share memory, the model output is the one sure to survive), and the
+  // outputs a fusion did not write are computed again where the backward reads them.
+  const std::vector<std::size_t> recompute = modules_to_recompute(first);
   const std::vector<Tensor> before = acts_;
   prepare(input, first);
   for (std::size_t i = 0; i < acts_.size(); ++i)
     if (before[i].defined() && before[i].raw() != acts_[i].raw())
       std::memcpy(acts_[i].raw(), before[i].raw(), acts_[i].nbytes());
-  // The ReLU outputs a fused forward did not write (fuses_relu_pool), computed from their inputs.
   const MemoryOwnerScope scope(owner_);
-  for (std::size_t i = 1; i < unwritten_.size() && i < layers_.size(); ++i)
-    if (unwritten_[i]) layers_[i]->forward(acts_[i - 1], acts_[i]);
-  unwritten_.assign(layers_.size(), false);
+  for (std::size_t i : recompute) run_forward(i, acts_[i - 1], Fusion::none);
+}
+
+// A backward from `first` reads the outputs of modules >= first - 1. Those a fused forward did not write can be
+// computed again from the fusion's input when every module that produced them has no parameters (the output is a
+// function of the input alone; a module with parameters may have run with the weights a ZO pass built aside, which
+// are gone) and that input is not the caller's (module 0's, which the model does not keep). Otherwise the backward
+// would read memory that never held them: refused.
+std::vector<std::size_t> Sequential::modules_to_recompute(std::size_t first) const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < plan_.fused.size(); ++i) {
+    const std::size_t last = i + fusion_modules(plan_.fused[i]) - 1;
+    if (last == i || last < first) continue;
+    bool pure = i > 0;
+    for (std::size_t j = i; j < last; ++j) pure = pure && layers_[j]->params().empty();
+    if (!pure)
+      throw std::logic_error("prepare_backward: the last forward pass ran modules " + names_[i] + " to " +
+                             names_[last] + " fused (" + fusion_name(plan_.fused[i]) +
+                             "), without their activations, which a backward from module " + names_.at(first) +
+                             " reads and which cannot be computed again; run forward again after it");
+    for (std::size_t j = i; j < last; ++j) out.push_back(j);
+  }
+  return out;
 }
 
 Tensor& Sequential::output_error() {

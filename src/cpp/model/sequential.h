@@ -6,6 +6,7 @@
 // gradients only for the part trained by backprop, each kernel's workspace; allocated under the model's policy
 // (`static`: the paper's model; `lifetime`: buffers whose lifetimes do not overlap share memory).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -56,7 +57,8 @@ class Sequential {
   // Runs every module on x; buffers are (re)planned only when x's shape (or the threads or kernels, which size
   // the workspace) changes. Returns the output.
   const Tensor& forward(const Tensor& x);
-  // Module i's output of the last forward pass; under the lifetime policy only the model output is sure to hold it.
+  // Module i's output of the last forward pass; under the lifetime policy only the model output is sure to hold it,
+  // and no output a fusion did not write is held (MemoryPlan::fused).
   const Tensor& activation(std::size_t i) const { return acts_.at(i); }
   const Tensor& output() const;
 
@@ -82,16 +84,13 @@ class Sequential {
   MemoryPolicy memory_policy() const { return policy_; }
   void set_memory_policy(MemoryPolicy policy);  // takes effect at the next pass
   void release_buffers();  // frees every planned buffer; the next pass plans again
-  // Whether forward runs a per-point Linear + ReLU + PointMaxPool that no backward goes through as one kernel
-  // (Linear::forward_relu_max; default on). Either way gives the same bits; off runs the layers apart (tests,
-  // benchmarks of what the fusion saves).
-  bool fuse_point_pool() const { return fuse_point_pool_; }
-  void set_fuse_point_pool(bool on);  // frees the planned buffers: the next pass plans again
-  // Whether forward folds an FP32 ReLU into the MaxPool2d after it when no backward goes through them (the
-  // pooling reads the ReLU's input and takes relu element by element; the ReLU's output is not written; default
-  // on). The same bits either way.
-  bool fuse_relu_pool() const { return fuse_relu_pool_; }
-  void set_fuse_relu_pool(bool on) { fuse_relu_pool_ = on; }
+  // Forward fusions (model/memory_plan.h, Fusion), each switched on or off by kind (default on): where no backward
+  // goes through them (ZO passes, evaluation), an FP32 ReLU and the MaxPool2d after it run as one pooling of the
+  // ReLU's input (relu_pool), and a per-point Linear + ReLU + PointMaxPool as one kernel (point_pool). Either way
+  // gives the same bits; off runs the layers apart (tests, benchmarks of what a fusion saves). Switching frees the
+  // planned buffers: the next pass plans again.
+  bool fusion_enabled(Fusion kind) const { return fusion_on_.at(static_cast<std::size_t>(kind)); }
+  void set_fusion_enabled(Fusion kind, bool on);
   // The tracker's owner id of this model's buffers (its parameters, plan, and what trainers allocate for it).
   std::uint64_t memory_owner() const { return owner_; }
 
@@ -104,17 +103,17 @@ class Sequential {
  private:
   void free_buffers();
   bool plan_matches(const Shape& input, std::size_t bp_first) const;
-  // Runs layer i (or, fused, i to i + 2 as the plan says: fuses_point_pool; i and i + 1: fuses_relu_pool) and
-  // returns how many layers it ran.
-  std::size_t run_forward(std::size_t i, const Tensor& in);
-  bool fuses_point_pool(std::size_t i, const Shape& in, std::size_t bp_first) const;
-  bool fuses_relu_pool(std::size_t i) const;
+  // The fusion a forward with backprop from bp_first starts at module i, whose input has shape `in`.
+  Fusion fusion_at(std::size_t i, const Shape& in, std::size_t bp_first) const;
+  // Runs module i, or the fusion `fusion` from it (the plan's), and returns how many modules it ran.
+  std::size_t run_forward(std::size_t i, const Tensor& in, Fusion fusion);
+  // Before a backward from module `first` after a forward under plan_: the modules whose outputs that forward's
+  // fusions did not write and the backward reads, in order; throws if one cannot be computed again.
+  std::vector<std::size_t> modules_to_recompute(std::size_t first) const;
   std::shared_ptr<std::recursive_mutex> mutex_ = std::make_shared<std::recursive_mutex>();
   std::uint64_t owner_;
   MemoryPolicy policy_ = MemoryPolicy::static_;
-  bool fuse_point_pool_ = true;
-  bool fuse_relu_pool_ = true;
-  std::vector<bool> unwritten_;  // ReLU outputs the last forward's fuses_relu_pool did not write
+  std::array<bool, kFusionKinds> fusion_on_{true, true, true};
   MemoryPlan plan_;
   bool planned_ = false;
   int plan_threads_ = 0;   // the workspace depends on the team size and kernels the plan was made for
