@@ -4,6 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from elasticzo import hparams
 from elasticzo.hparams import defaults
 
 
@@ -20,7 +21,9 @@ def test_fashion_mnist_has_its_own_full_zo_and_full_bp_rates():
 
 @pytest.mark.parametrize("method", ["zo-feat-cls2", "zo-feat-cls1"])
 def test_datasets_without_their_own_entry_share_the_model_defaults(method):
-    assert defaults("lenet5", "fashion-mnist", method) == defaults("lenet5", "mnist", method)
+    # the FP32 values; an INT8 cell may have its own validated weight init (below)
+    assert replace(defaults("lenet5", "fashion-mnist", method), int8_init=None) == \
+        replace(defaults("lenet5", "mnist", method), int8_init=None)
 
 
 def test_other_partition_points_use_cls1_defaults():
@@ -74,21 +77,31 @@ def test_int8_full_bp_on_fashion_mnist_starts_mu_at_4_from_the_cli():
     assert cfg["gradient_bits"] == 5
 
 
-def test_int8_full_zo_on_mnist_draws_the_uniform_init():
+# The LeNet-5 INT8 cells whose 100-epoch validation pair chose NITI's uniform init (hparams.py), and the others.
+UNIFORM_INIT = [("mnist", "full-zo"), ("mnist", "zo-feat-cls2")]
+LAYERS_INIT = [("mnist", "zo-feat-cls1"), ("fashion-mnist", "full-zo"), ("fashion-mnist", "zo-feat-cls2"),
+               ("fashion-mnist", "zo-feat-cls1")]
+
+
+def _init_of(*argv):
     from elasticzo.run import _int8_init
     from elasticzo.cli import _parser
+    return _int8_init(_parser().parse_args(["train", *argv]), 5)  # LeNet-5 has 5 parameter layers
 
-    def init_of(*argv):
-        return _int8_init(_parser().parse_args(["train", *argv]), 5)
-    assert defaults("lenet5", "mnist", "full-zo").int8_init == "xavier_uniform"
-    assert init_of("--precision", "int8", "--method", "full-zo") == "xavier_uniform"
-    assert init_of("--precision", "int8-intonly", "--method", "full-zo") == "xavier_uniform"
-    for argv in (("--dataset", "fashion-mnist"), ("--method", "zo-feat-cls1"), ("--int8-init", "xavier_normal")):
-        assert init_of("--precision", "int8", "--method", "full-zo", *argv) == "xavier_normal", argv
-    assert init_of("--method", "full-zo") is None  # FP32
-    # the FP32 rates of the MNIST entry are the shared Full ZO ones
-    fp32 = defaults("lenet5", "mnist", "full-zo")
-    assert (fp32.lr_zo, fp32.eps, fp32.grad_clip) == (5e-4, 1e-3, 1.0)
+
+@pytest.mark.parametrize("dataset,method", UNIFORM_INIT + LAYERS_INIT)
+def test_int8_cells_draw_the_init_their_validation_chose(dataset, method):
+    tuned = "xavier_uniform" if (dataset, method) in UNIFORM_INIT else None
+    assert defaults("lenet5", dataset, method).int8_init == tuned
+    cell = ("--dataset", dataset, "--method", method)
+    for precision in ("int8", "int8-intonly"):  # INT8* trains the same layers from the same draw
+        assert _init_of("--precision", precision, *cell) == (tuned or "xavier_normal")
+    assert _init_of("--precision", "int8", *cell, "--int8-init", "xavier_normal") == "xavier_normal"
+    assert _init_of(*cell) is None  # FP32
+    # the entry's FP32 values are the cell's own: the init changed nothing else
+    own = {("fashion-mnist", "full-zo")}
+    base = ("lenet5", dataset if (dataset, method) in own else "*", method)
+    assert replace(defaults("lenet5", dataset, method), int8_init=None) == hparams._TABLE[base]
 
 
 def test_cli_lr_of_full_bp_is_its_backprop_rate():

@@ -69,20 +69,19 @@ def _init_of(*argv):
 
 
 def test_the_cli_takes_the_flag_else_the_tuned_init(tmp_path, monkeypatch):
-    assert _init_of("--precision", "int8", "--method", "zo-feat-cls1") == "xavier_normal"
     assert _init_of("--method", "full-zo") is None  # FP32
     swept = dict(hparams._TABLE)
-    swept["lenet5", "mnist", "zo-feat-cls2"] = replace(swept["lenet5", "*", "zo-feat-cls2"],
-                                                       int8_init="xavier_uniform")
+    swept["lenet5", "fashion-mnist", "zo-feat-cls1"] = replace(swept["lenet5", "*", "zo-feat-cls1"],
+                                                               int8_init="xavier_uniform")
     monkeypatch.setattr(hparams, "_TABLE", swept)
-    assert _init_of("--precision", "int8", "--method", "zo-feat-cls2") == "xavier_uniform"
-    assert _init_of("--precision", "int8-intonly", "--zo-layers", "4") == "xavier_uniform"
-    assert _init_of("--precision", "int8", "--method", "zo-feat-cls2", "--dataset", "fashion-mnist") == \
-        "xavier_normal"
-    assert _init_of("--precision", "int8", "--method", "zo-feat-cls2", "--int8-init", "xavier_normal") == \
-        "xavier_normal"
-    assert _init_of("--precision", "int8", "--method", "zo-feat-cls2",
-                    "--init-from", str(tmp_path / "w.safetensors")) is None  # the given weights
+    cell = ("--dataset", "fashion-mnist", "--method", "zo-feat-cls1")
+    assert _init_of("--precision", "int8", *cell) == "xavier_uniform"
+    assert _init_of("--precision", "int8-intonly", "--dataset", "fashion-mnist", "--zo-layers", "3") == \
+        "xavier_uniform"  # Cls1's partition by its number of ZO layers
+    assert _init_of("--precision", "int8", "--method", "zo-feat-cls1") == \
+        (hparams.defaults("lenet5", "mnist", "zo-feat-cls1").int8_init or "xavier_normal")  # not Fashion's
+    assert _init_of("--precision", "int8", *cell, "--int8-init", "xavier_normal") == "xavier_normal"
+    assert _init_of("--precision", "int8", *cell, "--init-from", str(tmp_path / "w.safetensors")) is None  # given
     with pytest.raises(ValueError, match="does not go with --init-from"):
         _init_of("--precision", "int8", "--int8-init", "xavier_uniform", "--init-from", str(tmp_path / "w"))
     with pytest.raises(ValueError, match="does not go with --precision fp32"):
