@@ -39,6 +39,11 @@ namespace {
 
 // Long enough to bridge the gaps between the jobs of a training step (a few microseconds of serial work), short
 // enough that an idle pool leaves the CPU to other programs at once; measured in benchmarks/busy_board.py.
+// Rejected, measured (session 7; LeNet-5 Cls1 step harness, chrt, alternated, load 4-7): 150 us together with
+// team_for's threshold at 1.5 MFLOP (the backprop part's fc2 on the caller). It helps only while the VM makes
+// cross-core cache traffic slow (backprop part 86-100 -> 39-43 us per step; fastest step of 400 1570-1583 ->
+// 1471-1526 us); in its usual state fc2 on one thread is slower (33-38 -> 45-49 us) and so is the step (1142-1172 ->
+// 1168-1256 us; Full ZO's step/forward 2.27-2.28 -> 2.30-2.35). Either change alone did no better.
 constexpr auto kSpin = std::chrono::microseconds(50);
 // A healthy worker's last run ends within the caller's own share of the job; this much more is a stall.
 constexpr auto kStallSlack = std::chrono::microseconds(100);
