@@ -78,9 +78,9 @@ def test_int8_full_bp_on_fashion_mnist_starts_mu_at_4_from_the_cli():
 
 
 # The LeNet-5 INT8 cells whose 100-epoch validation pair chose NITI's uniform init (hparams.py), and the others.
-UNIFORM_INIT = [("mnist", "full-zo"), ("mnist", "zo-feat-cls2"), ("fashion-mnist", "full-zo"),
-                ("fashion-mnist", "zo-feat-cls2")]
-LAYERS_INIT = [("mnist", "zo-feat-cls1"), ("fashion-mnist", "zo-feat-cls1")]
+UNIFORM_INIT = [("mnist", "full-zo"), ("mnist", "zo-feat-cls2"), ("mnist", "zo-feat-cls1"),
+                ("fashion-mnist", "full-zo"), ("fashion-mnist", "zo-feat-cls2")]
+LAYERS_INIT = [("fashion-mnist", "zo-feat-cls1")]
 
 
 def _init_of(*argv):

@@ -73,13 +73,13 @@ def test_the_cli_takes_the_flag_else_the_tuned_init(tmp_path, monkeypatch):
     swept = dict(hparams._TABLE)
     swept["lenet5", "fashion-mnist", "zo-feat-cls1"] = replace(swept["lenet5", "*", "zo-feat-cls1"],
                                                                int8_init="xavier_uniform")
+    swept["lenet5", "mnist", "zo-feat-cls1"] = replace(swept["lenet5", "*", "zo-feat-cls1"], int8_init=None)
     monkeypatch.setattr(hparams, "_TABLE", swept)
     cell = ("--dataset", "fashion-mnist", "--method", "zo-feat-cls1")
     assert _init_of("--precision", "int8", *cell) == "xavier_uniform"
     assert _init_of("--precision", "int8-intonly", "--dataset", "fashion-mnist", "--zo-layers", "3") == \
         "xavier_uniform"  # Cls1's partition by its number of ZO layers
-    assert _init_of("--precision", "int8", "--method", "zo-feat-cls1") == \
-        (hparams.defaults("lenet5", "mnist", "zo-feat-cls1").int8_init or "xavier_normal")  # not Fashion's
+    assert _init_of("--precision", "int8", "--method", "zo-feat-cls1") == "xavier_normal"  # MNIST's, not Fashion's
     assert _init_of("--precision", "int8", *cell, "--int8-init", "xavier_normal") == "xavier_normal"
     assert _init_of("--precision", "int8", *cell, "--init-from", str(tmp_path / "w.safetensors")) is None  # given
     with pytest.raises(ValueError, match="does not go with --init-from"):
