@@ -532,6 +532,115 @@ TEST(MemoryPlan, ReluPoolFusionIsPlannedByKindLikeEveryFusion) {
 
 // plan_memory takes only fusions that fit the modules: none past the last module, into the backprop part or over
 // another one.
+// The MLP of the carry-over tests. Under the lifetime policy with no backprop part, relu1 runs in place over fc1's
+// output and fc3's output (as large, no common lifetime) reuses those bytes; fc2's output stays apart.
+std::shared_ptr<Sequential> make_mlp(MemoryPolicy policy) {
+  auto m = std::make_shared<Sequential>();
+  m->add("fc1", std::make_shared<Linear>(4, 64, true, false));
+  m->add("relu1", std::make_shared<ReLU>(false));
+  m->add("fc2", std::make_shared<Linear>(64, 8, true, false));
+  m->add("fc3", std::make_shared<Linear>(8, 64, true, false));
+  m->init_parameters(3);
+  m->set_memory_policy(policy);
+  return m;
+}
+
+// The gradients a backward from the prepared module gives for a fixed output error.
+std::vector<std::vector<float>> backward_grads(Sequential& m, const Tensor& x) {
+  fill_random(m.output_error(), 31);
+  m.backward(x, false);
+  std::vector<std::vector<float>> out;
+  for (auto& np : m.named_parameters())
+    if (np.param->grad.defined()) out.emplace_back(np.param->grad.f32(), np.param->grad.f32() + np.param->grad.numel());
+  return out;
+}
+
+std::vector<bool> held(const Sequential& m) {
+  std::vector<bool> h;
+  for (std::size_t i = 0; i < m.size(); ++i) h.push_back(m.activation_held(i));
+  return h;
+}
+
+// An output the last forward left in memory is copied into the buffers of a new plan, by prepare_backward and by
+// release_backward alike: a backward prepared after a release reads the forward's outputs, not fresh memory.
+TEST(SequentialCarryOver, HeldOutputsAreCopiedIntoEveryNewPlan) {
+  Tensor x({5, 4}, DType::f32, MemCategory::workspace);
+  fill_random(x, 30);
+  auto ref = make_mlp(MemoryPolicy::static_);
+  ref->forward(x);
+  EXPECT_EQ(held(*ref), (std::vector<bool>{true, true, true, true}));
+  ref->prepare_backward(3);
+  const auto want = backward_grads(*ref, x);
+  for (MemoryPolicy policy : {MemoryPolicy::static_, MemoryPolicy::lifetime}) {
+    SCOPED_TRACE(memory_policy_name(policy));
+    auto m = make_mlp(policy);
+    m->forward(x);
+    const bool kept = policy == MemoryPolicy::static_;
+    EXPECT_EQ(held(*m), (std::vector<bool>{kept, kept, true, true}));
+    m->prepare_backward(3);
+    m->release_backward();
+    EXPECT_TRUE(m->activation_held(2) && m->activation_held(3));
+    m->prepare_backward(3);
+    EXPECT_EQ(backward_grads(*m, x), want);
+  }
+}
+
+// An output the forward did not leave (a fusion skipped it) is computed again by its parameter-free module from
+// its input, also after a release: LeNet-5's ReLU outputs under the static policy, the unfused gradients bit for bit.
+TEST(SequentialCarryOver, SkippedOutputsOfParameterFreeModulesAreComputedAgain) {
+  Tensor x({3, 1, 28, 28}, DType::f32, MemCategory::workspace);
+  fill_random(x, 32);
+  auto ref = make_lenet5();
+  ref->set_fusion_enabled(Fusion::relu_pool, false);
+  ref->forward(x);
+  ref->prepare_backward(0);
+  const auto want = backward_grads(*ref, x);
+  auto m = make_lenet5();
+  m->forward(x);
+  EXPECT_FALSE(m->activation_held(1));  // relu1 and relu2: fused into their pooling
+  EXPECT_FALSE(m->activation_held(4));
+  EXPECT_TRUE(m->activation_held(0));
+  m->prepare_backward(m->first_module(3));  // reads neither
+  m->release_backward();
+  EXPECT_FALSE(m->activation_held(1));
+  EXPECT_TRUE(m->activation_held(5) && m->activation_held(6));  // flatten: a view of pool2's output, not a copy
+  m->prepare_backward(0);
+  EXPECT_EQ(held(*m), std::vector<bool>(m->size(), true));
+  EXPECT_EQ(backward_grads(*m, x), want);
+}
+
+// An output that is neither left in memory nor computable again (its module has parameters) is refused with the
+// module's name, and the model is left as it was: under the lifetime policy fc3 wrote over relu1's output and
+// relu1 over fc1's; LeNet-5's relu1 over conv1's; a replanning that carried nothing (a new policy) keeps nothing.
+TEST(SequentialCarryOver, OutputsNeitherHeldNorComputableAreRefused) {
+  Tensor x({5, 4}, DType::f32, MemCategory::workspace);
+  fill_random(x, 30);
+  auto m = make_mlp(MemoryPolicy::lifetime);
+  m->forward(x);
+  try {
+    m->prepare_backward(2);
+    ADD_FAILURE() << "a backward from fc2 reads relu1's output, which fc3 wrote over";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("output of fc1"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(m->backward_ready());
+  m->prepare_backward(3);  // still there: fc2's output
+  EXPECT_TRUE(m->activation_held(2));
+
+  auto lenet = make_lenet5();
+  lenet->set_fusion_enabled(Fusion::relu_pool, false);
+  lenet->set_memory_policy(MemoryPolicy::lifetime);
+  Tensor image({2, 1, 28, 28}, DType::f32, MemCategory::workspace);
+  fill_random(image, 33);
+  lenet->forward(image);
+  EXPECT_THROW(lenet->prepare_backward(0), std::logic_error);
+
+  auto other = make_mlp(MemoryPolicy::static_);
+  other->forward(x);
+  other->set_memory_policy(MemoryPolicy::lifetime);
+  EXPECT_THROW(other->prepare_backward(3), std::logic_error);
+}
+
 TEST(MemoryPlan, FusionsThatDoNotFitAreRefused) {
   auto m = make_lenet5();
   std::vector<std::shared_ptr<Layer>> layers;

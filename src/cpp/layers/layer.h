@@ -94,6 +94,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual Shape output_shape(const Shape& in) const = 0;
   // The output shares the input's storage: Flatten is a view, an in-place ReLU overwrites its input.
   virtual bool aliases_input() const { return false; }
+  // Over its input's storage, its output is the input's bytes as they are (Flatten): it writes nothing there,
+  // where an in-place ReLU writes over its input.
+  virtual bool is_view() const { return false; }
   // Every buffer this layer needs for input shape `in` (batch first), beyond its parameters: its output, and with
   // `backprop` its output's error and its parameters' gradients, plus the workspace its kernels take. Throws like
   // output_shape for an input that does not fit. Sequential plans and allocates exactly these.

@@ -43,6 +43,7 @@ class Flatten final : public Layer {
   std::string repr() const override { return repr_call("Flatten", ""); }
   Shape output_shape(const Shape& in) const override;
   bool aliases_input() const override { return true; }
+  bool is_view() const override { return true; }
   void forward(const Tensor& x, Tensor& y) const override;
   void backward_data(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) const override;
 };

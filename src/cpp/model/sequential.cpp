@@ -148,6 +148,7 @@ bool Sequential::plan_matches(const Shape& input, std::size_t bp_first) const {
 void Sequential::free_buffers() {
   planned_ = false;
   acts_.clear();
+  held_.clear();
   errs_.clear();
   ws_fwd_.clear();
   ws_bwd_.clear();
@@ -162,8 +163,11 @@ void Sequential::free_buffers() {
 
 const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) {
   const auto guard = lock();
-  if (plan_matches(input, bp_first)) return plan_;
-  MemoryPlan plan = plan_for(input, bp_first, policy_);  // validates before anything is freed
+  if (!plan_matches(input, bp_first)) allocate(plan_for(input, bp_first, policy_));  // validates before freeing
+  return plan_;
+}
+
+void Sequential::allocate(MemoryPlan plan) {
   free_buffers();
   const MemoryOwnerScope scope(owner_);
   auto& tracker = MemoryTracker::instance();
@@ -190,9 +194,10 @@ const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) 
   }
   const std::size_t n = layers_.size();
   acts_.assign(n, Tensor());
+  held_.assign(n, false);
   ws_fwd_.assign(n, Tensor());
   ws_bwd_.assign(n, Tensor());
-  if (bp_first < n) errs_.assign(n, Tensor());
+  if (plan.bp_first < n) errs_.assign(n, Tensor());
   for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
     const PlannedBuffer& pb = plan.buffers[b];
     const Tensor t = Tensor::over(pb.shares >= 0 ? storage[pb.shares] : storage[b], pb.shape, pb.dtype);
@@ -214,9 +219,8 @@ const MemoryPlan& Sequential::prepare(const Shape& input, std::size_t bp_first) 
   plan_ = std::move(plan);
   plan_threads_ = num_threads();
   plan_isa_ = kernels().isa;
-  bwd_first_ = bp_first;
+  bwd_first_ = plan_.bp_first;
   planned_ = true;
-  return plan_;
 }
 
 std::size_t Sequential::run_forward(std::size_t i, const Tensor& in, Fusion fusion) {
@@ -262,8 +266,29 @@ const Tensor& Sequential::forward(const Tensor& x) {
   const auto guard = lock();
   const MemoryOwnerScope scope(owner_);
   prepare(x.shape(), planned_ ? plan_.bp_first : layers_.size());
-  for (std::size_t i = 0; i < layers_.size();) i += run_forward(i, i == 0 ? x : acts_[i - 1], plan_.fused[i]);
+  held_.assign(layers_.size(), false);
+  for (std::size_t i = 0; i < layers_.size();) {
+    const std::size_t last = i + run_forward(i, i == 0 ? x : acts_[i - 1], plan_.fused[i]) - 1;
+    if (views_input(last)) held_[last] = held_[last - 1];
+    else note_written(last);
+    i = last + 1;
+  }
   return acts_.back();
+}
+
+bool Sequential::views_input(std::size_t i) const {
+  return i > 0 && layers_[i]->is_view() && acts_[i].defined() && acts_[i].raw() == acts_[i - 1].raw();
+}
+
+// Only outputs can be written over outputs: errors, gradients and workspaces have arenas (or storages) of their own.
+void Sequential::note_written(std::size_t i) {
+  const auto* begin = static_cast<const char*>(acts_[i].raw());
+  const auto* end = begin + acts_[i].nbytes();
+  for (std::size_t j = 0; j < acts_.size(); ++j) {
+    const auto* b = static_cast<const char*>(acts_[j].raw());
+    if (j != i && acts_[j].defined() && b < end && begin < b + acts_[j].nbytes()) held_[j] = false;
+  }
+  held_[i] = true;
 }
 
 const Tensor& Sequential::output() const {
@@ -275,40 +300,71 @@ void Sequential::prepare_backward(std::size_t first) {
   const auto guard = lock();
   if (first > layers_.size()) throw std::invalid_argument("prepare_backward: module index out of range");
   if (!planned_) throw std::logic_error("prepare_backward needs a forward pass first");
-  const Shape input = plan_.input_shape;
-  // The activations of the last forward pass stay valid for a backward from them (copied in module order, so
-  // under the lifetime policy, where they share memory, the model output is the one sure to survive), and the
-  // outputs a fusion did not write are computed again where the backward reads them.
-  const std::vector<std::size_t> recompute = modules_to_recompute(first);
-  const std::vector<Tensor> before = acts_;
-  prepare(input, first);
-  for (std::size_t i = 0; i < acts_.size(); ++i)
-    if (before[i].defined() && before[i].raw() != acts_[i].raw())
-      std::memcpy(acts_[i].raw(), before[i].raw(), acts_[i].nbytes());
-  const MemoryOwnerScope scope(owner_);
-  for (std::size_t i : recompute) run_forward(i, acts_[i - 1], Fusion::none);
+  carry_over(first, first);
 }
 
-// A backward from `first` reads the outputs of modules >= first - 1. Those a fused forward did not write can be
-// computed again from the fusion's input when every module that produced them has no parameters (the output is a
-// function of the input alone; a module with parameters may have run with the weights a ZO pass built aside, which
-// are gone) and that input is not the caller's (module 0's, which the model does not keep). Otherwise the backward
-// would read memory that never held them: refused.
-std::vector<std::size_t> Sequential::modules_to_recompute(std::size_t first) const {
-  std::vector<std::size_t> out;
-  for (std::size_t i = 0; i < plan_.fused.size(); ++i) {
-    const std::size_t last = i + fusion_modules(plan_.fused[i]) - 1;
-    if (last == i || last < first) continue;
-    bool pure = i > 0;
-    for (std::size_t j = i; j < last; ++j) pure = pure && layers_[j]->params().empty();
-    if (!pure)
-      throw std::logic_error("prepare_backward: the last forward pass ran modules " + names_[i] + " to " +
-                             names_[last] + " fused (" + fusion_name(plan_.fused[i]) +
-                             "), without their activations, which a backward from module " + names_.at(first) +
-                             " reads and which cannot be computed again; run forward again after it");
-    for (std::size_t j = i; j < last; ++j) out.push_back(j);
+// A backward from `first` reads the outputs of modules >= first - 1 as the plan for it lays them out: an output
+// its next module overwrites in place there is read as that module's. Each one the last forward pass left held is
+// copied; one it did not (a fusion did not write it, or under the lifetime policy a later output was written over
+// its bytes) is computed again from its input when its module has no parameters (its output is a function of the
+// input alone; a module with parameters may have run with the weights a ZO pass built aside, which are gone) and
+// that input can be had the same way (not the caller's, module 0's, which the model does not keep). Otherwise the
+// backward would read memory that does not hold it: refused before anything changes.
+void Sequential::carry_over(std::size_t first, std::size_t need) {
+  const std::size_t n = layers_.size();
+  std::optional<MemoryPlan> fresh;
+  if (!plan_matches(plan_.input_shape, first)) fresh = plan_for(plan_.input_shape, first, policy_);
+  const MemoryPlan& plan = fresh ? *fresh : plan_;
+  std::vector<int> out(n, -1);  // the planned buffer of each module's output
+  for (std::size_t b = 0; b < plan.buffers.size(); ++b)
+    if (plan.buffers[b].role == BufferRole::output) out[plan.buffers[b].module] = static_cast<int>(b);
+  auto aliases = [&](std::size_t i) { return out[i] >= 0 && plan.buffers[out[i]].shares >= 0; };
+  auto inside_fusion = [&](std::size_t i) {  // an output the last forward's fusions did not write
+    for (std::size_t j = 0; j < i; ++j)
+      if (j + fusion_modules(plan_.fused[j]) > i + 1) return true;
+    return false;
+  };
+  enum class Carry : std::uint8_t { none, copy, view, compute };
+  std::vector<Carry> how(n, Carry::none);
+  std::vector<bool> wanted(n, false);
+  for (std::size_t i = need == 0 ? 0 : need - 1; i < n; ++i)
+    wanted[i] = !(i + 1 < n && aliases(i + 1) && !layers_[i + 1]->is_view());
+  for (std::size_t i = n; i-- > 0;) {
+    if (aliases(i) && layers_[i]->is_view()) {  // holds what its input holds
+      how[i] = Carry::view;
+      if (wanted[i]) wanted[i - 1] = true;
+    } else if (held_[i] && out[i] >= 0) {
+      how[i] = Carry::copy;  // wanted or not: kept where the new plan can hold it
+    } else if (!wanted[i]) {
+      continue;
+    } else if (i == 0 || !layers_[i]->params().empty() || out[i] < 0) {
+      throw std::logic_error(
+          "prepare_backward: a backward from module " + names_.at(std::min(first, n - 1)) + " needs the output of " +
+          names_[i] + " (" + layers_[i]->repr() + "), which the last forward pass did not leave in memory (" +
+          (inside_fusion(i) ? "a fused forward" : "the memory plan") +
+          " did not keep it) and which cannot be computed again; run forward again after prepare_backward");
+    } else {
+      how[i] = Carry::compute;
+      wanted[i - 1] = true;
+    }
   }
-  return out;
+  const std::vector<Tensor> before = acts_;
+  if (fresh) allocate(std::move(*fresh));  // forgets what was held
+  const MemoryOwnerScope scope(owner_);
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (how[i]) {
+      case Carry::none: break;
+      case Carry::view: held_[i] = held_[i - 1]; break;
+      case Carry::copy:
+        if (before[i].raw() != acts_[i].raw()) std::memcpy(acts_[i].raw(), before[i].raw(), acts_[i].nbytes());
+        note_written(i);
+        break;
+      case Carry::compute:
+        run_forward(i, acts_[i - 1], Fusion::none);
+        note_written(i);
+        break;
+    }
+  }
 }
 
 Tensor& Sequential::output_error() {
@@ -334,9 +390,7 @@ void Sequential::backward(const Tensor& x, bool accumulate) {
 
 void Sequential::release_backward() {
   const auto guard = lock();
-  if (!planned_) return;
-  const Shape input = plan_.input_shape;
-  prepare(input, layers_.size());
+  if (planned_) carry_over(layers_.size(), layers_.size() + 1);  // needs nothing, keeps what it can
 }
 
 }  // namespace ez

@@ -57,13 +57,19 @@ class Sequential {
   // Runs every module on x; buffers are (re)planned only when x's shape (or the threads or kernels, which size
   // the workspace) changes. Returns the output.
   const Tensor& forward(const Tensor& x);
-  // Module i's output of the last forward pass; under the lifetime policy only the model output is sure to hold it,
-  // and no output a fusion did not write is held (MemoryPlan::fused).
+  // Module i's output of the last forward pass, where activation_held(i): under the lifetime policy later outputs
+  // may have been written over it, and no output a fusion did not write is held (MemoryPlan::fused).
   const Tensor& activation(std::size_t i) const { return acts_.at(i); }
+  // Whether activation(i) holds module i's output of the last forward pass: written by it (or a view of one that
+  // was) and not written over since, by that pass or by a replanning (which copies what it can).
+  bool activation_held(std::size_t i) const { return i < held_.size() && held_[i]; }
   const Tensor& output() const;
 
   // Gets error buffers for the outputs of modules >= first and gradients for their parameters.
-  // Everything below `first` keeps none: that part is trained by forward passes only.
+  // Everything below `first` keeps none: that part is trained by forward passes only. The outputs of the last
+  // forward pass the backward reads (modules >= first - 1) are carried into the new buffers: copied where held,
+  // computed again from their input by modules without parameters, else std::logic_error naming the module
+  // (nothing changed then; run forward again after prepare_backward).
   void prepare_backward(std::size_t first);
   // The error of the model output (dL/dlogits), filled by the loss before backward().
   Tensor& output_error();
@@ -72,7 +78,8 @@ class Sequential {
   void backward(const Tensor& x, bool accumulate);
   bool backward_ready() const { return !errs_.empty(); }
   std::size_t backward_start() const { return bwd_first_; }
-  // Frees errors and gradients (e.g. between training and evaluation).
+  // Frees errors and gradients (e.g. between training and evaluation), carrying over the outputs of the last
+  // forward pass that the smaller plan can hold (activation_held).
   void release_backward();
 
   // Plans and allocates the buffers for input `input` with backprop from module `bp_first` (size(): none),
@@ -107,9 +114,14 @@ class Sequential {
   Fusion fusion_at(std::size_t i, const Shape& in, std::size_t bp_first) const;
   // Runs module i, or the fusion `fusion` from it (the plan's), and returns how many modules it ran.
   std::size_t run_forward(std::size_t i, const Tensor& in, Fusion fusion);
-  // Before a backward from module `first` after a forward under plan_: the modules whose outputs that forward's
-  // fusions did not write and the backward reads, in order; throws if one cannot be computed again.
-  std::vector<std::size_t> modules_to_recompute(std::size_t first) const;
+  void allocate(MemoryPlan plan);
+  // Replans for backprop from `first` and carries the last forward's outputs over (prepare_backward): every output
+  // from module `need` - 1 on must be, the others are copied where held.
+  void carry_over(std::size_t first, std::size_t need);
+  // Whether module i's output is a view of its input's buffer (writes nothing).
+  bool views_input(std::size_t i) const;
+  // Records that acts_[i] was just written with module i's output: every other output over those bytes is lost.
+  void note_written(std::size_t i);
   std::shared_ptr<std::recursive_mutex> mutex_ = std::make_shared<std::recursive_mutex>();
   std::uint64_t owner_;
   MemoryPolicy policy_ = MemoryPolicy::static_;
@@ -124,6 +136,7 @@ class Sequential {
   std::vector<std::shared_ptr<Layer>> layers_;
   std::vector<std::size_t> param_modules_;
   std::vector<Tensor> acts_;
+  std::vector<bool> held_;  // held_[i]: acts_[i] holds module i's output of the last forward pass
   std::vector<Tensor> errs_;  // errs_[i] = dL/d(output of module i), defined for i >= bwd_first_
   std::size_t bwd_first_ = 0;
   std::optional<std::uint64_t> init_seed_;
