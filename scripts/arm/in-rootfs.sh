@@ -36,7 +36,13 @@ trap cleanup EXIT
 mount_in() {  # mount_in DIR-INSIDE MOUNT-ARGS...
   local dst=$root$1
   shift
-  mountpoint -q "$dst" && return 0
+  if mountpoint -q "$dst"; then
+    # A run killed before its cleanup leaves its mounts behind; a bind whose source has since gone (a share mounted
+    # again shows an empty directory there) must not be taken for the requested one: replace any bind that is not
+    # the requested directory, share anything else as it is (another run of the same root may be using it).
+    [ "$1" = --bind ] && [ "$(stat -Lc %d:%i "$2")" != "$(stat -Lc %d:%i "$dst")" ] || return 0
+    $SUDO umount -Rl "$dst"
+  fi
   $SUDO mkdir -p "$dst"
   $SUDO mount "$@" "$dst"
   mounted+=("$dst")
