@@ -67,6 +67,7 @@ class HParams:
     gradient_bits: int | None = None  # INT8: the first mu of NITI's schedule (None: the paper's 5, 4, 3)
     zo_range: int | None = None  # INT8: the ZO perturbation's range r (None: the library's, LeNet-5's tuned 16)
     zo_p_zero: tuple | None = None  # INT8: p_zero for the schedule's three phases (None: the paper's 0.33/0.5/0.9)
+    zo_update_bits: int | None = None  # INT8: the ZO update's bit-width b_zo (None: the library's, the paper's 1)
     int8_init: str | None = None  # INT8: NITI's weight init, models.INT8_INITS (None: Xavier normal, its first commit)
 
     def as_dict(self) -> dict:

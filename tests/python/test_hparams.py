@@ -55,19 +55,22 @@ def test_cli_uses_the_dataset_defaults_and_flags_override_them():
     assert (cfg["lr_zo"], cfg["eps"], batch) == (2e-4, 1e-2, 32)
 
 
-def test_a_preset_p_zero_reaches_int8_runs_from_scratch_only(tmp_path, monkeypatch):
+@pytest.mark.parametrize("key,tuned,flag,value", [("zo_p_zero", (0.5, 0.9, 0.9), "--zo-p-zero", 0.7),
+                                                   ("zo_update_bits", 2, "--zo-update-bits", 3)])
+def test_a_preset_p_zero_or_b_zo_reaches_int8_runs_from_scratch_only(tmp_path, monkeypatch, key, tuned, flag, value):
     from elasticzo import hparams
-    assert "zo_p_zero" not in _config("--precision", "int8", "--method", "full-zo")[0]  # the paper's schedule
+    assert key not in _config("--precision", "int8", "--method", "full-zo", "--dataset", "fashion-mnist")[0]
     swept = dict(hparams._TABLE)
-    swept["lenet5", "mnist", "full-zo"] = replace(swept["lenet5", "*", "full-zo"], zo_p_zero=(0.5, 0.9, 0.9))
+    swept["lenet5", "mnist", "full-zo"] = replace(swept["lenet5", "mnist", "full-zo"], **{key: tuned})
     monkeypatch.setattr(hparams, "_TABLE", swept)
-    cfg, _ = _config("--precision", "int8", "--method", "full-zo")
-    assert cfg["zo_p_zero"] == [0.5, 0.9, 0.9]
-    assert "zo_p_zero" not in _config("--method", "full-zo")[0]  # FP32 has no p_zero
+    expected = list(tuned) if isinstance(tuned, tuple) else tuned
+    for precision in ("int8", "int8-intonly"):
+        assert _config("--precision", precision, "--method", "full-zo")[0][key] == expected
+    assert key not in _config("--method", "full-zo")[0]  # FP32 has neither
     for argv in (("--dataset", "fashion-mnist"), ("--init-from", str(tmp_path / "w.safetensors")),
-                 ("--zo-p-zero", "0.7")):
+                 (flag, str(value))):
         cfg, _ = _config("--precision", "int8", "--method", "full-zo", *argv)
-        assert cfg.get("zo_p_zero") == (0.7 if "--zo-p-zero" in argv else None), argv
+        assert cfg.get(key) == (value if flag in argv else None), argv
 
 
 def test_int8_full_bp_on_fashion_mnist_starts_mu_at_4_from_the_cli():
