@@ -117,10 +117,15 @@ def sign_text(curve):
     return text
 
 
+def last_five(curve):
+    """The mean validation accuracy of the last five epochs (the decisions' second figure: one epoch swings)."""
+    return np.mean([c["val_accuracy"] for c in curve[-5:]])
+
+
 def table(records):
     lines = ["| dataset | method | precision (F) | r | b_zo | batch | p_zero | first mu | rounding | init | seed | "
-             "epochs (compress) | val % last | val % best | final train loss | sign agreement | load |",
-             "|---" * 17 + "|"]
+             "epochs (compress) | val % last | val % last 5 | val % best | final train loss | sign agreement | load |",
+             "|---" * 18 + "|"]
     for r in sorted(records, key=lambda r: (r["dataset"], r["method"], -r["val_accuracy"])):
         precision = r.get("precision", "int8")
         if precision == "int8-intonly":
@@ -131,7 +136,8 @@ def table(records):
                      f"{'5 (schedule)' if mu is None else mu} | {rounding_text(r.get('rounding'))} | "
                      f"{r.get('int8_init') or 'xavier_normal'} | {r['seed']} | "
                      f"{r['epochs']} ({r['compress']}) | "
-                     f"{100 * r['val_accuracy']:.2f} | {100 * r['best_val_accuracy']:.2f} | "
+                     f"{100 * r['val_accuracy']:.2f} | {100 * last_five(r['curve']):.2f} | "
+                     f"{100 * r['best_val_accuracy']:.2f} | "
                      f"{r['curve'][-1]['train_loss']:.4f} | {sign_text(r['curve'])} | {r['load']:.1f} |")
     return "\n".join(lines) + "\n"
 
