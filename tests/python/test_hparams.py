@@ -101,12 +101,34 @@ def test_int8_cells_draw_the_init_their_validation_chose(dataset, method):
         assert _init_of("--precision", precision, *cell) == (tuned or "xavier_normal")
     assert _init_of("--precision", "int8", *cell, "--int8-init", "xavier_normal") == "xavier_normal"
     assert _init_of(*cell) is None  # FP32
-    # the init changed nothing else: the FP32 values are the model's shared ones, or Fashion-MNIST Full ZO's own
-    fp32 = replace(defaults("lenet5", dataset, method), int8_init=None)
+    # the INT8 settings changed nothing else: the FP32 values are the model's shared ones, or Fashion-MNIST Full ZO's
+    fp32 = replace(defaults("lenet5", dataset, method), int8_init=None, zo_range=None, zo_update_bits=None)
     if (dataset, method) == ("fashion-mnist", "full-zo"):
         assert (fp32.lr_zo, fp32.eps, fp32.grad_clip) == (1e-3, 1e-2, 1.0)
     else:
         assert fp32 == hparams._TABLE["lenet5", "*", method]
+
+
+# The LeNet-5 INT8 cells whose 100-epoch validation chose another ZO step, (r, b_zo) (hparams.py); the others take
+# the library's r 16 and the paper's b_zo 1.
+TUNED_STEP = {("mnist", "full-zo"): (32, 2)}
+
+
+@pytest.mark.parametrize("dataset,method", UNIFORM_INIT + LAYERS_INIT)
+def test_int8_cells_step_as_their_validation_chose(dataset, method, tmp_path):
+    from elasticzo import _core
+    library = _core.default_config()
+    assert (library["zo_range"], library["zo_update_bits"]) == (16, 1)
+    r, bits = TUNED_STEP.get((dataset, method), (16, 1))
+    cell = ("--dataset", dataset, "--method", method)
+    for precision in ("int8", "int8-intonly"):
+        cfg, _ = _config("--precision", precision, *cell)
+        assert (cfg.get("zo_range", 16), cfg.get("zo_update_bits", 1)) == (r, bits), precision
+    cfg, _ = _config("--precision", "int8", *cell, "--zo-range", "8", "--zo-update-bits", "1")
+    assert (cfg["zo_range"], cfg["zo_update_bits"]) == (8, 1)
+    cfg, _ = _config("--precision", "int8", *cell, "--init-from", str(tmp_path / "w.safetensors"))
+    assert cfg.get("zo_update_bits", 1) == 1  # fine-tuning keeps the paper's b_zo
+    assert not {"zo_range", "zo_update_bits"} & set(_config(*cell)[0])  # FP32
 
 
 def test_cli_lr_of_full_bp_is_its_backprop_rate():
