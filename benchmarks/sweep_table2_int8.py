@@ -1,7 +1,7 @@
 """Validation sweep of ElasticZO-INT8's fine-tuning settings for Table 2 (INT8), never touching the test split.
 
-The fine-tuning training subset of paper_table2.py (the first --train-samples training images, rotated by the angle)
-is split by `_common.validation_split`: --val of them are held out for validation, the rest fine-tune the pretrained
+The first --train-samples training images, rotated by the angle (paper_table2.py's fine-tuning subset until it drew
+its subsets at random, SPEC §7; kept here so that the logged runs stay one experiment), are split by `_common.validation_split`: --val of them are held out for validation, the rest fine-tune the pretrained
 INT8 LeNet-5 (a finished `elasticzo train --precision int8 --method full-bp` run) for --epochs epochs. One run per
 setting given with --grid (range r, fixed p_zero, the paper's schedule or other values per phase, the BP part's
 first mu, batch size, the ZO update's bit-width b_zo, the epochs where the schedules step, seed).

@@ -19,12 +19,16 @@ from elasticzo.models import INT8_INITS, MODELS
 RUN_DEFAULTS = {"model": "lenet5", "dataset": "mnist", "method": "zo-feat-cls1", "optimizer": "sgd", "seed": 0,
                 "precision": "fp32"}
 
+# --subset-seed's default. Not among RUN_DEFAULTS: a run saved before subsets were drawn at random has no subset seed
+# (it took the first N samples) and resumes so.
+SUBSET_SEED = 0
+
 RESUME_POLICY = """\
 --resume continues the run in --out with its own settings. These flags may be given again only with the run's
 values (a different value is refused, since it would make the run neither the old one nor a new one): --model,
 --dataset, --data, --precision, --method, --zo-layers, --seed, --optimizer, --clean-bp-pass, --batch-size,
---train-samples, --test-samples, --angle, --init-from, --augment, --zo-range, --zo-p-zero, --zo-update-bits,
---log2-frac-bits, --gradient-bits, --rounding, --int8-init (int8).
+--train-samples, --test-samples, --subset-seed, --angle, --init-from, --augment, --zo-range, --zo-p-zero,
+--zo-update-bits, --log2-frac-bits, --gradient-bits, --rounding, --int8-init (int8).
 These are applied from the resumed step on and recorded in config.json ("resumes") and in the checkpoint: --lr,
 --lr-bp, --eps, --clip. --epochs is the new target; --threads, --isa, --memory-plan, --data-dir, --checkpoint-every and the output
 flags apply as usual (results do not depend on them)."""
@@ -100,9 +104,16 @@ def _add_train_args(p):
     p.add_argument("--epochs", type=int, default=1,
                    help="train until this many epochs are done; 0 only evaluates the starting weights (default: 1)")
     p.add_argument("--train-samples", type=int, default=None,
-                   help="train on the first N training samples only, for quick trials (default: all)")
+                   help="train on N training samples drawn at random by --subset-seed, e.g. for quick trials or "
+                        "the paper's fine-tuning subsets (default: all)")
     p.add_argument("--test-samples", type=int, default=None,
-                   help="evaluate on the first N test samples only (default: all)")
+                   help="evaluate on N test samples drawn at random by --subset-seed (default: all)")
+    p.add_argument("--subset-seed", type=int, default=None, metavar="S",
+                   help="seed of the draw (without replacement, kept in file order) of --train-samples and "
+                        "--test-samples, rotated or not: random, not the first N, since a dataset's file order is "
+                        "not random (MNIST's first test images are other writers than its last); separate from "
+                        f"--seed, so --seed varies the training only; recorded in the run for --resume and eval "
+                        f"(default: {SUBSET_SEED})")
     p.add_argument("--angle", type=float, default=None,
                    help="rotate the train and test images by this many degrees, counter-clockwise (bilinear; the "
                         "rotated MNIST / Fashion-MNIST of the paper's fine-tuning, Table 2) (default: none)")
@@ -172,7 +183,11 @@ def _parser():
     ev.add_argument("--angle", type=float, default=None,
                     help="rotate the test images by this many degrees (default: the run's --angle, if any)")
     ev.add_argument("--test-samples", type=int, default=None,
-                    help="evaluate on the first N test samples (default: the run's --test-samples, if any)")
+                    help="evaluate on N test samples drawn at random by --subset-seed (default: the run's "
+                         "--test-samples, if any)")
+    ev.add_argument("--subset-seed", type=int, default=None, metavar="S",
+                    help="seed of the --test-samples draw (default: the run's; runs saved before subsets were "
+                         f"drawn at random keep their first N; {SUBSET_SEED} for other checkpoints)")
     ev.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default: 256)")
     ev.add_argument("--json", action="store_true", help="print the result as JSON (default: off)")
     pl = sub.add_parser("plot", help="loss and accuracy curves and the time breakdown of a run (needs matplotlib)")

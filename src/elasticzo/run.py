@@ -12,7 +12,7 @@ from pathlib import Path
 from elasticzo import _core, hparams, models
 from elasticzo.checkpoint import (CheckpointError, atomic_write, build_model, load_model_parameters, read_checkpoint,
                                   remove_stale_temps, restore_trainer, save_checkpoint)
-from elasticzo.cli import RUN_DEFAULTS
+from elasticzo.cli import RUN_DEFAULTS, SUBSET_SEED
 from elasticzo.data import load_dataset, load_npz, rotated_subset
 from elasticzo.data.augment import check_augment
 from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
@@ -118,14 +118,14 @@ def _resume_settings(args, state, path):
              "zo_layers": config["zo_layers"], "seed": config["seed"], "optimizer": config["optimizer"],
              "clean_bp_pass": config["clean_bp_pass"], "batch_size": info["batch_size"],
              "train_samples": info.get("train_samples"), "test_samples": info.get("test_samples"),
-             "angle": info.get("angle"), "init_from": info.get("init_from"),
+             "subset_seed": info.get("subset_seed"), "angle": info.get("angle"), "init_from": info.get("init_from"),
              "augment": config.get("augment", "none"), **{k: config[k] for k in INT8_ZO_FLAGS if k in config}}
     if saved["precision"] != "fp32":  # a run saved before the rounding was a setting used NITI's first commit
         saved.setdefault("rounding", rounding_policy(None))
         # a run whose weights came from --init-from has no init; one saved before the choice drew Xavier normal
         if saved["init_from"] is None:
             saved["int8_init"] = info.get("int8_init", models.INT8_INITS[0])
-    conflicts = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {v})" for k, v in saved.items()
+    conflicts = [f"--{k.replace('_', '-')} {getattr(args, k)} ({_saved_setting(k, v)})" for k, v in saved.items()
                  if getattr(args, k) is not None and getattr(args, k) != v]
     if conflicts:
         raise ValueError(f"--resume continues the run in {path.parent} with its own settings, and these flags "
@@ -135,6 +135,12 @@ def _resume_settings(args, state, path):
         setattr(args, key, value)
     args.saved_int8 = {k: saved[k] for k in INT8_ZO_FLAGS if k in saved}
     return {k: [config[k], v] for k, v in _rate_overrides(args, config["method"]).items() if config[k] != v}
+
+
+def _saved_setting(key, value):
+    if key == "subset_seed" and value is None:
+        return "the run was saved before subsets were drawn at random: it takes the first N samples"
+    return f"the run has {value}"
 
 
 @contextlib.contextmanager
@@ -225,13 +231,19 @@ def _load_data(args):
     return load_dataset(args.dataset, args.data_dir, "train"), load_dataset(args.dataset, args.data_dir, "test")
 
 
-def _first(data, count, flag):
-    """The first `count` samples of `data` (all when count is None)."""
+def _subset(data, count, seed, flag):
+    """`count` samples of `data` drawn at random by `seed` (Dataset.sample), all when count is None; seed None: the
+    first `count`, as runs saved before subsets were drawn at random took them."""
     if count is None or data is None:
         return data
     if not 1 <= count <= len(data):
         raise ValueError(f"{flag} must be in [1, {len(data)}], got {count}")
-    return data.subset(range(count))
+    return data.subset(range(count)) if seed is None else data.sample(count, seed)
+
+
+def _check_subset_seed(seed):
+    if seed is not None and seed < 0:
+        raise ValueError(f"--subset-seed must be >= 0, got {seed}")
 
 
 def _rotated(data, angle):
@@ -261,6 +273,9 @@ def train_command(args) -> int:
         if args.dataset is not None:
             raise ValueError("give --dataset (a bundled dataset) or --data (your own arrays), not both")
         args.data = str(Path(args.data).resolve())  # recorded in the run, so --resume works from any folder
+    _check_subset_seed(args.subset_seed)
+    if args.subset_seed is not None and not args.resume and args.train_samples is None and args.test_samples is None:
+        raise ValueError("--subset-seed draws the subsets of --train-samples and --test-samples: give one of them")
     if args.init_from is not None:
         args.init_from = str(Path(args.init_from).resolve())
     elif args.init_drop_biases:
@@ -292,8 +307,10 @@ def _train(args, run_dir) -> int:
     train, test = _load_data(args)
     args.model = args.model or models.model_for(train.sample_shape)
     _fill_run_defaults(args)
-    train = _rotated(_first(train, args.train_samples, "--train-samples"), args.angle)
-    test = _rotated(_first(test, args.test_samples, "--test-samples"), args.angle)
+    if state is None and args.subset_seed is None:  # a resumed run keeps its own, None included
+        args.subset_seed = SUBSET_SEED
+    train = _rotated(_subset(train, args.train_samples, args.subset_seed, "--train-samples"), args.angle)
+    test = _rotated(_subset(test, args.test_samples, args.subset_seed, "--test-samples"), args.angle)
     model = models.build(args.model, train.num_classes, seed=args.seed, input_shape=train.sample_shape,
                          precision=models.arithmetic(args.precision))
     if args.init_from is not None and state is None:  # a resumed run's weights come from its checkpoint
@@ -301,7 +318,8 @@ def _train(args, run_dir) -> int:
     train = model_dataset(model, train, split="train")  # names any mismatch of the data and the model
     test = model_dataset(model, test) if test is not None else None
     info = {"model": args.model, "dataset": args.dataset, "data": args.data, "num_classes": train.num_classes,
-            "train_samples": args.train_samples, "test_samples": args.test_samples, "angle": args.angle,
+            "train_samples": args.train_samples, "test_samples": args.test_samples,
+            "subset_seed": args.subset_seed, "angle": args.angle,
             "init_from": args.init_from}
     if state is not None:
         # The saved config names C directly; the method name follows from it.
@@ -394,6 +412,7 @@ def _train(args, run_dir) -> int:
 
 
 def eval_command(args) -> int:
+    _check_subset_seed(args.subset_seed)
     tensors, state = read_checkpoint(args.checkpoint)
     info = state["info"]
     data = args.data or (info.get("data") if args.dataset is None else None)
@@ -407,8 +426,15 @@ def eval_command(args) -> int:
             raise ValueError(f"{args.checkpoint} does not name its dataset (saved without dataset=...); pass "
                              "--dataset")
         test = load_dataset(dataset, args.data_dir, "test")
-    test = _rotated(_first(test, args.test_samples if args.test_samples is not None else info.get("test_samples"),
-                           "--test-samples"), args.angle if args.angle is not None else info.get("angle"))
+    if args.subset_seed is not None:
+        seed = args.subset_seed
+    elif "train_samples" in info and "subset_seed" not in info:
+        seed = None  # a run of `train` saved before subsets were drawn at random: its first N, as it tested
+    else:
+        seed = info.get("subset_seed", SUBSET_SEED)
+    count = args.test_samples if args.test_samples is not None else info.get("test_samples")
+    test = _rotated(_subset(test, count, seed, "--test-samples"),
+                    args.angle if args.angle is not None else info.get("angle"))
     if state["layers"]:
         model = build_model(state["layers"])
     elif "model" in info and "num_classes" in info:  # checkpoints of format 1

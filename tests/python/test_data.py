@@ -355,8 +355,12 @@ def test_rotated_subset_of_normalized_data(mnist_test, mnist_dir):
     np.testing.assert_allclose(turned.x, expected, rtol=0, atol=1e-5)
     corner = np.float32(-mnist_test.mean / mnist_test.std)
     assert np.all(turned.x[:, 0, 0, 0] == corner)
-    with pytest.raises(ValueError, match="count must be an integer in 1..10000"):
-        rotated_subset(mnist_test, 30, count=10001)
+    for count in (10001, 0, 2.0, True):
+        with pytest.raises(ValueError, match="a subset holds 1 to 10000 samples"):
+            rotated_subset(mnist_test, 30, count=count)
+    for seed in (-1, 1.5, None):
+        with pytest.raises(ValueError, match="subset seed must be an integer >= 0"):
+            rotated_subset(mnist_test, 30, count=10, seed=seed)
 
 
 def test_rotated_subset_is_deterministic_and_covers_all_when_count_is_none(fashion_test):

@@ -1,5 +1,6 @@
 """The fine-tuning workflow of Table 2 on the command line: `train --init-from FILE --angle A`, its "w/o FT" figure
-(--epochs 0), eval of the rotated test subset, and --resume keeping the run's angle, subsets and start weights."""
+(--epochs 0), eval of the rotated test subset, --resume keeping the run's angle, subsets and start weights, and the
+subsets drawn at random by --subset-seed (SPEC §7), runs saved before that keeping their first N."""
 
 import json
 
@@ -8,6 +9,7 @@ import pytest
 
 import elasticzo
 from elasticzo import models
+from elasticzo.checkpoint import save_checkpoint
 from elasticzo.data import rotated_subset
 from test_cli import cli
 
@@ -35,13 +37,21 @@ def finetune_args(weights, *extra):
 
 
 @pytest.mark.training
-def test_epochs_0_reports_the_pretrained_accuracy_on_the_rotated_test_subset(pretrained, mnist_test):
-    without_ft = summary(cli(*finetune_args(pretrained, "--epochs", "0")))
+def test_epochs_0_reports_the_pretrained_accuracy_on_the_random_rotated_test_subset(pretrained, mnist_test):
     model = elasticzo.from_torch(pretrained, models.lenet5(seed=1))
-    expected = elasticzo.evaluate(model, rotated_subset(mnist_test.subset(range(256)), ANGLE))["accuracy"]
-    upright = elasticzo.evaluate(model, mnist_test.subset(range(256)))["accuracy"]
-    assert without_ft["test_accuracy"] == expected and without_ft["angle"] == ANGLE
-    assert expected < upright - 0.1  # the rotation is what the fine-tuning has to make up for
+    # the default subset seed is 0, whatever --seed (which varies the training only)
+    expected = {s: elasticzo.evaluate(model, rotated_subset(mnist_test, ANGLE, 256, seed=s))["accuracy"]
+                for s in (0, 3)}
+    assert expected[0] != expected[3]
+    for extra, seed in (((), 0), (("--seed", "5"), 0), (("--subset-seed", "3"), 3)):
+        without_ft = summary(cli(*finetune_args(pretrained, "--epochs", "0", *extra)))
+        assert without_ft["test_accuracy"] == expected[seed] and without_ft["angle"] == ANGLE, extra
+    upright = elasticzo.evaluate(model, mnist_test.sample(256, 0))["accuracy"]
+    assert expected[0] < upright - 0.1  # the rotation is what the fine-tuning has to make up for
+    # the same draw without --angle: a subset is random whether rotated or not
+    unrotated = summary(cli("train", "--init-from", str(pretrained), "--test-samples", "256", "--epochs", "0",
+                            "--no-progress", "--json"))
+    assert unrotated["test_accuracy"] == upright
 
 
 @pytest.mark.training
@@ -52,17 +62,55 @@ def test_finetuning_improves_and_eval_and_resume_keep_the_runs_rotation(pretrain
                                        str(run))))
     assert after["test_accuracy"] > before + 0.05, (before, after)
 
+    assert json.loads((run / "config.json").read_text())["info"]["subset_seed"] == 0
     evaluated = json.loads(cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), "--json").stdout)
     assert evaluated["accuracy"] == after["test_accuracy"]  # the run's angle and test subset by default
+    other = json.loads(cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), "--subset-seed", "3",
+                           "--json").stdout)
+    assert other["loss"] != evaluated["loss"]  # other images (their accuracy may coincide)
     upright = json.loads(cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), "--angle", "0",
                              "--json").stdout)
     assert upright["accuracy"] != evaluated["accuracy"]
 
-    for flag, value in (("--angle", "30"), ("--test-samples", "128"), ("--init-from", str(run / "x.pt"))):
+    for flag, value in (("--angle", "30"), ("--test-samples", "128"), ("--subset-seed", "3"),
+                        ("--init-from", str(run / "x.pt"))):
         proc = cli("train", "--resume", "--out", str(run), "--epochs", "3", flag, value, check=False)
         assert proc.returncode == 2 and f"{flag} " in proc.stderr, proc.stderr
     resumed = summary(cli("train", "--resume", "--out", str(run), "--epochs", "3", "--json", "--no-progress"))
     assert resumed["angle"] == ANGLE and resumed["epochs"] == 3
+
+
+@pytest.mark.training
+def test_a_run_saved_before_random_subsets_keeps_its_first_n_on_eval_and_resume(pretrained, mnist_test, tmp_path):
+    model = elasticzo.from_torch(pretrained, models.lenet5(seed=1))
+    trainer = elasticzo.ElasticZO(model, method="full-bp", lr_bp=0.02, seed=0)
+    run = tmp_path / "old"
+    run.mkdir()
+    # what `train --train-samples 128 --test-samples 128 --angle 45` recorded before the subset seed existed
+    save_checkpoint(run / "checkpoint.safetensors", trainer, {
+        "model": "lenet5", "dataset": "mnist", "data": None, "num_classes": 10, "train_samples": 128,
+        "test_samples": 128, "angle": ANGLE, "init_from": None, "batch_size": 64})
+    first = elasticzo.evaluate(model, rotated_subset(mnist_test.subset(range(128)), ANGLE))["accuracy"]
+    drawn = elasticzo.evaluate(model, rotated_subset(mnist_test, ANGLE, 128, seed=0))["accuracy"]
+    assert first != drawn
+    evaluated = json.loads(cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), "--batch-size", "64",
+                               "--json").stdout)
+    assert evaluated["accuracy"] == first
+    proc = cli("train", "--resume", "--out", str(run), "--epochs", "1", "--subset-seed", "0", check=False)
+    assert proc.returncode == 2 and "it takes the first N samples" in proc.stderr, proc.stderr
+    resumed = cli("train", "--resume", "--out", str(run), "--epochs", "1", "--json", "--no-progress")
+    assert summary(resumed)["epochs"] == 1
+    assert json.loads((run / "config.json").read_text())["info"]["subset_seed"] is None
+
+
+def test_bad_subset_seeds_are_refused_with_the_flag_named(tmp_path):
+    for args, message in ((("train", "--train-samples", "64", "--subset-seed", "-1"), "--subset-seed must be >= 0"),
+                          (("train", "--subset-seed", "2"), "--subset-seed draws the subsets of --train-samples"),
+                          (("eval", "--checkpoint", str(tmp_path / "c.safetensors"), "--subset-seed", "-2"),
+                           "--subset-seed must be >= 0"),
+                          (("train", "--subset-seed", "x"), "invalid int value")):
+        proc = cli(*args, "--epochs", "0", check=False) if args[0] == "train" else cli(*args, check=False)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
 
 
 @pytest.mark.training
@@ -105,18 +153,22 @@ def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_
     text = (tmp_path / "t.md").read_text()
     assert "LeNet-5 (INT8)" in text and "NITI's Full BP" in text and f"the checkpoint of `{pre}` after 1 epochs" in text
     assert "| w/o FT |" in text and "| 84.08 |" in text and "| 93.46 |" in text  # the paper's INT8 figures
-    # INT8's own angles (MNIST 30 and 41, not FP32's 43) and fine-tuning settings reach the runs
-    assert "Rotated MNIST 41° ours" in text and "ours put this precision's pretrained model's w/o FT" in text
-    run = tmp_path / "runs" / "int8" / "mnist" / "angle30" / "zo-feat-cls1"
-    config = json.loads((run / "config.json").read_text())["config"]
+    # INT8's own angles (MNIST 31 and 44, not FP32's 33 and 47), fine-tuning settings and random subsets reach the
+    # runs
+    assert "Rotated MNIST 31° ours" in text and "Rotated MNIST 44° ours" in text
+    assert "ours put this precision's pretrained model's w/o FT" in text and "drawn at random, subset seed 0" in text
+    run = tmp_path / "runs" / "int8" / "mnist" / "angle31" / "zo-feat-cls1"
+    run_config = json.loads((run / "config.json").read_text())
+    config = run_config["config"]
     assert (config["precision"], config["zo_range"], config["zo_update_bits"]) == ("int8", 64, 2)
+    assert (run_config["info"]["train_samples"], run_config["info"]["subset_seed"]) == (128, 0)
     bp = json.loads((run.parent / "full-bp" / "config.json").read_text())["config"]
     assert bp["gradient_bits"] == 5  # the paper's mu for fine-tuning, whatever the dataset's from-scratch default
     copied = tmp_path / "runs" / "int8" / "mnist" / "pretrain" / "checkpoint.safetensors"
     assert copied.read_bytes() == (pre / "checkpoint.safetensors").read_bytes()
     # w/o FT is measured at the fine-tuning batch size, so it is the imported weights' accuracy in those runs too
-    without = json.loads((tmp_path / "runs" / "int8" / "mnist" / "angle30" / "without-ft.json").read_text())
-    epoch0 = summary(cli("train", "--init-from", str(copied), "--precision", "int8", "--angle", "30",
+    without = json.loads((tmp_path / "runs" / "int8" / "mnist" / "angle31" / "without-ft.json").read_text())
+    epoch0 = summary(cli("train", "--init-from", str(copied), "--precision", "int8", "--angle", "31",
                          "--test-samples", "64", "--epochs", "0", "--no-progress", "--json"))
     assert without["accuracy"] == epoch0["test_accuracy"]
 

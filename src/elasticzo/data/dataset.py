@@ -92,6 +92,24 @@ class Dataset:
         return replace(self, name=name or self.name, x=np.take(self.x, indices, axis=0),
                        y=np.take(self.y, indices))
 
+    def sample(self, count: int, seed: int = 0, name=None) -> "Dataset":
+        """`count` samples drawn without replacement by numpy's default_rng(seed), kept in dataset order.
+
+        A random subset, not the first `count`: the order of a dataset's files is not random (MNIST's test set holds
+        NIST's training writers first), so its first samples need not be typical of the rest."""
+        n = len(self)
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 < count <= n:
+            raise ValueError(f"{self.name}: a subset holds 1 to {n} samples, got {count!r}")
+        check_subset_seed(seed)
+        chosen = np.sort(np.random.default_rng(seed).choice(n, size=int(count), replace=False))
+        return self.subset(chosen, name=name)
+
+
+def check_subset_seed(seed) -> None:
+    """ValueError unless `seed` is a non-negative integer (what numpy's default_rng accepts as an entropy)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the subset seed must be an integer >= 0, got {seed!r}")
+
 
 def _check_finite(x: np.ndarray, name: str) -> None:
     """ValueError naming the first sample that would not become finite float32 (NaN, infinity, or float64 beyond

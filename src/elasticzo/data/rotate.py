@@ -70,17 +70,11 @@ def rotate_images(images: np.ndarray, angle: float, fill: float = 0.0) -> np.nda
 
 
 def rotated_subset(dataset, angle: float, count=None, seed: int = 0):
-    """`count` images of an image Dataset drawn without replacement by default_rng(seed) (all when None),
-    kept in dataset order and rotated by `angle` degrees; the fill is the dataset's normalized background."""
+    """`count` images of an image Dataset drawn without replacement by default_rng(seed) (Dataset.sample; all when
+    None), kept in dataset order and rotated by `angle` degrees; the fill is the dataset's normalized background."""
     if dataset.x.ndim != 4:
         raise ValueError(f"{dataset.name}: rotation needs images (N, C, H, W), got x of shape {dataset.x.shape}")
-    n = len(dataset)
-    if count is None:
-        chosen = np.arange(n)
-    else:
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 < count <= n:
-            raise ValueError(f"count must be an integer in 1..{n}, got {count!r}")
-        chosen = np.sort(np.random.default_rng(seed).choice(n, size=int(count), replace=False))
-    sub = dataset.subset(chosen, name=f"{dataset.name}-rot{angle:g}")
+    name = f"{dataset.name}-rot{angle:g}"
+    sub = dataset.subset(np.arange(len(dataset)), name=name) if count is None else dataset.sample(count, seed, name)
     background = float(np.float32((0.0 - dataset.mean) / dataset.std))  # the value normalize gives pixel 0
     return replace(sub, x=rotate_images(sub.inputs(), angle, fill=background))
