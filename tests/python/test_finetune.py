@@ -215,3 +215,27 @@ def test_table2_int8_sweep_validates_on_held_out_training_images_and_skips_finis
     assert records[0]["curve"] != records[1]["curve"]  # the seed draws other perturbations and batches
     text = (tmp_path / "s.md").read_text()
     assert text.count("| mnist | 30 | ZO-Feat-Cls2 | 8 | 0.33/0.5/0.9 | 5 | 64 | 2 | 1/2 |") == 3  # 2 runs, 1 mean
+
+
+@pytest.mark.training  # runs the angle script, which the emulated arm64 copy does not ship
+def test_table2_angles_marks_the_angle_whose_w_o_ft_is_nearest_the_papers(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    pre = tmp_path / "pre"
+    cli("train", "--method", "full-bp", "--train-samples", "512", "--epochs", "1", "--no-progress", "--out", str(pre))
+    proc = subprocess.run([sys.executable, "benchmarks/table2_angles.py", "--pretrained-mnist", str(pre), "--angles",
+                           "0", "30", "60", "90", "--test-samples", "128", "--subset-seed", "2"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1].rstrip(" |") for line in proc.stdout.splitlines()
+            if line.startswith("| ") and "°" in line.split(" | ")[0]}
+    assert list(rows) == ["0°", "30°", "60°", "90°"]
+    acc = {float(a[:-1]): float(v.rstrip("*")) for a, v in rows.items()}
+    marked = {float(a[:-1]) for a, v in rows.items() if v.endswith("*")}
+    assert marked == {min(acc, key=lambda a: abs(acc[a] - paper)) for paper in (74.41, 46.58)}  # FP32 MNIST w/o FT
+    # the same figure as paper_table2.py's w/o FT row: `elasticzo eval` on the same random subset
+    evaluated = json.loads(cli("eval", "--checkpoint", str(pre / "checkpoint.safetensors"), "--angle", "30",
+                               "--test-samples", "128", "--subset-seed", "2", "--json").stdout)
+    assert acc[30.0] == round(100 * evaluated["accuracy"], 2)
