@@ -158,7 +158,7 @@ def test_init_from_starts_an_int8_run_from_imported_weights(tmp_path, mnist_test
     native, torch_like = tmp_path / "native.safetensors", tmp_path / "biased.safetensors"
     elasticzo.save_safetensors(pretrained, native, dequantize=False)
     save_file(dict(float_state_dict(pretrained), **{"fc3.bias": np.zeros(10, np.float32)}), str(torch_like))
-    test = mnist_test.subset(range(256))
+    test = mnist_test.sample(256, 0)  # the run's --test-samples 256: drawn by the default subset seed
     expected = elasticzo.evaluate(pretrained, test, batch_size=64)["accuracy"]  # the run's batch size
 
     run = ["train", "--precision", "int8", "--method", "full-bp", "--test-samples", "256", "--epochs", "0",
