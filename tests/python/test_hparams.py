@@ -80,6 +80,20 @@ def test_int8_full_bp_on_fashion_mnist_starts_mu_at_4_from_the_cli():
     assert cfg["gradient_bits"] == 5
 
 
+def test_int8_full_bp_on_fashion_mnist_trains_as_nitis_final_version(tmp_path):
+    from elasticzo.rounding import rounding_policy
+    hp = defaults("lenet5", "fashion-mnist", "full-bp")
+    assert (hp.int8_init, hp.rounding, hp.gradient_bits) == ("xavier_uniform", "final-version", 4)
+    cell = ("--precision", "int8", "--method", "full-bp", "--dataset", "fashion-mnist")
+    assert _config(*cell)[0]["rounding"] == rounding_policy("final-version") != rounding_policy(None)
+    assert _init_of(*cell) == "xavier_uniform"
+    assert _config(*cell, "--rounding", "first-commit")[0]["rounding"] == rounding_policy(None)  # a flag wins
+    assert "rounding" not in _config(*cell, "--init-from", str(tmp_path / "w.safetensors"))[0]  # fine-tuning
+    assert "rounding" not in _config("--precision", "int8", "--method", "full-bp")[0]  # MNIST: the first commit's
+    assert _init_of("--precision", "int8", "--method", "full-bp") == "xavier_normal"
+    assert "rounding" not in _config("--method", "full-bp", "--dataset", "fashion-mnist")[0]  # FP32
+
+
 # The LeNet-5 INT8 cells whose 100-epoch validation pair chose NITI's uniform init (hparams.py), and the others.
 UNIFORM_INIT = [("mnist", "full-zo"), ("mnist", "zo-feat-cls2"), ("mnist", "zo-feat-cls1"),
                 ("fashion-mnist", "full-zo"), ("fashion-mnist", "zo-feat-cls2")]
