@@ -21,9 +21,10 @@ def test_fashion_mnist_has_its_own_full_zo_and_full_bp_rates():
 
 @pytest.mark.parametrize("method", ["zo-feat-cls2", "zo-feat-cls1"])
 def test_datasets_without_their_own_entry_share_the_model_defaults(method):
-    # the FP32 values; an INT8 cell may have its own validated weight init (below)
-    assert replace(defaults("lenet5", "fashion-mnist", method), int8_init=None) == \
-        replace(defaults("lenet5", "mnist", method), int8_init=None)
+    # the FP32 values; an INT8 cell may have its own validated weight init and ZO step (below)
+    int8_own = dict(int8_init=None, zo_range=None, zo_update_bits=None)
+    assert replace(defaults("lenet5", "fashion-mnist", method), **int8_own) == \
+        replace(defaults("lenet5", "mnist", method), **int8_own)
 
 
 def test_other_partition_points_use_cls1_defaults():
@@ -125,7 +126,7 @@ def test_int8_cells_draw_the_init_their_validation_chose(dataset, method):
 
 # The LeNet-5 INT8 cells whose 100-epoch validation chose another ZO step, (r, b_zo) (hparams.py); the others take
 # the library's r 16 and the paper's b_zo 1.
-TUNED_STEP = {("mnist", "full-zo"): (32, 2)}
+TUNED_STEP = {("mnist", "full-zo"): (32, 2), ("mnist", "zo-feat-cls2"): (32, 2)}
 
 
 @pytest.mark.parametrize("dataset,method", UNIFORM_INIT + LAYERS_INIT)
