@@ -1,8 +1,12 @@
 """Validation sweep of ElasticZO-INT8's fine-tuning settings for Table 2 (INT8), never touching the test split.
 
-The first --train-samples training images, rotated by the angle (paper_table2.py's fine-tuning subset until it drew
-its subsets at random, SPEC §7; kept here so that the logged runs stay one experiment), are split by `_common.validation_split`: --val of them are held out for validation, the rest fine-tune the pretrained
-INT8 LeNet-5 (a finished `elasticzo train --precision int8 --method full-bp` run) for --epochs epochs. One run per
+With --subset-seed S the data are drawn as paper_table2.py draws them (SPEC §7): the --train-samples training images
+its fine-tuning run takes (`rotated_subset(train, angle, N, S)`) fine-tune the pretrained INT8 LeNet-5 (a finished
+`elasticzo train --precision int8 --method full-bp` run) for --epochs epochs, and --val other training images, drawn
+from the rest with the same seed and rotated alike, validate it. Without --subset-seed, the first --train-samples
+training images (the table's subset until it drew at random) are split by `_common.validation_split` into --val for
+validation and the rest for fine-tuning: the experiment of results/sweep_table2_int8.md, kept so its logged runs stay
+readable as what they were. One run per
 setting given with --grid (range r, fixed p_zero, the paper's schedule or other values per phase, the BP part's
 first mu, batch size, the ZO update's bit-width b_zo, the epochs where the schedules step, seed).
 After every epoch a run records its validation accuracy, the share of ZO steps whose ternary gradient g was 0 / +1,
@@ -61,14 +65,32 @@ def _text(p):
     return "sched" if p is None else "/".join(f"{x:g}" for x in p) if isinstance(p, list) else f"{p:g}"
 
 
-def key_of(dataset, angle, method, s):
-    """The run's name in runs.jsonl; settings added after the first sweep (bz, ph, s) appear only when they differ
-    from their defaults, so the first sweep's runs keep their names."""
+def key_of(dataset, angle, method, s, subset_seed=None):
+    """The run's name in runs.jsonl; settings added after the first sweep (bz, ph, s, the subset seed) appear only
+    when they differ from their defaults, so the first sweep's runs keep their names."""
     s = {**DEFAULTS, **s}
     extra = "".join(f"/{k}{v}" for k, v in (("bz", s["bz"]), ("s", s["s"])) if v != DEFAULTS[k])
     if tuple(s["ph"]) != PAPER_PHASES:
         extra += f"/ph{s['ph'][0]}-{s['ph'][1]}"
+    if subset_seed is not None:
+        extra += f"/ss{subset_seed}"
     return f"{dataset}/{angle:g}/{method}/r{s['r']}/p{_text(s['p'])}/mu{s['mu']}/b{s['b']}{extra}"
+
+
+def setting_name(s):
+    """A setting without its seed: runs with the same name differ only in the training seed."""
+    return (f"r={s['r']} p={_text(s['p'])} mu={s['mu']} b={s['b']} bz={s['bz']} "
+            f"ph={_phase_text(s)}")
+
+
+def split(full, args):
+    """(fine-tuning set, validation set), both rotated by args.angle (see the module's docstring)."""
+    if args.subset_seed is None:
+        return validation_split(rotated_subset(full.subset(range(args.train_samples)), args.angle), args.val)
+    taken = full.sample_indices(args.train_samples, args.subset_seed)
+    rest = full.subset(np.setdiff1d(np.arange(len(full)), taken), name=f"{full.name}-rest")
+    return (rotated_subset(full, args.angle, args.train_samples, args.subset_seed),
+            rotated_subset(rest, args.angle, args.val, args.subset_seed))
 
 
 def phase_of(epoch, phases):
@@ -115,13 +137,59 @@ def _phase_text(s):
     return "/".join(str(e) for e in s["ph"])
 
 
+def _data_text(args):
+    if args.subset_seed is None:
+        return (f"{args.train_samples - args.val} of the first {args.train_samples} rotated training images, "
+                f"validated on the other {args.val} (`_common.validation_split`)")
+    return (f"the {args.train_samples} rotated training images paper_table2.py's fine-tuning run draws (subset seed "
+            f"{args.subset_seed}), validated on {args.val} other rotated training images drawn from the rest with the "
+            "same seed")
+
+
+def decision(records, incumbent):
+    """The decision rule, fixed before the results of the session-8 sweep existed: for each method, every setting
+    run on each (dataset, angle, seed) the incumbent was run on is scored by the mean over those runs of last5; the
+    setting changes only if the best score is another setting's and beats the incumbent's."""
+    want = setting_name({**DEFAULTS, **incumbent})
+    lines = ["", f"Decision rule (fixed before the results existed): score = mean over cells and seeds of last5, over "
+                 f"the cells and seeds the incumbent ({want}) was run on; change only if another setting's score "
+                 "beats the incumbent's.", ""]
+    for method in NAMES:
+        runs = {}
+        for r in records:
+            if r["method"] == method:
+                runs.setdefault(setting_name(r["setting"]), {})[(r["dataset"], r["angle"], r["setting"]["s"])] = \
+                    _last5(r)
+        if want not in runs:
+            continue
+        cells = sorted(runs[want])
+        scored = sorted(((float(np.mean([v[c] for c in cells])), name, v) for name, v in runs.items()
+                         if all(c in v for c in cells)), key=lambda t: -t[0])
+        heads = sorted({c[:2] for c in cells})
+        lines += [f"{NAMES[method]}, {len(cells)} runs per setting (cells {', '.join(f'{d} {a:g}' for d, a in heads)}; "
+                  f"seeds {' '.join(str(s) for s in sorted({c[2] for c in cells}))}):", "",
+                  "| setting | score | " + " | ".join(f"{d} {a:g}" for d, a in heads) + " |",
+                  "|---|---|" + "---|" * len(heads)]
+        for score, name, v in scored:
+            per_cell = [np.mean([v[c] for c in cells if c[:2] == h]) for h in heads]
+            mark = " (incumbent)" if name == want else ""
+            lines.append(f"| {name}{mark} | {score:.2f} | " + " | ".join(f"{x:.2f}" for x in per_cell) + " |")
+        best_score, best, _ = scored[0]
+        incumbent_score = next(sc for sc, name, _ in scored if name == want)
+        verdict = (f"**change to {best}** ({best_score:.2f} > {incumbent_score:.2f})"
+                   if best != want and best_score > incumbent_score else
+                   f"**keep {want}** ({incumbent_score:.2f}; best other "
+                   f"{next((f'{n} {sc:.2f}' for sc, n, _ in scored if n != want), 'none')})")
+        lines += ["", f"{NAMES[method]}: {verdict}.", ""]
+    return lines
+
+
 def summary_table(records, args):
     lines = [
         "# Table 2 (INT8) fine-tuning settings, validation sweep",
         "",
-        f"Validation accuracy (%) of the INT8 LeNet-5 fine-tuned {args.epochs} epochs on "
-        f"{args.train_samples - args.val} of the first {args.train_samples} rotated training images, validated on the "
-        f"other {args.val} (`_common.validation_split`); the test split is never used. Settings: r (ZO range), p "
+        f"Validation accuracy (%) of the INT8 LeNet-5 fine-tuned {args.epochs} epochs on {_data_text(args)}; the test "
+        "split is never used. Settings: r (ZO range), p "
         "(p_zero, 'sched' = the paper's 0.33 / 0.5 / 0.9, A/B/C = other values per phase), mu (the BP part's first "
         "gradient bit-width), b (batch size), bz (b_zo, the ZO update's bit-width: the ZO step is about "
         "bz-1 doublings larger), ph (the epochs where both schedules step, mu down by one and p_zero to its next "
@@ -160,6 +228,8 @@ def summary_table(records, args):
             f"| {r['dataset']} | {r['angle']:g} | {NAMES[r['method']]} | {s['r']} | {_text(s['p'])} | {s['mu']} | "
             f"{s['b']} | {s['bz']} | {_phase_text(s)} | {len(group)} | {np.mean([v for _, v in per_seed]):.2f} | "
             f"{' '.join(f'{v:.2f}' for _, v in per_seed)} |")
+    if args.incumbent:
+        lines += decision(records, args.incumbent)
     lines += ["", f"Every run in `{args.out}/runs.jsonl`; last rewritten by `python benchmarks/sweep_table2_int8.py "
                   f"{' '.join(args.argv)}`."]
     return "\n".join(lines) + "\n"
@@ -177,25 +247,40 @@ def main():
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--train-samples", type=int, default=4096, help="the fine-tuning training subset (as the table)")
     p.add_argument("--val", type=int, default=1024, help="images of it held out for validation")
+    p.add_argument("--subset-seed", type=int, default=None,
+                   help="draw as paper_table2.py does with this subset seed (see above); without it, the first "
+                        "--train-samples images split into fine-tuning and validation images (the older sweep)")
+    p.add_argument("--incumbent", default=None,
+                   help="the setting in use, in --grid's form with one value per axis (e.g. 'r=64 bz=2'): the table "
+                        "ends with the decision rule's verdict against it")
     p.add_argument("--out", default="runs/sweep_table2_int8", help="where runs.jsonl is kept")
     p.add_argument("--table", default=str(RESULTS_DIR / "sweep_table2_int8.md"))
     add_runtime_args(p)
     args = p.parse_args()
     args.argv = [a if " " not in a else f"'{a}'" for a in os.sys.argv[1:]]
+    if args.incumbent is not None:
+        incumbent = parse_grid(args.incumbent)
+        if len(incumbent) != 1:
+            p.error(f"--incumbent: one value per axis, got {args.incumbent!r}")
+        args.incumbent = incumbent[0]
     elasticzo.set_num_threads(args.threads)
     full = load_split(p, args.dataset, args.data_dir, "train")
-    train, val = validation_split(rotated_subset(full.subset(range(args.train_samples)), args.angle), args.val)
+    try:
+        train, val = split(full, args)
+    except ValueError as exc:  # a bad subset seed, or more images asked for than the training split holds
+        p.error(str(exc))
     pretrained = Path(args.pretrained) / "checkpoint.safetensors"
     log = Path(args.out) / "runs.jsonl"
     done = {r["key"] for r in read_jsonl(log)} if log.exists() else set()
     for method in args.methods:
         for s in parse_grid(args.grid):
-            key = key_of(args.dataset, args.angle, method, s)
+            key = key_of(args.dataset, args.angle, method, s, args.subset_seed)
             if key in done:
                 continue
             load, t0 = os.getloadavg()[0], time.perf_counter()
             curve = finetune(pretrained, train, val, method, s, args.epochs)
-            rec = dict(key=key, dataset=args.dataset, angle=args.angle, method=method, setting=s, curve=curve,
+            rec = dict(key=key, dataset=args.dataset, angle=args.angle, method=method, setting=s,
+                       subset_seed=args.subset_seed, curve=curve,
                        seconds=time.perf_counter() - t0, load=max(load, os.getloadavg()[0]))
             append_jsonl(log, rec)
             print(key, f"val {curve[-1]['val_accuracy'] * 100:.2f}", flush=True)

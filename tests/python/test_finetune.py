@@ -217,6 +217,57 @@ def test_table2_int8_sweep_validates_on_held_out_training_images_and_skips_finis
     assert text.count("| mnist | 30 | ZO-Feat-Cls2 | 8 | 0.33/0.5/0.9 | 5 | 64 | 2 | 1/2 |") == 3  # 2 runs, 1 mean
 
 
+@pytest.mark.training  # runs the sweep script, which the emulated arm64 copy does not ship
+def test_table2_int8_sweep_with_a_subset_seed_fine_tunes_on_the_tables_draw_and_applies_the_decision_rule(
+        tmp_path, mnist_train):
+    import importlib.util
+    import subprocess
+    import sys
+    from argparse import Namespace
+
+    from conftest import REPO_ROOT
+    pre = tmp_path / "pre"
+    cli("train", "--precision", "int8", "--method", "full-bp", "--train-samples", "256", "--epochs", "1",
+        "--no-progress", "--out", str(pre))
+    proc = subprocess.run([sys.executable, "benchmarks/sweep_table2_int8.py", "--pretrained", str(pre), "--dataset",
+                           "mnist", "--angle", "30", "--grid", "r=8,16 bz=2", "--epochs", "1", "--train-samples",
+                           "192", "--val", "64", "--subset-seed", "3", "--incumbent", "r=16 bz=2", "--threads", "1",
+                           "--out", str(tmp_path / "sweep"), "--table", str(tmp_path / "s.md")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (tmp_path / "sweep" / "runs.jsonl").read_text().splitlines()]
+    assert [r["key"] for r in records] == [f"mnist/30/zo-feat-cls2/r{r}/psched/mu5/b64/bz2/ss3" for r in (8, 16)]
+    # the fine-tuning is the table's: `elasticzo train` on the same draw ends the epoch with the same loss
+    table_run = summary(cli("train", "--init-from", str(pre / "checkpoint.safetensors"), "--precision", "int8",
+                            "--method", "zo-feat-cls2", "--angle", "30", "--train-samples", "192", "--test-samples",
+                            "64", "--subset-seed", "3", "--zo-range", "8", "--zo-update-bits", "2", "--epochs", "1",
+                            "--no-progress", "--json"))
+    assert table_run["train_loss"] == pytest.approx(records[0]["curve"][0]["train_loss"], rel=1e-6)
+    text = (tmp_path / "s.md").read_text()
+    assert "the 192 rotated training images paper_table2.py's fine-tuning run draws (subset seed 3)" in text
+    last = {r["setting"]["r"]: r["curve"][-1]["val_accuracy"] * 100 for r in records}
+    keep = "**keep r=16 p=sched mu=5 b=64 bz=2 ph=20/50**"
+    assert "| r=16 p=sched mu=5 b=64 bz=2 ph=20/50 (incumbent) |" in text
+    assert (keep in text) == (last[8] <= last[16]) and ("**change to r=8" in text) == (last[8] > last[16])
+
+    # the validation images are other training images than the fine-tuning ones; without a subset seed the sweep
+    # splits the first N as before
+    spec = importlib.util.spec_from_file_location("sweep", REPO_ROOT / "benchmarks" / "sweep_table2_int8.py")
+    sweep = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        spec.loader.exec_module(sweep)
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    rows = lambda d: {bytes(x) for x in d.x}  # noqa: E731
+    train, val = sweep.split(mnist_train, Namespace(subset_seed=3, angle=30.0, train_samples=192, val=64))
+    assert np.array_equal(train.x, rotated_subset(mnist_train, 30.0, 192, seed=3).x)
+    assert len(val) == 64 and not rows(train) & rows(val)
+    train, val = sweep.split(mnist_train, Namespace(subset_seed=None, angle=30.0, train_samples=192, val=64))
+    assert (len(train), len(val)) == (128, 64)
+    assert rows(train) | rows(val) == rows(rotated_subset(mnist_train.subset(range(192)), 30.0))
+
+
 @pytest.mark.training  # runs the angle script, which the emulated arm64 copy does not ship
 def test_table2_angles_marks_the_angle_whose_w_o_ft_is_nearest_the_papers(tmp_path):
     import subprocess

@@ -97,12 +97,15 @@ class Dataset:
 
         A random subset, not the first `count`: the order of a dataset's files is not random (MNIST's test set holds
         NIST's training writers first), so its first samples need not be typical of the rest."""
+        return self.subset(self.sample_indices(count, seed), name=name)
+
+    def sample_indices(self, count: int, seed: int = 0) -> np.ndarray:
+        """The sorted indices `sample(count, seed)` takes (so a caller can hold out samples it did not take)."""
         n = len(self)
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 < count <= n:
             raise ValueError(f"{self.name}: a subset holds 1 to {n} samples, got {count!r}")
         check_subset_seed(seed)
-        chosen = np.sort(np.random.default_rng(seed).choice(n, size=int(count), replace=False))
-        return self.subset(chosen, name=name)
+        return np.sort(np.random.default_rng(seed).choice(n, size=int(count), replace=False))
 
 
 def check_subset_seed(seed) -> None:
