@@ -70,7 +70,7 @@ def _add_train_args(p):
                         f"from integer arithmetic only: the paper's INT8*) (default: {d['precision']})")
     p.add_argument("--zo-range", type=int, default=None,
                    help=f"int8: the ZO perturbation's range r, |zeta| <= r (default: {int8['zo_range']}; LeNet-5's "
-                        "MNIST Full ZO: 32, ZO-Feat-Cls2: 64, see elasticzo.hparams)")
+                        "MNIST Full ZO and ZO-Feat-Cls2: 64, see elasticzo.hparams)")
     p.add_argument("--zo-p-zero", type=_p_zero_spec, default=None, metavar="P or A/B/C",
                    help="int8: fraction of the ZO perturbation zeroed, fixed, or A/B/C for the schedule's three "
                         "phases (epochs 0-19, 20-49, 50 on) (default: the paper's schedule 0.33/0.5/0.9; LeNet-5's "

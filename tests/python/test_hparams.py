@@ -126,7 +126,7 @@ def test_int8_cells_draw_the_init_their_validation_chose(dataset, method):
 
 # The LeNet-5 INT8 cells whose 100-epoch validation chose another ZO step, (r, b_zo) (hparams.py); the others take
 # the library's r 16 and the paper's b_zo 1.
-TUNED_STEP = {("mnist", "full-zo"): (32, 2), ("mnist", "zo-feat-cls2"): (64, 2)}
+TUNED_STEP = {("mnist", "full-zo"): (64, 2), ("mnist", "zo-feat-cls2"): (64, 2)}
 
 
 @pytest.mark.parametrize("dataset,method", UNIFORM_INIT + LAYERS_INIT)
