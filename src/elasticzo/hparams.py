@@ -54,10 +54,11 @@ made it the default for ZO-Feat-Cls2 on MNIST: 93.06% after the last epoch again
 69.63%), and for ZO-Feat-Cls1 on MNIST: 97.10% against 96.08% (last five 96.64% against 95.95%; loss 0.080 against
 0.113). Fashion-MNIST ZO-Feat-Cls1 has no such pair (its cells meet the paper with the layers' init) and keeps it;
 FP32 runs and fine-tuning (--init-from) ignore the init.
-INT8 Full ZO on MNIST steps with b_zo 2 at r 32 (the ZO update g * zeta rounded to 2 bits from a probe twice as
-wide: about the same step as b_zo 1 at r 16, on a finer grid; fine-tuning found it helped every ZO method, README
-"Fine-tuning"): over 100 epochs on validation, with the uniform init, 88.34% after the last epoch against 86.62% (mean
-of the last five 88.67% against 86.49%; final train loss 0.42 against 0.48; `sweep_int8.py --methods full-zo
+INT8 Full ZO and ZO-Feat-Cls2 on MNIST step with b_zo 2 at r 64, validated in two moves. First b_zo 2 at r 32 (the
+ZO update g * zeta rounded to 2 bits from a probe twice as wide: about the same step as b_zo 1 at r 16, on a finer
+grid; fine-tuning found it helped every ZO method, README "Fine-tuning"), for Full ZO over 100 epochs on
+validation, with the uniform init, 88.34% after the last epoch against 86.62% (mean of the last five 88.67% against
+86.49%; final train loss 0.42 against 0.48; `sweep_int8.py --methods full-zo
 --int8-init xavier_uniform --update-bits 2 --ranges 32 --epochs 100 --compress 1`, seed 0, sweep_int8_s8.md, against
 sweep_int8_s6.md's run, whose first epoch today's code reproduces bit for bit; rule fixed before the result: better
 on the last epoch AND on the mean of the last five); p_zero 0.9 from epoch 20 on top of it lost (87.80%, last five
