@@ -70,16 +70,15 @@ def _add_train_args(p):
                         f"from integer arithmetic only: the paper's INT8*) (default: {d['precision']})")
     p.add_argument("--zo-range", type=int, default=None,
                    help=f"int8: the ZO perturbation's range r, |zeta| <= r (default: {int8['zo_range']}; LeNet-5's "
-                        "MNIST Full ZO and ZO-Feat-Cls2: 64, see elasticzo.hparams)")
+                        "MNIST Full ZO and ZO-Feat-Cls2 trained from scratch: 64, PointNet: 3, see elasticzo.hparams)")
     p.add_argument("--zo-p-zero", type=_p_zero_spec, default=None, metavar="P or A/B/C",
                    help="int8: fraction of the ZO perturbation zeroed, fixed, or A/B/C for the schedule's three "
                         "phases (epochs 0-19, 20-49, 50 on) (default: the paper's schedule 0.33/0.5/0.9; LeNet-5's "
                         "Full ZO: see elasticzo.hparams)"),
     p.add_argument("--zo-update-bits", type=int, default=None,
                    help=f"int8: bit-width b_zo of the ZO update g * zeta (the paper: 1; default: "
-                        f"{int8['zo_update_bits']}; LeNet-5's MNIST Full ZO and ZO-Feat-Cls2 trained from scratch: 2, "
-                        "see "
-                        "elasticzo.hparams)")
+                        f"{int8['zo_update_bits']}; LeNet-5's MNIST Full ZO and ZO-Feat-Cls2 trained from scratch: "
+                        "2, with r 64, see elasticzo.hparams)")
     p.add_argument("--gradient-bits", type=int, default=None, metavar="MU",
                    help="int8: the first gradient bit-width mu of NITI's backprop update, its learning rate; the "
                         "schedule steps it down by 1 at epochs 20 and 50 (default: the paper's 5 for LeNet-5, 3 for "

@@ -66,8 +66,9 @@ on the last epoch AND on the mean of the last five); p_zero 0.9 from epoch 20 on
 against 93.06% (last five 93.53% against 93.38%; final train loss 0.25 against 0.23); then r 64 with b_zo 2 (the same
 expected step from a probe twice as wide, fine-tuning's best ZO-Feat setting) against it: 94.74% against 93.84%
 (last five 94.42% against 93.53%; loss 0.23 against 0.25), so Cls2 takes r 64, and so does Full ZO: 89.92% against
-88.34% with r 32 (last five 89.64% against 88.67%; loss 0.42 against 0.42). Like the p_zero phases b_zo is for
-training from scratch: a fine-tuning run (--init-from) keeps b_zo 1 (paper_table2.py sets its own r and b_zo).
+88.34% with r 32 (last five 89.64% against 88.67%; loss 0.42 against 0.42). Like the p_zero phases this step (r with
+b_zo) is for training from scratch: a fine-tuning run (--init-from) keeps the library's r 16 with b_zo 1
+(paper_table2.py sets its own r and b_zo); PointNet's r 3, tuned alone, applies to both.
 """
 
 from dataclasses import asdict, dataclass, replace

@@ -88,13 +88,16 @@ def _trainer_config(args, num_param_layers):
     if args.precision == "fp32" and int8_flags:
         raise ValueError(f"--{next(iter(int8_flags)).replace('_', '-')} applies to --precision int8 or int8-intonly")
     if args.precision != "fp32":
-        # the tuned p_zero phases, b_zo and rounding were chosen for training from scratch; a fine-tuning run keeps
-        # the paper's and NITI's first commit's
+        # The tuned p_zero phases, rounding and ZO step (r with b_zo: one setting, the update is about
+        # zeta / 2^(bits(r) - b_zo)) were chosen for training from scratch; a fine-tuning run keeps the paper's, NITI's
+        # first commit's and the library's step. A range tuned alone (PointNet's r 3) is the model's, for both.
         scratch = args.init_from is None
         p_zero = list(hp.zo_p_zero) if hp.zo_p_zero is not None and scratch else None
         rounding = rounding_policy(hp.rounding) if hp.rounding is not None and scratch else None
-        tuned = {k: v for k, v in (("zo_range", hp.zo_range), ("zo_p_zero", p_zero), ("rounding", rounding),
-                                   ("zo_update_bits", hp.zo_update_bits if scratch else None)) if v is not None}
+        step = scratch or hp.zo_update_bits is None
+        tuned = {k: v for k, v in (("zo_range", hp.zo_range if step else None), ("zo_p_zero", p_zero),
+                                   ("rounding", rounding), ("zo_update_bits", hp.zo_update_bits if scratch else None))
+                 if v is not None}
         # a resumed run keeps what it saved, even where the tuned defaults changed since (None included)
         cfg.update({"gradient_bits": hp.gradient_bits, **tuned, **getattr(args, "saved_int8", {}), **int8_flags},
                    precision=args.precision)

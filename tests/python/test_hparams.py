@@ -142,8 +142,16 @@ def test_int8_cells_step_as_their_validation_chose(dataset, method, tmp_path):
     cfg, _ = _config("--precision", "int8", *cell, "--zo-range", "8", "--zo-update-bits", "1")
     assert (cfg["zo_range"], cfg["zo_update_bits"]) == (8, 1)
     cfg, _ = _config("--precision", "int8", *cell, "--init-from", str(tmp_path / "w.safetensors"))
-    assert cfg.get("zo_update_bits", 1) == 1  # fine-tuning keeps the paper's b_zo
+    assert (cfg.get("zo_range", 16), cfg.get("zo_update_bits", 1)) == (16, 1)  # fine-tuning keeps the library's step
     assert not {"zo_range", "zo_update_bits"} & set(_config(*cell)[0])  # FP32
+
+
+@pytest.mark.parametrize("method", ["full-zo", "zo-feat-cls1"])
+def test_pointnets_range_tuned_alone_applies_to_fine_tuning_too(method, tmp_path):
+    cell = ("--model", "pointnet", "--dataset", "modelnet40", "--precision", "int8", "--method", method)
+    for extra in ((), ("--init-from", str(tmp_path / "w.safetensors"))):
+        cfg, _ = _config(*cell, *extra)
+        assert (cfg["zo_range"], cfg.get("zo_update_bits", 1)) == (3, 1), extra
 
 
 def test_cli_lr_of_full_bp_is_its_backprop_rate():
