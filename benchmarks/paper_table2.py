@@ -193,20 +193,27 @@ def pretraining_note(dataset, args) -> str:
     return f"{DATA_NAMES[dataset]}: pretrained by this script in `{run_dir}` ({upright})"
 
 
+def eval_rotated(weights, dataset, angle, args) -> dict:
+    """`elasticzo eval --json` of `weights` on the rotated test subset the table uses (--test-samples drawn by
+    --subset-seed): the "w/o FT" figure. An INT8 model's outputs depend on the batch (NITI quantizes each batch with
+    one exponent): it is evaluated at the batch size the fine-tuning runs test with, so that their epoch 0 would read
+    the same."""
+    batch = ["--batch-size", str(defaults("lenet5", dataset, "full-bp").batch_size)] \
+        if args.precision == "int8" else []
+    out = run_elasticzo(["eval", "--checkpoint", str(weights), "--dataset", dataset, "--angle", f"{angle:g}",
+                         "--test-samples", str(args.test_samples), "--subset-seed", str(args.subset_seed),
+                         "--json", *batch]
+                        + (["--data-dir", args.data_dir] if args.data_dir else []),
+                        f"{dataset} {angle:g} deg w/o FT")
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def without_finetuning(dataset, angle, weights, args) -> float:
     cache = Path(args.out) / dataset / f"angle{angle:g}" / "without-ft.json"
     if not cache.exists():
-        # An INT8 model's outputs depend on the batch (NITI quantizes each batch with one exponent): evaluate at the
-        # batch size the fine-tuning runs test with, so that their epoch 0 would read the same.
-        batch = ["--batch-size", str(defaults("lenet5", dataset, "full-bp").batch_size)] \
-            if args.precision == "int8" else []
-        out = run_elasticzo(["eval", "--checkpoint", str(weights), "--dataset", dataset, "--angle", f"{angle:g}",
-                             "--test-samples", str(args.test_samples), "--subset-seed", str(args.subset_seed),
-                             "--json", *batch]
-                            + (["--data-dir", args.data_dir] if args.data_dir else []),
-                            f"{dataset} {angle:g} deg w/o FT")
+        result = eval_rotated(weights, dataset, angle, args)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(out.strip().splitlines()[-1] + "\n")
+        cache.write_text(json.dumps(result) + "\n")
     return json.loads(cache.read_text())["accuracy"]
 
 

@@ -8,26 +8,12 @@ and prints a Markdown table: per angle the accuracy, the angle nearest each of t
 """
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-from elasticzo.hparams import defaults
-
-from _common import DATASETS, run_elasticzo
-from paper_table2 import PAPER_TABLE2
-
-
-def without_ft(checkpoint, dataset, angle, args):
-    # INT8: at the batch size the fine-tuning runs test with, as paper_table2.py (NITI quantizes per batch)
-    batch = ["--batch-size", str(defaults("lenet5", dataset, "full-bp").batch_size)] \
-        if args.precision == "int8" else []
-    out = run_elasticzo(["eval", "--checkpoint", str(checkpoint), "--dataset", dataset, "--angle", f"{angle:g}",
-                         "--test-samples", str(args.test_samples), "--subset-seed", str(args.subset_seed), "--json",
-                         *batch] + (["--data-dir", args.data_dir] if args.data_dir else []),
-                        f"{dataset} {angle:g} deg w/o FT")
-    return json.loads(out.strip().splitlines()[-1])["accuracy"]
+from _common import DATASETS
+from paper_table2 import PAPER_TABLE2, eval_rotated
 
 
 def main(argv=None):
@@ -46,7 +32,7 @@ def main(argv=None):
     acc, picks = {}, []
     for d in datasets:
         checkpoint = Path(getattr(args, f"pretrained_{d.replace('-', '_')}")) / "checkpoint.safetensors"
-        acc[d] = {a: 100 * without_ft(checkpoint, d, a, args) for a in args.angles}
+        acc[d] = {a: 100 * eval_rotated(checkpoint, d, a, args)["accuracy"] for a in args.angles}
         for which, paper in zip(("smaller", "larger"), PAPER_TABLE2[args.precision][d]["w/o-ft"]):
             a = min(args.angles, key=lambda x: abs(acc[d][x] - paper))
             picks.append((d, a))
