@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: data options, the paper's numbers, JSONL logs, step-capped training."""
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from elasticzo.data import load_dataset, num_batches
+from elasticzo.data.dataset import check_subset_seed
 
 METHODS = ("full-zo", "zo-feat-cls2", "zo-feat-cls1", "full-bp")
 DATASETS = ("mnist", "fashion-mnist")
@@ -38,6 +40,16 @@ def add_runtime_args(parser):
                         help="folder holding the dataset files or <name>/ subfolders (default: the package's "
                              "search: $ELASTICZO_DATA, ./data/<name>, ~/.cache/elasticzo/<name>)")
     parser.add_argument("--threads", type=int, default=2, help="threads (default 2)")
+
+
+def subset_seed(text):
+    """argparse type of the scripts' --subset-seed: the library's rule, checked before any run starts."""
+    try:
+        seed = int(text)
+        check_subset_seed(seed)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return seed
 
 
 def load_split(parser, name, data_dir, split):

@@ -30,7 +30,7 @@ from pathlib import Path
 from elasticzo.checkpoint import CheckpointError, atomic_write, read_checkpoint
 from elasticzo.hparams import defaults
 
-from _common import DATASETS, METHODS, RESULTS_DIR, read_jsonl, run_elasticzo
+from _common import DATASETS, METHODS, RESULTS_DIR, read_jsonl, run_elasticzo, subset_seed
 
 NAMES = {"w/o-ft": "w/o FT", "full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1",
          "full-bp": "Full BP"}
@@ -320,7 +320,7 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     p.add_argument("--seed", type=int, default=0, help="seed of the pretraining and every fine-tuning run")
-    p.add_argument("--subset-seed", type=int, default=0,
+    p.add_argument("--subset-seed", type=subset_seed, default=0,
                    help="seed of the random train and test subsets (`elasticzo train --subset-seed`; default 0)")
     p.add_argument("--out", default="runs/paper_table2", help="run directories: OUT/<dataset>/...")
     p.add_argument("--table", default=None, help="default: results/table2_<precision>.md")

@@ -25,7 +25,8 @@ import numpy as np
 
 import elasticzo
 from elasticzo.data import rotated_subset
-from _common import RESULTS_DIR, add_runtime_args, append_jsonl, load_split, read_jsonl, validation_split, write_atomic
+from _common import (RESULTS_DIR, add_runtime_args, append_jsonl, load_split, read_jsonl, subset_seed,
+                     validation_split, write_atomic)
 
 NAMES = {"full-zo": "Full ZO", "zo-feat-cls2": "ZO-Feat-Cls2", "zo-feat-cls1": "ZO-Feat-Cls1"}
 
@@ -247,7 +248,7 @@ def main():
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--train-samples", type=int, default=4096, help="the fine-tuning training subset (as the table)")
     p.add_argument("--val", type=int, default=1024, help="images of it held out for validation")
-    p.add_argument("--subset-seed", type=int, default=None,
+    p.add_argument("--subset-seed", type=subset_seed, default=None,
                    help="draw as paper_table2.py does with this subset seed (see above); without it, the first "
                         "--train-samples images split into fine-tuning and validation images (the older sweep)")
     p.add_argument("--incumbent", default=None,
@@ -267,7 +268,7 @@ def main():
     full = load_split(p, args.dataset, args.data_dir, "train")
     try:
         train, val = split(full, args)
-    except ValueError as exc:  # a bad subset seed, or more images asked for than the training split holds
+    except ValueError as exc:  # more images asked for than the training split holds
         p.error(str(exc))
     pretrained = Path(args.pretrained) / "checkpoint.safetensors"
     log = Path(args.out) / "runs.jsonl"

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from _common import DATASETS
+from _common import DATASETS, subset_seed
 from paper_table2 import PAPER_TABLE2, eval_rotated
 
 
@@ -24,11 +24,13 @@ def main(argv=None):
                        help=f"the pretraining run of {d} (paper_table2.py's OUT/[int8/]{d}/pretrain)")
     p.add_argument("--angles", type=float, nargs="+", required=True, help="candidate angles in degrees")
     p.add_argument("--test-samples", type=int, default=1024, help="as paper_table2.py (default 1024)")
-    p.add_argument("--subset-seed", type=int, default=0, help="as paper_table2.py (default 0)")
+    p.add_argument("--subset-seed", type=subset_seed, default=0, help="as paper_table2.py (default 0)")
     p.add_argument("--data-dir", default=None)
     args = p.parse_args(argv)
     load = os.getloadavg()
     datasets = [d for d in DATASETS if getattr(args, f"pretrained_{d.replace('-', '_')}") is not None]
+    if not datasets:
+        p.error("give the pretraining run to measure: --pretrained-mnist and/or --pretrained-fashion-mnist")
     acc, picks = {}, []
     for d in datasets:
         checkpoint = Path(getattr(args, f"pretrained_{d.replace('-', '_')}")) / "checkpoint.safetensors"

@@ -290,3 +290,20 @@ def test_table2_angles_marks_the_angle_whose_w_o_ft_is_nearest_the_papers(tmp_pa
     evaluated = json.loads(cli("eval", "--checkpoint", str(pre / "checkpoint.safetensors"), "--angle", "30",
                                "--test-samples", "128", "--subset-seed", "2", "--json").stdout)
     assert acc[30.0] == round(100 * evaluated["accuracy"], 2)
+
+
+@pytest.mark.training  # runs the benchmark scripts, which the emulated arm64 copy does not ship
+@pytest.mark.parametrize("argv,message", [
+    (["paper_table2.py", "--subset-seed", "-1"], "the subset seed must be an integer >= 0, got -1"),
+    (["sweep_table2_int8.py", "--subset-seed", "-2"], "the subset seed must be an integer >= 0, got -2"),
+    (["table2_angles.py", "--angles", "30", "--subset-seed", "-3"], "the subset seed must be an integer >= 0"),
+    (["table2_angles.py", "--angles", "30"], "give the pretraining run to measure"),
+])
+def test_table2_scripts_refuse_bad_arguments_before_any_run(argv, message):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    proc = subprocess.run([sys.executable, f"benchmarks/{argv[0]}", *argv[1:]], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr  # argparse's exit, before any run
