@@ -4,6 +4,8 @@ PyTorch side, written the natural way: the MeZO seed trick (torch.manual_seed(s)
 parameter) for +eps, -2 eps and the fused restore+update; torch.no_grad forwards through the ZO layers; autograd for
 the BP layers with half of each pass's loss, so their gradient is the mean of the two passes; torch.optim.SGD.
 Full BP is plain PyTorch SGD. Both sides start from the same initial weights and see the same batches.
+Each method runs --rounds times on both sides, alternated, and the ratio printed is the median of the rounds' ratios:
+on this shared VM one side's epoch time swings by up to 1.5x between runs minutes apart.
 Also reports the cost of one elasticzo ZO step relative to one forward pass of the same batch.
 """
 
@@ -184,6 +186,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="time this many steps instead of a full epoch")
     p.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
     p.add_argument("--repeats", type=int, default=200, help="repeats of the step/forward timing")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternated elasticzo/PyTorch runs per method; the ratio printed is their median")
     p.add_argument("--lr-zo", type=float, default=None, help="override the tuned default (ZO methods)")
     p.add_argument("--lr-bp", type=float, default=None, help="override the tuned default (methods with BP layers)")
     p.add_argument("--eps", type=float, default=None, help="override the tuned default")
@@ -191,6 +195,8 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the results as one JSON line")
     args = p.parse_args(argv)
     methods = args.methods.split(",")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     if any(m not in METHODS for m in methods):
         p.error(f"--methods takes names from {', '.join(METHODS)}")
     elasticzo.set_num_threads(args.threads)
@@ -209,10 +215,20 @@ def main(argv=None):
         hp = dataclasses.replace(hp, **{k: v for k, v in overrides.items() if v is not None})
         steps = args.steps or num_batches(len(train), hp.batch_size)
         full = args.steps is None
-        ez = run_elasticzo(m, hp, train, test, steps, full)
-        th = run_torch(m, hp, train, test, steps, full)
-        r = dict(hparams=hp.as_dict(), steps=steps, elasticzo=ez, torch=th, ratio=th["seconds"] / ez["seconds"],
-                 cpu_ratio=th["cpu_seconds"] / ez["cpu_seconds"])
+        rounds = []
+        for k in range(args.rounds):
+            # Alternated, and the side that goes first swaps each round: the VM's speed drifts by tens of percent
+            # within a minute, and a drift must not favour one side. Test accuracy after the first round only.
+            order = ("ez", "th") if k % 2 == 0 else ("th", "ez")
+            run = {"ez": lambda: run_elasticzo(m, hp, train, test, steps, full and k == 0),
+                   "th": lambda: run_torch(m, hp, train, test, steps, full and k == 0)}
+            rounds.append({side: run[side]() for side in order})
+        ez, th = rounds[0]["ez"], rounds[0]["th"]
+        ratios = [r_["th"]["seconds"] / r_["ez"]["seconds"] for r_ in rounds]
+        cpu_ratios = [r_["th"]["cpu_seconds"] / r_["ez"]["cpu_seconds"] for r_ in rounds]
+        r = dict(hparams=hp.as_dict(), steps=steps, elasticzo=ez, torch=th, ratio=float(np.median(ratios)),
+                 cpu_ratio=float(np.median(cpu_ratios)), round_ratios=ratios,
+                 round_seconds=[(r_["ez"]["seconds"], r_["th"]["seconds"]) for r_ in rounds])
         if m != "full-bp":
             step_s, fwd_s, cpu_ratio = step_vs_forward(m, hp, train, args.repeats)
             r.update(step_seconds=step_s, forward_seconds=fwd_s, step_over_forward=step_s / fwd_s,
@@ -220,10 +236,11 @@ def main(argv=None):
         results["methods"][m] = r
         if not args.json:
             target = " (target >= 7x)" if m == "zo-feat-cls1" else ""
-            print(f"{m} ({steps} steps, batch {hp.batch_size}, {args.threads} threads): elasticzo {ez['seconds']:.2f} s, "
-                  f"torch {th['seconds']:.2f} s, torch/elasticzo {r['ratio']:.2f}x{target} (CPU time: "
-                  f"{ez['cpu_seconds']:.2f} s, {th['cpu_seconds']:.2f} s, {r['cpu_ratio']:.2f}x)")
-            for side, res in (("elasticzo", ez), ("torch", th)):
+            rounds_s = "; ".join(f"{e:.2f} s / {t:.2f} s = {t / e:.2f}x" for e, t in r["round_seconds"])
+            print(f"{m} ({steps} steps, batch {hp.batch_size}, {args.threads} threads), torch/elasticzo median of "
+                  f"{args.rounds} alternated rounds {r['ratio']:.2f}x{target} (CPU time {r['cpu_ratio']:.2f}x); "
+                  f"rounds (elasticzo / torch): {rounds_s}")
+            for side, res in (("elasticzo", ez), ("torch", th)):  # the first round
                 phases = ", ".join(f"{k} {v:.2f}" for k, v in res["phases"].items())
                 acc = f", test accuracy {100 * res['test_accuracy']:.2f}%" if "test_accuracy" in res else ""
                 print(f"  {side:9s}: train loss {res['train_loss']:.4f}{acc}; phases (s): {phases}")
