@@ -10,6 +10,7 @@
 #include <random>
 
 #include "arrays.h"
+#include "ints.h"
 #include "kernels/kernels.h"
 #include "locks.h"
 #include "layers/conv2d.h"
@@ -253,7 +254,6 @@ void register_model(py::module_& m) {
       }, py::arg("name"), py::arg("value"), py::arg("exponent") = py::none(),
          "Copies `value` (the parameter's dtype and shape) in; an int8 parameter also takes its exponent.");
 
-  using Seed = std::optional<std::uint64_t>;
   // bias=None: a bias for fp32 layers, none for int8 ones (NITI has none; asking for one is an error).
   const auto precision_of = [](const std::string& p) { return parse_precision(p); };
   const auto bias_of = [](const std::optional<bool>& bias, const std::string& p) {
@@ -261,29 +261,31 @@ void register_model(py::module_& m) {
   };
   py::class_<Conv2d, Layer, std::shared_ptr<Conv2d>>(m, "Conv2d")
       .def(py::init([=](std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t padding,
-                        std::optional<bool> bias, Seed seed, const std::string& precision) {
+                        std::optional<bool> bias, const py::object& seed, const std::string& precision) {
              return initialized(std::make_shared<Conv2d>(in, out, kernel, padding, bias_of(bias, precision),
                                                          precision_of(precision)),
-                                seed);
+                                seed_arg(seed));
            }),
            py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("padding") = 0,
            py::arg("bias") = py::none(), py::kw_only(), py::arg("seed") = py::none(), py::arg("precision") = "fp32",
            "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None. precision "
            "'int8': NITI's integer layer (int8 weight with an exponent, no bias).");
   py::class_<Linear, Layer, std::shared_ptr<Linear>>(m, "Linear")
-      .def(py::init([=](std::int64_t in, std::int64_t out, std::optional<bool> bias, Seed seed,
+      .def(py::init([=](std::int64_t in, std::int64_t out, std::optional<bool> bias, const py::object& seed,
                         const std::string& precision) {
              return initialized(
-                 std::make_shared<Linear>(in, out, bias_of(bias, precision), false, precision_of(precision)), seed);
+                 std::make_shared<Linear>(in, out, bias_of(bias, precision), false, precision_of(precision)),
+                 seed_arg(seed));
            }),
            py::arg("in_features"), py::arg("out_features"), py::arg("bias") = py::none(), py::kw_only(),
            py::arg("seed") = py::none(), py::arg("precision") = "fp32",
            "Parameters initialized from `seed`, or from a fresh random seed (see .seed) when None. precision "
            "'int8': NITI's integer layer (int8 weight with an exponent, no bias).");
-  m.def("PointLinear", [=](std::int64_t in, std::int64_t out, std::optional<bool> bias, Seed seed,
+  m.def("PointLinear", [=](std::int64_t in, std::int64_t out, std::optional<bool> bias, const py::object& seed,
                            const std::string& precision) {
           return initialized(
-              std::make_shared<Linear>(in, out, bias_of(bias, precision), true, precision_of(precision)), seed);
+              std::make_shared<Linear>(in, out, bias_of(bias, precision), true, precision_of(precision)),
+              seed_arg(seed));
         },
         py::arg("in_features"), py::arg("out_features"), py::arg("bias") = py::none(), py::kw_only(),
         py::arg("seed") = py::none(), py::arg("precision") = "fp32",
@@ -339,7 +341,8 @@ void register_model(py::module_& m) {
         for (int p = 0; p < s.num_param_layers(); ++p) names.push_back(s.name(s.param_module(p)));
         return names;
       }, "Module name of each parameter layer, in order.")
-      .def("init_parameters", [](Sequential& s, std::uint64_t seed) {
+      .def("init_parameters", [](Sequential& s, const py::object& seed_obj) {
+        const std::uint64_t seed = unsigned_arg(seed_obj, "seed", 64);
         py::gil_scoped_release release;  // takes the model's lock; touches no Python object
         s.init_parameters(seed);
       }, py::arg("seed"), "PyTorch-style uniform initialization from a seed, identical on every platform.")

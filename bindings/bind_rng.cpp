@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "ints.h"
 #include "kernels/kernels.h"
 #include "register.h"
 #include "rng/philox.h"
@@ -16,22 +17,6 @@ namespace py = pybind11;
 namespace ez::py_bind {
 
 namespace {
-
-// An integer (Python or numpy, anything with __index__) in [0, 2^bits), else ValueError naming the argument.
-std::uint64_t unsigned_arg(const py::handle& h, const char* name, int bits) {
-  PyObject* index = PyNumber_Index(h.ptr());
-  if (index == nullptr) {
-    PyErr_Clear();
-    throw py::value_error(std::string(name) + " must be an integer, got " + py::repr(h).cast<std::string>());
-  }
-  const auto v = py::reinterpret_steal<py::int_>(index);
-  const py::int_ limit = py::reinterpret_steal<py::int_>(PyLong_FromUnsignedLongLong(
-      bits == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1));
-  if (v < py::int_(0) || v > limit)
-    throw py::value_error(std::string(name) + " must lie in [0, 2^" + std::to_string(bits) + "), got " +
-                          py::str(v).cast<std::string>());
-  return v.cast<std::uint64_t>();
-}
 
 std::pair<std::uint64_t, std::uint64_t> key_arg(const py::tuple& key, const char* name, int bits) {
   if (key.size() != 2) throw py::value_error(std::string(name) + " must be a pair (k0, k1)");

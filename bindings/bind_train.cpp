@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "ints.h"
 #include "locks.h"
 #include "register.h"
 #include "int8/rules.h"
@@ -32,7 +33,7 @@ void register_train(py::module_& m) {
   }, "The trainer's default hyperparameters (ElasticZOConfig), the one place they are written.");
   py::class_<ElasticZO>(m, "ElasticZO")
       .def(py::init([](std::shared_ptr<Sequential> model, int zo_layers, float eps, float lr_zo, float lr_bp,
-                       float grad_clip, bool clean_bp_pass, const std::string& optimizer, std::uint64_t seed,
+                       float grad_clip, bool clean_bp_pass, const std::string& optimizer, const py::object& seed,
                        const std::string& memory_plan, int zo_range, double zo_p_zero, int zo_update_bits,
                        bool integer_sign, int log2_frac_bits, const std::map<std::string, std::string>& rounding) {
              const MemoryPolicy policy = parse_memory_policy(memory_plan);
@@ -44,7 +45,7 @@ void register_train(py::module_& m) {
              c.grad_clip = grad_clip;
              c.clean_bp_pass = clean_bp_pass;
              c.optimizer = parse_optimizer(optimizer);
-             c.seed = seed;
+             c.seed = unsigned_arg(seed, "seed", 64);
              c.int8_zo = {zo_range, zo_p_zero, zo_update_bits, integer_sign, log2_frac_bits};
              c.rounding = rounding_policy(rounding);
              py::gil_scoped_release release;  // these take the model's lock; they touch no Python object

@@ -237,8 +237,11 @@ def main(argv=None) -> int:
         return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by SIGPIPE
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, OverflowError, RuntimeError) as exc:  # OverflowError: a size beyond what the core indexes
         return _fail(str(exc))
+    except MemoryError as exc:  # the core's std::bad_alloc: a batch larger than the board's memory
+        return _fail(f"out of memory ({exc or 'MemoryError'}); `elasticzo memory --batch-size N` tells what a step "
+                     f"needs, and a smaller --batch-size needs less")
     except OSError as exc:  # --out unwritable, disk full, missing files: the file and the reason, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}")

@@ -31,7 +31,7 @@ def Sequential(modules=(), *, seed=None):
             raise TypeError(f"Sequential takes (name, layer) pairs, got {item!r}")
         model.add(*item)
     if seed is not None:
-        model.init_parameters(int(seed))
+        model.init_parameters(seed)  # the core refuses anything but an integer in [0, 2^64)
     return model
 
 

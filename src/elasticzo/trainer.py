@@ -1,6 +1,7 @@
 """ElasticZO training driver: epochs, learning-rate decay, metrics and the time breakdown. Every step runs in C++."""
 
 import contextlib
+import operator
 import signal
 import threading
 import time
@@ -156,7 +157,7 @@ class ElasticZO:
         self.base_lr_bp = float(lr_bp)
         self.schedule = StepDecay(lr_decay, lr_decay_every)
         self.lr_decay, self.lr_decay_every = self.schedule.factor, self.schedule.every
-        self.seed = int(seed)
+        self.seed = _seed(seed)
         self.augment = check_augment(augment)
         self.config = dict(zo_layers=self.zo_layers, method=self.method, lr_zo=self.base_lr_zo,
                            lr_bp=self.base_lr_bp, eps=float(eps), grad_clip=float(grad_clip),
@@ -376,6 +377,17 @@ def sign_statistics(agreements, steps, ties, undecided) -> dict:
             "sign_steps": steps, "sign_tie_steps": ties, "sign_undecided_steps": undecided}
 
 
+def _seed(seed) -> int:
+    """`seed` as an int; ValueError (as the core words it) unless an integer in [0, 2^64): Philox keys take 64 bits."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"seed must be an integer, got {seed!r}") from None
+    if not 0 <= value < 1 << 64:
+        raise ValueError(f"seed must lie in [0, 2^64), got {value}")
+    return value
+
+
 def _check_count(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -403,6 +415,9 @@ def model_dataset(model, data, y=None, split="test") -> Dataset:
     if len(out) != 2:
         raise ValueError(f"the model's output has shape {tuple(out)} for one sample; a classifier gives "
                          f"(1, classes)")
+    if out[1] < 2:  # softmax over one logit is 1 whatever the input: the loss and its gradient are 0
+        raise ValueError(f"{ds.name} {split}: the model has {out[1]} output; a classifier needs at least 2 classes "
+                         f"(over one, the loss is 0 for every input and nothing can be learned or measured)")
     high = int(np.argmax(ds.y))
     if ds.y[high] >= out[1]:
         raise ValueError(f"{ds.name} {split}: label {int(ds.y[high])} at index {high} is outside 0..{out[1] - 1}: "

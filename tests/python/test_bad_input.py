@@ -6,7 +6,7 @@ from re import escape as _re
 import numpy as np
 import pytest
 
-from elasticzo import _core, nn
+from elasticzo import ElasticZO, _core, nn
 from elasticzo.models import lenet5
 
 
@@ -142,6 +142,19 @@ BAD_CONSTRUCTORS = [
 def test_bad_constructor_arguments(make, exc, msg):
     with pytest.raises(exc, match=_re(msg)):
         make()
+
+
+@pytest.mark.parametrize("seed,msg", [(-1, "seed must lie in [0, 2^64), got -1"),
+                                      (2 ** 64, "seed must lie in [0, 2^64), got 18446744073709551616"),
+                                      (1.5, "seed must be an integer, got 1.5"), ("3", "seed must be an integer, got '3'")])
+def test_a_bad_seed_is_a_value_error_wherever_a_seed_enters(seed, msg):
+    """Before: pybind11's TypeError listing signatures for -1 and 2^64, and 1.5 or "3" silently taken as int()."""
+    for make in (lambda: nn.Linear(2, 3, seed=seed), lambda: nn.Conv2d(1, 2, 3, seed=seed),
+                 lambda: nn.PointLinear(3, 2, seed=seed), lambda: nn.Sequential([("fc", nn.Linear(4, 2))], seed=seed),
+                 lambda: lenet5(seed=seed), lambda: ElasticZO(lenet5(seed=0), method="full-zo", seed=seed)):
+        with pytest.raises(ValueError, match=_re(msg)):
+            make()
+    assert nn.Linear(2, 3, seed=np.uint64(2 ** 64 - 1)).seed == 2 ** 64 - 1  # the whole range, numpy ints too
 
 
 def test_kernel_larger_than_input_even_with_padding():

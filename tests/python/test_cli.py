@@ -123,6 +123,23 @@ def test_bad_arguments_are_clear_errors(tmp_path):
     assert proc.returncode == 2 and "--out" in proc.stderr
     proc = cli("train", "--threads", "0", "--no-progress", check=False)
     assert proc.returncode == 2 and "thread" in proc.stderr
+    proc = cli("memory", "--batch-size", str(10 ** 11), check=False)  # was an OverflowError traceback
+    assert proc.returncode == 2 and "input is too large" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("train", "--seed", "-1", "--no-progress", check=False)
+    assert proc.returncode == 2 and "seed must lie in [0, 2^64), got -1" in proc.stderr, proc.stderr
+
+
+def test_out_of_memory_is_a_clear_error(monkeypatch, capsys):
+    """A batch beyond the board's memory: the core's std::bad_alloc reaches Python as MemoryError (seen for real
+    under a 400 MB address-space limit at batch 4096); the command names it and the way out, no traceback."""
+    from elasticzo import cli as cli_module
+
+    def no_memory(args):
+        raise MemoryError("std::bad_alloc")
+
+    monkeypatch.setattr(cli_module, "_run", no_memory)
+    assert cli_module.main(["train", "--no-progress"]) == 2
+    assert "out of memory (std::bad_alloc); `elasticzo memory --batch-size N`" in capsys.readouterr().err
 
 
 def test_version():

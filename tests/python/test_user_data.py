@@ -14,6 +14,7 @@ from elasticzo.data import as_dataset, load_npz
 from test_cli import cli
 
 N = 192  # three batches of 64
+TWO_CLASSES = np.array([0, 1, 0, 1])  # labels of 4 samples that make a classifier
 
 
 def lenet_trainer(method="full-bp", seed=0):
@@ -172,17 +173,21 @@ def test_cli_trains_an_mlp_on_flat_features_without_a_test_split(tmp_path):
 
 @pytest.mark.parametrize("arrays,extra,message", [
     ({"x_train": np.zeros((4, 28, 28), np.uint8)}, (), "no array named y_train"),
-    ({"x_train": np.zeros((4, 28, 28), np.uint8), "y_train": np.zeros(4, np.int64),
+    ({"x_train": np.zeros((4, 28, 28), np.uint8), "y_train": TWO_CLASSES,
       "x_test": np.zeros((4, 28, 28), np.uint8)}, (), "no array named y_test"),
-    ({"x_train": np.zeros((4, 3, 32, 32), np.uint8), "y_train": np.zeros(4, np.int64)}, (),
+    ({"x_train": np.zeros((4, 3, 32, 32), np.uint8), "y_train": TWO_CLASSES}, (),
      r"no built-in model reads samples of shape \(3, 32, 32\)"),
-    ({"x_train": np.zeros((4, 20), np.float32), "y_train": np.zeros(4, np.int64)}, ("--model", "lenet5"),
+    ({"x_train": np.zeros((4, 20), np.float32), "y_train": TWO_CLASSES}, ("--model", "lenet5"),
      r"samples of shape \(20,\) do not fit the model"),
-    ({"x_train": np.zeros((4, 28, 28), np.uint8), "y_train": np.zeros(4, np.int64),
+    ({"x_train": np.zeros((4, 28, 28), np.uint8), "y_train": TWO_CLASSES,
       "x_test": np.zeros((4, 20, 20), np.uint8), "y_test": np.zeros(4, np.int64)}, (),
      r"x_test has samples of shape \(20, 20\), x_train \(28, 28\)"),
-    ({"x_train": np.full((4, 5), np.nan), "y_train": np.zeros(4, np.int64)}, (), "sample 0 holds NaN"),
-], ids=["no-y", "half-test", "unknown-shape", "model-mismatch", "split-shapes", "nan"])
+    ({"x_train": np.full((4, 5), np.nan), "y_train": TWO_CLASSES}, (), "sample 0 holds NaN"),
+    ({"x_train": np.ones((4, 5), np.float32), "y_train": np.zeros(4, np.int64)}, (),
+     r"the labels hold a single class \(0\); a classifier needs at least 2"),
+    ({"x_train": np.ones((4, 5), np.float32), "y_train": np.zeros(4, np.int64), "class_names": np.array(["cat"])},
+     (), r"a single class \(cat\)"),
+], ids=["no-y", "half-test", "unknown-shape", "model-mismatch", "split-shapes", "nan", "one-class", "one-name"])
 def test_cli_bad_data_files_are_clear_errors(tmp_path, arrays, extra, message):
     proc = cli("train", "--data", _save(tmp_path / "bad.npz", **arrays), *extra, "--no-progress", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -200,11 +205,28 @@ def test_cli_data_file_that_is_not_an_npz(tmp_path):
     assert proc.returncode == 2 and "not both" in proc.stderr
 
 
-def test_load_npz_unifies_the_classes_of_both_splits(tmp_path):
+def test_load_npz_unifies_the_classes_of_both_splits_and_warns_of_those_training_lacks(tmp_path):
     path = _save(tmp_path / "d.npz", x_train=np.zeros((3, 4), np.float32), y_train=np.array([0, 1, 1]),
                  x_test=np.zeros((2, 4), np.float32), y_test=np.array([4, 0]))
-    train, test = load_npz(path)
+    with pytest.warns(UserWarning, match=r"y_test holds classes that y_train never does \(4\)"):
+        train, test = load_npz(path)
     assert train.classes == test.classes == ("0", "1", "2", "3", "4")
+    # One class in training: refused even when the test split names a second (it could only be guessed).
+    path = _save(tmp_path / "e.npz", x_train=np.zeros((3, 4), np.float32), y_train=np.zeros(3, np.int64),
+                 x_test=np.zeros((2, 4), np.float32), y_test=np.array([1, 0]))
+    with pytest.warns(UserWarning, match=r"never does \(1\)"):
+        assert load_npz(path)[0].num_classes == 2
+
+
+def test_a_model_with_one_output_is_refused_before_training(pixels):
+    """Softmax cross-entropy over a single logit is 0 whatever the weights: training it would silently do nothing."""
+    x, y = pixels
+    tr = elasticzo.ElasticZO(models.lenet5(num_classes=1, seed=0), method="zo-feat-cls1", seed=0)
+    for call in (lambda: tr.fit(x, np.zeros(len(y), np.int64), progress=False),
+                 lambda: tr.evaluate(x, np.zeros(len(y), np.int64))):
+        with pytest.raises(ValueError, match="the model has 1 output; a classifier needs at least 2 classes"):
+            call()
+    assert tr.epoch == 0
 
 
 # ---- defaults that do not surprise -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """A user's arrays from an .npz file (x_train, y_train, optional x_test, y_test, optional class_names)."""
 
+import warnings
 import zipfile
 import zlib
 from dataclasses import replace
@@ -40,11 +41,24 @@ def load_npz(path):
     names = tuple(str(c) for c in arrays["class_names"].reshape(-1)) if "class_names" in arrays else None
     train = as_dataset(arrays["x_train"], arrays["y_train"], name=path.name, split="train", classes=names)
     if "x_test" not in arrays:
-        return train, None
+        return _two_classes(path, train), None
     test = as_dataset(arrays["x_test"], arrays["y_test"], name=path.name, split="test", classes=names)
     if test.sample_shape != train.sample_shape:
         raise DatasetFormatError(f"{path}: x_test has samples of shape {test.sample_shape}, x_train "
                                  f"{train.sample_shape}")
     # Without names, the classes run up to the largest label of either split.
     classes = max(train.classes, test.classes, key=len)
-    return replace(train, classes=classes), replace(test, classes=classes)
+    unseen = sorted(set(np.unique(test.y)) - set(np.unique(train.y)))
+    if unseen:
+        warnings.warn(f"{path}: y_test holds classes that y_train never does ({', '.join(map(str, unseen[:10]))}"
+                      f"{', ...' if len(unseen) > 10 else ''}): the model cannot learn them, and their test samples "
+                      f"count as errors", stacklevel=2)
+    return _two_classes(path, replace(train, classes=classes)), replace(test, classes=classes)
+
+
+def _two_classes(path, train):
+    """`train`, refused when its classes (from class_names or the labels) make no classifier."""
+    if train.num_classes < 2:
+        raise DatasetFormatError(f"{path}: the labels hold a single class ({train.classes[0]}); a classifier needs "
+                                 f"at least 2 (give class_names to name classes y_train lacks)")
+    return train
