@@ -2,6 +2,7 @@
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -226,14 +227,30 @@ def _summary(trainer, info, test_acc):
     }
 
 
-def _load_data(args):
-    """(train, test) of a run: the arrays of --data FILE.npz (test None without x_test) or a bundled dataset."""
+def _load_data(args, saved_digest=None):
+    """(train, test) of a run: the arrays of --data FILE.npz (test None without x_test) or a bundled dataset. A
+    --data file's SHA-256 goes into args.data_sha256; a resumed run's file must still have `saved_digest`."""
     if args.data is not None:
+        args.data_sha256 = _same_data(args.data, saved_digest)
         train, test = load_npz(args.data)
         args.dataset = train.name
         return train, test
     args.dataset = args.dataset or RUN_DEFAULTS["dataset"]
     return load_dataset(args.dataset, args.data_dir, "train"), load_dataset(args.dataset, args.data_dir, "test")
+
+
+def _same_data(path, saved_digest, remedy="restore that file, or start a new run with another --out"):
+    """The SHA-256 of the file at `path`; ValueError if a run recorded another one: a resumed run continues on the
+    arrays it started from (bit-identical resume), and a file rewritten in place would silently break that."""
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None  # load_npz names the missing file
+    if saved_digest is not None and digest != saved_digest:
+        raise ValueError(f"{path} is not the file this run started from (its SHA-256 is {digest[:16]}..., the run "
+                         f"recorded {saved_digest[:16]}...): {remedy}")
+    return digest
 
 
 def _subset(data, count, seed, flag):
@@ -309,7 +326,7 @@ def _train(args, run_dir) -> int:
     elif run_dir is not None and (run_dir / CHECKPOINT).exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume or choose another --out")
 
-    train, test = _load_data(args)
+    train, test = _load_data(args, state["info"].get("data_sha256") if state is not None else None)
     args.model = args.model or models.model_for(train.sample_shape)
     _fill_run_defaults(args)
     if state is None and args.subset_seed is None:  # a resumed run keeps its own, None included
@@ -322,7 +339,8 @@ def _train(args, run_dir) -> int:
         from_torch(args.init_from, model, drop_biases=args.init_drop_biases)
     train = model_dataset(model, train, split="train")  # names any mismatch of the data and the model
     test = model_dataset(model, test) if test is not None else None
-    info = {"model": args.model, "dataset": args.dataset, "data": args.data, "num_classes": train.num_classes,
+    info = {"model": args.model, "dataset": args.dataset, "data": args.data,
+            **({"data_sha256": args.data_sha256} if args.data is not None else {}), "num_classes": train.num_classes,
             "train_samples": args.train_samples, "test_samples": args.test_samples,
             "subset_seed": args.subset_seed, "angle": args.angle,
             "init_from": args.init_from}
@@ -422,6 +440,8 @@ def eval_command(args) -> int:
     info = state["info"]
     data = args.data or (info.get("data") if args.dataset is None else None)
     if data is not None:
+        if args.data is None:  # the run's own file: the one it trained on, or its test split means something else
+            _same_data(data, info.get("data_sha256"), "restore that file, or name the one to evaluate on with --data")
         dataset, test = Path(data).name, load_npz(data)[1]
         if test is None:
             raise ValueError(f"{data} holds no x_test, y_test to evaluate on")

@@ -194,6 +194,26 @@ def test_cli_bad_data_files_are_clear_errors(tmp_path, arrays, extra, message):
     assert re.search(message, proc.stderr), proc.stderr
 
 
+def test_a_run_resumes_and_evaluates_only_on_the_data_file_it_started_from(tmp_path):
+    """The run records its --data file's SHA-256: a file rewritten in place (same shapes, other arrays) was taken
+    silently by --resume and by eval, breaking the bit-identical resume without a word."""
+    rng = np.random.default_rng(0)
+
+    def arrays():
+        return dict(x_train=rng.normal(size=(40, 6)).astype(np.float32), y_train=np.arange(40) % 3,
+                    x_test=rng.normal(size=(8, 6)).astype(np.float32), y_test=np.arange(8) % 3)
+
+    data, run = _save(tmp_path / "mine.npz", **arrays()), tmp_path / "run"
+    cli("train", "--data", data, "--epochs", "1", "--no-progress", "--out", str(run))
+    cli("train", "--resume", "--out", str(run), "--epochs", "2", "--no-progress")  # the same file: fine
+    _save(tmp_path / "mine.npz", **arrays())
+    proc = cli("train", "--resume", "--out", str(run), "--epochs", "3", "--no-progress", check=False)
+    assert proc.returncode == 2 and "is not the file this run started from" in proc.stderr, proc.stderr
+    proc = cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), check=False)
+    assert proc.returncode == 2 and "name the one to evaluate on with --data" in proc.stderr, proc.stderr
+    assert "accuracy" in cli("eval", "--checkpoint", str(run / "checkpoint.safetensors"), "--data", data).stdout
+
+
 def test_cli_data_file_that_is_not_an_npz(tmp_path):
     bad = tmp_path / "notes.npz"
     bad.write_text("not a zip")
