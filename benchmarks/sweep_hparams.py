@@ -14,13 +14,22 @@ confirm, long and fmnist runs only. All runs share seed 0 (init, data order, per
 PointNet (--model pointnet, results in sweep_pointnet.jsonl) has one stage, pointnet, for --coarse-epochs each: a
 PointNet step costs about 100 LeNet-5 steps, so its grid is small and ordered by what matters most (ZO-Feat-Cls1's
 backprop rate first, then Full BP's, Full ZO's and the ZO rate of the ZO-Feat methods, then eps and clip), each axis
-starting from the best value found before it, and a stopped sweep has settled the first axes.
+starting from the best value found before it, and a stopped sweep has settled the first axes. Its second stage,
+pnlong (session 9, results in sweep_pointnet_s9.jsonl), runs the ZO methods for --confirm-epochs (3) each: the clip
+jointly with lr_zo, lr_zo alone, then eps, each against the defaults it was run against (PN_INCUMBENT), decided by
+pn_verdict, a rule fixed before its results. Several processes may work on one results file: each trial is locked
+(flock) while it runs, so they share the plan.
 """
 
 import argparse
+import fcntl
 import math
+import os
 import sys
+import tempfile
 import time
+import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -47,11 +56,35 @@ BLOWN_UP_LOSS = 100.0
 # network that sharpens as its ZO-trained weights grow, which a loose clip (100) lets run away.
 TIGHT_CLIP = 1.0
 STAGES = ("lr", "refine", "confirm", "long", "fmnist")
+PN_STAGES = ("pointnet", "pnlong")
 PN_LR_BP = (0.01, 0.03, 0.1)
 PN_LR_ZO = (3e-4, 1e-3, 3e-3)  # trials on 32-point shapes: Full ZO at 1e-2 blew up within 2 epochs, even clipped to 1
 PN_EPS = (1e-3, 1e-2)
 PN_CLIP = (1.0, 100.0)
 PN_BASE = dict(lr_zo=3e-4, lr_bp=0.01, eps=1e-3, grad_clip=TIGHT_CLIP, dataset="modelnet40")
+# pnlong: PointNet's ZO defaults before it (hparams.py until session 9), rerun in the same sweep as the incumbents.
+PN_INCUMBENT = {"zo-feat-cls2": dict(lr_zo=3e-4, lr_bp=0.03, eps=1e-3, grad_clip=1.0),
+                "full-zo": dict(lr_zo=1e-3, lr_bp=0.0, eps=1e-3, grad_clip=1.0),
+                "zo-feat-cls1": dict(lr_zo=3e-4, lr_bp=0.03, eps=1e-3, grad_clip=1.0)}
+# (lr_zo, clip) per method, clip 0 = none, ordered by the gap to the paper (Cls2, Full ZO, Cls1). With clip 1 the step
+# is lr_zo * sign(g) * z nearly always (raw |g| at the start: median 2.5, 90th percentile 6-9), so a larger clip comes
+# with a smaller rate: lr_zo * clip equal to the incumbent's (same largest step, smaller steps where |g| < clip), or
+# lr_zo near the incumbent's / |g|'s median (about the same typical step, larger ones where |g| is large).
+PN_LONG_GRID = {"zo-feat-cls2": ((3e-4, 1.0), (1e-4, 3.0), (3e-5, 10.0), (1e-4, 10.0), (1e-4, 0.0), (1e-3, 1.0),
+                                 (1e-4, 1.0)),
+                "full-zo": ((1e-3, 1.0), (3e-4, 3.0), (1e-4, 10.0), (3e-4, 10.0), (1e-4, 0.0), (2e-3, 1.0),
+                            (5e-4, 1.0)),
+                "zo-feat-cls1": ((3e-4, 1.0), (1e-4, 3.0), (3e-5, 10.0), (1e-4, 10.0), (1e-3, 1.0))}
+PN_LONG_EPS = (1e-2,)  # tried last, at each method's best setting of the grid
+# The decision rule of pnlong, fixed before its results. A trial's score is the mean validation accuracy of its last
+# two evaluations (every half epoch, so the last epoch). A setting wins for a method if it is stable (not diverged;
+# train loss of its last half epoch no more than UNSTABLE_RISE above its lowest earlier one; final accuracy not
+# UNSTABLE_DROP below its best) and its score beats the incumbent's by PN_WIN points (one accuracy on 1,000 shapes
+# has a standard error of up to 1.4 points; the trials are paired: same init, order and perturbations). Short trials
+# favour large steps, so of the winners within PN_NEAR points of the best one the most conservative is chosen: the
+# smallest largest step lr_zo * clip (no clip: unbounded), then the smallest lr_zo.
+PN_WIN = 1.5
+PN_NEAR = 1.4
 
 
 def config(method, lr_zo=0.0, lr_bp=BASE["lr_bp"], eps=BASE["eps"], grad_clip=BASE["grad_clip"], dataset="mnist"):
@@ -208,6 +241,57 @@ def pointnet_stage(records, budget):
     return plan
 
 
+def _pn_setting(method, lr_zo, clip, eps=None):
+    return dict(PN_INCUMBENT[method], method=method, dataset="modelnet40", lr_zo=lr_zo, grad_clip=clip,
+                **({} if eps is None else {"eps": eps}))
+
+
+def pnlong_stage(records, budget):
+    """The grid of every method, then eps at each method's best setting once its grid has run."""
+    plan = [_pn_setting(m, lr, c) for m, grid in PN_LONG_GRID.items() for lr, c in grid]
+    for m, grid in PN_LONG_GRID.items():
+        pool = _pn_long_pool(records, budget["confirm"], m)
+        if len(pool) < len(grid):
+            continue
+        top = max((r for r in pool if _pn_eligible(r)), key=pn_score, default=None)
+        if top is not None:
+            plan += [dict(_fields(top), eps=e) for e in PN_LONG_EPS]
+    return plan
+
+
+def pn_score(rec):
+    """Mean validation accuracy of the last two evaluations (0 for a diverged run)."""
+    return 0.0 if rec["diverged"] else float(np.mean([c["val_accuracy"] for c in rec["curve"][-2:]]))
+
+
+def _pn_eligible(rec):
+    return not rec["diverged"] and not unstable(rec["curve"])
+
+
+def _pn_long_pool(records, steps, method):
+    return [r for r in records if r["stage"] == "pnlong" and r["steps"] == steps and r["method"] == method]
+
+
+def _pn_largest_step(rec):
+    return rec["lr_zo"] * rec["grad_clip"] if rec["grad_clip"] > 0 else math.inf
+
+
+def pn_verdict(records, steps, method):
+    """(incumbent record, chosen record or None) by the rule above (PN_WIN, PN_NEAR); (None, None) before the
+    incumbent has run."""
+    pool = _pn_long_pool(records, steps, method)
+    incumbent = _pn_setting(method, PN_INCUMBENT[method]["lr_zo"], PN_INCUMBENT[method]["grad_clip"])
+    inc = next((r for r in pool if _fields(r) == incumbent), None)
+    if inc is None:
+        return None, None
+    winners = [r for r in pool if r is not inc and _pn_eligible(r) and pn_score(r) >= pn_score(inc) + PN_WIN]
+    if not winners:
+        return inc, None
+    top = max(pn_score(r) for r in winners)
+    return inc, min((r for r in winners if pn_score(r) >= top - PN_NEAR),
+                    key=lambda r: (_pn_largest_step(r), r["lr_zo"]))
+
+
 class BlownUp(Exception):
     pass
 
@@ -243,12 +327,19 @@ def run(cfg, steps, stage, data, args, with_test):
             raise
         diverged = True
     seconds = time.perf_counter() - start
-    g = np.abs([s["projected_grad"] for s in stats]) if stats and cfg["method"] != "full-bp" else np.zeros(1)
+    zo = stats and cfg["method"] != "full-bp"
+    g = np.abs([s["projected_grad"] for s in stats]) if zo else np.zeros(1)
+    # |g| before the clip, over the run and over its last epoch: how often and by how much the clip cuts
+    raw = np.abs([(s["loss_plus"] - s["loss_minus"]) / (2 * cfg["eps"]) for s in stats]) if zo else np.zeros(1)
     rec = dict(cfg, stage=stage, steps=steps, batch_size=args.batch_size, epochs=steps / args.steps_per_epoch,
                diverged=diverged, unstable=bool(curve) and unstable(curve),
                val_accuracy=curve[-1]["val_accuracy"] if curve and not diverged else 0.0, curve=curve,
                g_abs_median=float(np.median(g)), g_clipped_fraction=float(np.mean(g >= cfg["grad_clip"]))
-               if cfg["grad_clip"] > 0 else 0.0, seconds=seconds)
+               if cfg["grad_clip"] > 0 else 0.0,
+               g_raw_abs_q10_50_90=[float(v) for v in np.percentile(raw, [10, 50, 90])],
+               g_raw_abs_q10_50_90_last_epoch=[float(v) for v in np.percentile(raw[-args.steps_per_epoch:],
+                                                                                [10, 50, 90])],
+               seconds=seconds)
     if with_test and not diverged:
         rec["test_accuracy"] = 100 * elasticzo.evaluate(model, test, batch_size=256)["accuracy"]
     return rec
@@ -270,6 +361,56 @@ def markdown_table(records):
     return "\n".join(lines)
 
 
+def pn_long_table(records, steps):
+    """pnlong's trials, method by method, with the rule's score and verdict."""
+    lines = ["| method | lr_zo | clip | eps | val % every half epoch | score (last two) | vs incumbent | "
+             "final train loss | raw abs g q10/50/90 (last epoch) | clipped | weight norm | s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for m in PN_LONG_GRID:
+        inc, pick = pn_verdict(records, steps, m)
+        for r in _pn_long_pool(records, steps, m):
+            curve = r["curve"]
+            flag = " **diverged**" if r["diverged"] else (" **unstable**" if unstable(curve) else "")
+            flag += " (incumbent)" if r is inc else " **chosen**" if r is pick else ""
+            diff = f"{pn_score(r) - pn_score(inc):+.2f}" if inc is not None and r is not inc else ""
+            q = " / ".join(f"{v:.3g}" for v in r["g_raw_abs_q10_50_90_last_epoch"])
+            accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in curve)
+            lines.append(f"| {m} | {r['lr_zo']:g} | {r['grad_clip']:g} | {r['eps']:g} | {accs} | "
+                         f"{pn_score(r):.2f}{flag} | "
+                         f"{diff} | {curve[-1]['train_loss']:.4f} | {q} | {r['g_clipped_fraction']:.2f} | "
+                         f"{curve[-1]['weight_norm']:.4g} | {r['seconds']:.0f} |")
+        if inc is None:
+            verdicts.append(f"- {m}: incumbent not run yet")
+        elif pick is None:
+            verdicts.append(f"- {m}: **no setting wins** (incumbent score {pn_score(inc):.2f}; needed "
+                            f"{pn_score(inc) + PN_WIN:.2f} with a stable run)")
+        else:
+            verdicts.append(f"- {m}: **lr_zo {pick['lr_zo']:g}, clip {pick['grad_clip']:g}, eps {pick['eps']:g}** "
+                            f"wins ({pn_score(pick):.2f} against the incumbent's {pn_score(inc):.2f})")
+    return "\n".join(lines + [""] + verdicts)
+
+
+def _claim(todo, out, steps):
+    """The first configuration of `todo` no other process is running, with its lock held (an open descriptor;
+    closing it releases the lock, and so does the death of the process), or (None, None)."""
+    locks = Path(tempfile.gettempdir()) / f"elasticzo-sweep-{zlib.crc32(str(Path(out).resolve()).encode()):08x}"
+    locks.mkdir(exist_ok=True)
+    for cfg in todo:
+        name = "_".join(f"{v}" for v in key(cfg, steps)).replace("/", "-")
+        fd = os.open(locks / name, os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if key(cfg, steps) in {key(r, r["steps"]) for r in read_jsonl(out)}:  # finished since the plan was made
+            os.close(fd)
+            continue
+        return cfg, fd
+    return None, None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runtime_args(p)
@@ -279,7 +420,8 @@ def main(argv=None):
                    help="results, one JSON per line (default: results/sweep_hparams.jsonl, for PointNet "
                         "results/sweep_pointnet.jsonl)")
     p.add_argument("--stages", default=None,
-                   help=f"comma-separated subset of {','.join(STAGES)} (default: all; PointNet has one, pointnet)")
+                   help=f"comma-separated subset of {','.join(STAGES)} (default: all); PointNet: pointnet (default) "
+                        "or pnlong")
     p.add_argument("--coarse-epochs", type=float, default=0.5)
     p.add_argument("--confirm-epochs", type=float, default=3.0)
     p.add_argument("--long-epochs", type=float, default=10.0)
@@ -291,14 +433,15 @@ def main(argv=None):
     p.add_argument("--table", action="store_true", help="print the results as a Markdown table and stop")
     args = p.parse_args(argv)
     pointnet = args.model == "pointnet"
-    known = ("pointnet",) if pointnet else STAGES
-    stages = (args.stages or ",".join(known)).split(",")
+    known = PN_STAGES if pointnet else STAGES
+    stages = (args.stages or ("pointnet" if pointnet else ",".join(known))).split(",")
     if any(s not in known for s in stages):
         p.error(f"--stages takes names from {', '.join(known)} for {args.model}")
-    args.out = args.out or str(RESULTS_DIR / ("sweep_pointnet.jsonl" if pointnet else "sweep_hparams.jsonl"))
+    args.out = args.out or str(RESULTS_DIR / ("sweep_hparams.jsonl" if not pointnet else "sweep_pointnet_s9.jsonl"
+                                              if stages == ["pnlong"] else "sweep_pointnet.jsonl"))
     args.val = args.val or (1000 if pointnet else 5000)
     args.batch_size = args.batch_size or (32 if pointnet else 64)
-    if args.table:
+    if args.table and stages != ["pnlong"]:
         print(markdown_table(read_jsonl(args.out)))
         return 0
     elasticzo.set_num_threads(args.threads)
@@ -312,9 +455,13 @@ def main(argv=None):
     args.steps_per_epoch = num_batches(len(next(iter(data.values()))[0]), args.batch_size)
     budget = {name: max(4, round(getattr(args, name + "_epochs") * args.steps_per_epoch))
               for name in ("coarse", "confirm", "long")}
+    if args.table:
+        print(pn_long_table(read_jsonl(args.out), budget["confirm"]))
+        return 0
     planners = {"lr": (lr_stage, "coarse"), "refine": (refine_stage, "coarse"), "confirm": (confirm_stage, "confirm"),
                 "long": (long_stage, "long"), "fmnist": (fmnist_stage, "confirm"),
-                "pointnet": (pointnet_stage, "coarse")}  # stage -> (planner, its budget)
+                "pointnet": (pointnet_stage, "coarse"),
+                "pnlong": (pnlong_stage, "confirm")}  # stage -> (planner, its budget)
 
     for stage in stages:
         planner, steps = planners[stage]
@@ -330,14 +477,21 @@ def main(argv=None):
             if args.dry_run:
                 print("".join(f"  {c}\n" for c in todo), end="", file=sys.stderr)
                 return 0  # later runs are planned from these ones' results
-            cfg = todo[0]
+            cfg, lock = _claim(todo, args.out, steps)
+            if cfg is None:  # the rest is running in other processes; later plans may depend on it
+                time.sleep(30)
+                continue
             rec = run(cfg, steps, stage, data, args, with_test=stage in ("confirm", "long", "fmnist"))
             append_jsonl(args.out, rec)
+            os.close(lock)
             print(f"  {stage} {cfg['method']} {cfg['dataset']} lr_zo={cfg['lr_zo']:g} lr_bp={cfg['lr_bp']:g} "
                   f"eps={cfg['eps']:g} clip={cfg['grad_clip']:g}: val {rec['val_accuracy']:.2f}%"
                   f"{' diverged' if rec['diverged'] else ''}{' unstable' if rec['unstable'] else ''} "
                   f"({rec['seconds']:.0f} s)", file=sys.stderr, flush=True)
     records = read_jsonl(args.out)
+    if stages == ["pnlong"]:
+        print(pn_long_table(records, budget["confirm"]))
+        return 0
     for m in METHODS:
         pick = _pn_best(records, budget["coarse"], m) if pointnet else (chosen(records, m) or
                                                                          chosen_coarse(records, budget["coarse"], m))
