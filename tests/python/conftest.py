@@ -10,6 +10,20 @@ from skip_policy import pytest_addoption, pytest_sessionfinish  # noqa: F401 (ho
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def benchmark_module(name: str):
+    """benchmarks/<name>.py imported as a module (with benchmarks/ on the path for its own imports)."""
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    return module
+
+
 def torch_lenet5(torch):
     """The paper's LeNet-5 in PyTorch, with the module names elasticzo.models.lenet5 uses (the test oracle)."""
     from collections import OrderedDict

@@ -134,7 +134,7 @@ def test_paper_table2_int8_fine_tunes_from_a_finished_pretraining_run_and_names_
     import subprocess
     import sys
 
-    from conftest import REPO_ROOT
+    from conftest import REPO_ROOT, benchmark_module
     pre = tmp_path / "pre"
     cli("train", "--precision", "int8", "--method", "full-bp", "--train-samples", "256", "--epochs", "1",
         "--no-progress", "--out", str(pre))
@@ -178,7 +178,7 @@ def test_table2_int8_sweep_validates_on_held_out_training_images_and_skips_finis
     import subprocess
     import sys
 
-    from conftest import REPO_ROOT
+    from conftest import REPO_ROOT, benchmark_module
     pre = tmp_path / "pre"
     cli("train", "--precision", "int8", "--method", "full-bp", "--train-samples", "256", "--epochs", "1",
         "--no-progress", "--out", str(pre))
@@ -220,12 +220,11 @@ def test_table2_int8_sweep_validates_on_held_out_training_images_and_skips_finis
 @pytest.mark.training  # runs the sweep script, which the emulated arm64 copy does not ship
 def test_table2_int8_sweep_with_a_subset_seed_fine_tunes_on_the_tables_draw_and_applies_the_decision_rule(
         tmp_path, mnist_train):
-    import importlib.util
     import subprocess
     import sys
     from argparse import Namespace
 
-    from conftest import REPO_ROOT
+    from conftest import REPO_ROOT, benchmark_module
     pre = tmp_path / "pre"
     cli("train", "--precision", "int8", "--method", "full-bp", "--train-samples", "256", "--epochs", "1",
         "--no-progress", "--out", str(pre))
@@ -252,13 +251,7 @@ def test_table2_int8_sweep_with_a_subset_seed_fine_tunes_on_the_tables_draw_and_
 
     # the validation images are other training images than the fine-tuning ones; without a subset seed the sweep
     # splits the first N as before
-    spec = importlib.util.spec_from_file_location("sweep", REPO_ROOT / "benchmarks" / "sweep_table2_int8.py")
-    sweep = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        spec.loader.exec_module(sweep)
-    finally:
-        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    sweep = benchmark_module("sweep_table2_int8")
     rows = lambda d: {bytes(x) for x in d.x}  # noqa: E731
     train, val = sweep.split(mnist_train, Namespace(subset_seed=3, angle=30.0, train_samples=192, val=64))
     assert np.array_equal(train.x, rotated_subset(mnist_train, 30.0, 192, seed=3).x)
@@ -273,7 +266,7 @@ def test_table2_angles_marks_the_angle_whose_w_o_ft_is_nearest_the_papers(tmp_pa
     import subprocess
     import sys
 
-    from conftest import REPO_ROOT
+    from conftest import REPO_ROOT, benchmark_module
     pre = tmp_path / "pre"
     cli("train", "--method", "full-bp", "--train-samples", "512", "--epochs", "1", "--no-progress", "--out", str(pre))
     proc = subprocess.run([sys.executable, "benchmarks/table2_angles.py", "--pretrained-mnist", str(pre), "--angles",

@@ -1,0 +1,59 @@
+"""benchmarks/sweep_hparams.py's pnlong stage: its decision rule and its plan, on made-up trial records."""
+
+import math
+
+import pytest
+
+from conftest import benchmark_module
+
+STEPS = 831
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return benchmark_module("sweep_hparams")
+
+
+def trial(sweep, method, lr_zo, clip, accs, losses=None, diverged=False, eps=None):
+    """A pnlong record with the given validation accuracies (losses falling unless given)."""
+    losses = losses or [3.0 - 0.1 * i for i in range(len(accs))]
+    curve = [dict(step=i, train_loss=l, val_accuracy=a, weight_norm=65.0) for i, (a, l) in enumerate(zip(accs, losses))]
+    return dict(sweep._pn_setting(method, lr_zo, clip, eps), stage="pnlong", steps=STEPS, diverged=diverged,
+                curve=curve)
+
+
+@pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
+def test_a_setting_must_beat_the_incumbent_by_the_margin_and_be_stable(sweep):
+    m = "zo-feat-cls2"
+    inc = trial(sweep, m, 3e-4, 1.0, [40, 50, 50])
+    short = trial(sweep, m, 1e-4, 1.0, [40, 51, 51.4])  # +1.2: within noise
+    rising = trial(sweep, m, 1e-3, 1.0, [40, 60, 60], losses=[3.0, 2.5, 2.8])  # its train loss rises at the end
+    blown = trial(sweep, m, 1e-4, 0.0, [40, 70, 70], diverged=True)
+    assert sweep.pn_score(inc) == 50 and sweep.pn_score(blown) == 0
+    assert sweep.pn_verdict([short, rising, blown], STEPS, m) == (None, None)  # no incumbent, no verdict
+    assert sweep.pn_verdict([inc, short, rising, blown], STEPS, m) == (inc, None)
+    # two winners within PN_NEAR of each other: the smaller largest step lr_zo * clip is chosen, not the higher score
+    big = trial(sweep, m, 1e-3, 1.0, [40, 53, 53])
+    small = trial(sweep, m, 3e-5, 10.0, [40, 52, 52])
+    assert sweep.pn_verdict([inc, big, small, short], STEPS, m) == (inc, small)
+    # a winner clearly above the others is chosen whatever its step; other methods' and lengths' trials are ignored
+    best = trial(sweep, m, 1e-4, 0.0, [40, 56, 56])
+    other = dict(trial(sweep, "zo-feat-cls1", 3e-5, 10.0, [40, 90, 90]))
+    longer = dict(small, steps=2 * STEPS, curve=best["curve"])
+    assert sweep.pn_verdict([inc, big, small, best, other, longer], STEPS, m) == (inc, best)
+    assert sweep._pn_largest_step(best) == math.inf
+
+
+@pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
+def test_eps_is_tried_at_a_methods_best_setting_once_its_grid_has_run(sweep):
+    budget = {"confirm": STEPS}
+    grid = sweep.PN_LONG_GRID["full-zo"]
+    plan = sweep.pnlong_stage([], budget)
+    assert len(plan) == sum(len(g) for g in sweep.PN_LONG_GRID.values())
+    assert plan[0] == sweep._pn_setting("zo-feat-cls2", 3e-4, 1.0)  # the largest gap first, incumbent first
+    done = [trial(sweep, "full-zo", lr, c, [5, 6 + i, 6 + i]) for i, (lr, c) in enumerate(grid[:-1])]
+    assert sweep.pnlong_stage(done, budget) == plan
+    done.append(trial(sweep, "full-zo", *grid[-1], [5, 6, 30], losses=[3.7, 3.6, 3.9]))  # best, but unstable
+    top = grid[-2]
+    assert sweep.pnlong_stage(done, budget) == plan + [sweep._pn_setting("full-zo", *top, eps=e)
+                                                       for e in sweep.PN_LONG_EPS]
