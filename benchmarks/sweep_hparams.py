@@ -70,8 +70,10 @@ PN_INCUMBENT = {"zo-feat-cls2": dict(lr_zo=3e-4, lr_bp=0.03, eps=1e-3, grad_clip
 # is lr_zo * sign(g) * z nearly always (raw |g| at the start: median 2.5, 90th percentile 6-9), so a larger clip comes
 # with a smaller rate: lr_zo * clip equal to the incumbent's (same largest step, smaller steps where |g| < clip), or
 # lr_zo near the incumbent's / |g|'s median (about the same typical step, larger ones where |g| is large).
-PN_LONG_GRID = {"zo-feat-cls2": ((3e-4, 1.0), (1e-4, 3.0), (3e-5, 10.0), (1e-4, 10.0), (1e-4, 0.0), (1e-3, 1.0),
-                                 (1e-4, 1.0)),
+# Cls2's lr_bp (fc3 alone) was never swept on its own: after the first two trials (same accuracy at every evaluation
+# with two ZO steps), its rate was added, as (lr_zo, clip, lr_bp).
+PN_LONG_GRID = {"zo-feat-cls2": ((3e-4, 1.0), (1e-4, 3.0), (3e-5, 10.0), (1e-4, 10.0), (1e-3, 1.0), (3e-4, 1.0, 0.1),
+                                 (1e-4, 0.0), (1e-4, 1.0)),
                 "full-zo": ((1e-3, 1.0), (3e-4, 3.0), (1e-4, 10.0), (3e-4, 10.0), (1e-4, 0.0), (2e-3, 1.0),
                             (5e-4, 1.0)),
                 "zo-feat-cls1": ((3e-4, 1.0), (1e-4, 3.0), (3e-5, 10.0), (1e-4, 10.0), (1e-3, 1.0))}
@@ -241,14 +243,15 @@ def pointnet_stage(records, budget):
     return plan
 
 
-def _pn_setting(method, lr_zo, clip, eps=None):
-    return dict(PN_INCUMBENT[method], method=method, dataset="modelnet40", lr_zo=lr_zo, grad_clip=clip,
-                **({} if eps is None else {"eps": eps}))
+def _pn_setting(method, lr_zo, clip, lr_bp=None, eps=None):
+    """The incumbent of `method` with these values (None: the incumbent's)."""
+    own = {k: v for k, v in (("lr_bp", lr_bp), ("eps", eps)) if v is not None}
+    return dict(PN_INCUMBENT[method], method=method, dataset="modelnet40", lr_zo=lr_zo, grad_clip=clip, **own)
 
 
 def pnlong_stage(records, budget):
     """The grid of every method, then eps at each method's best setting once its grid has run."""
-    plan = [_pn_setting(m, lr, c) for m, grid in PN_LONG_GRID.items() for lr, c in grid]
+    plan = [_pn_setting(m, *setting) for m, grid in PN_LONG_GRID.items() for setting in grid]
     for m, grid in PN_LONG_GRID.items():
         pool = _pn_long_pool(records, budget["confirm"], m)
         if len(pool) < len(grid):
@@ -363,9 +366,9 @@ def markdown_table(records):
 
 def pn_long_table(records, steps):
     """pnlong's trials, method by method, with the rule's score and verdict."""
-    lines = ["| method | lr_zo | clip | eps | val % every half epoch | score (last two) | vs incumbent | "
+    lines = ["| method | lr_zo | clip | eps | lr_bp | val % every half epoch | score (last two) | vs incumbent | "
              "final train loss | raw abs g q10/50/90 (last epoch) | clipped | weight norm | s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for m in PN_LONG_GRID:
         inc, pick = pn_verdict(records, steps, m)
@@ -376,7 +379,7 @@ def pn_long_table(records, steps):
             diff = f"{pn_score(r) - pn_score(inc):+.2f}" if inc is not None and r is not inc else ""
             q = " / ".join(f"{v:.3g}" for v in r["g_raw_abs_q10_50_90_last_epoch"])
             accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in curve)
-            lines.append(f"| {m} | {r['lr_zo']:g} | {r['grad_clip']:g} | {r['eps']:g} | {accs} | "
+            lines.append(f"| {m} | {r['lr_zo']:g} | {r['grad_clip']:g} | {r['eps']:g} | {r['lr_bp']:g} | {accs} | "
                          f"{pn_score(r):.2f}{flag} | "
                          f"{diff} | {curve[-1]['train_loss']:.4f} | {q} | {r['g_clipped_fraction']:.2f} | "
                          f"{curve[-1]['weight_norm']:.4g} | {r['seconds']:.0f} |")
@@ -386,7 +389,8 @@ def pn_long_table(records, steps):
             verdicts.append(f"- {m}: **no setting wins** (incumbent score {pn_score(inc):.2f}; needed "
                             f"{pn_score(inc) + PN_WIN:.2f} with a stable run)")
         else:
-            verdicts.append(f"- {m}: **lr_zo {pick['lr_zo']:g}, clip {pick['grad_clip']:g}, eps {pick['eps']:g}** "
+            verdicts.append(f"- {m}: **lr_zo {pick['lr_zo']:g}, clip {pick['grad_clip']:g}, eps {pick['eps']:g}, "
+                            f"lr_bp {pick['lr_bp']:g}** "
                             f"wins ({pn_score(pick):.2f} against the incumbent's {pn_score(inc):.2f})")
     return "\n".join(lines + [""] + verdicts)
 

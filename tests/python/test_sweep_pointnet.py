@@ -18,7 +18,7 @@ def trial(sweep, method, lr_zo, clip, accs, losses=None, diverged=False, eps=Non
     """A pnlong record with the given validation accuracies (losses falling unless given)."""
     losses = losses or [3.0 - 0.1 * i for i in range(len(accs))]
     curve = [dict(step=i, train_loss=l, val_accuracy=a, weight_norm=65.0) for i, (a, l) in enumerate(zip(accs, losses))]
-    return dict(sweep._pn_setting(method, lr_zo, clip, eps), stage="pnlong", steps=STEPS, diverged=diverged,
+    return dict(sweep._pn_setting(method, lr_zo, clip, eps=eps), stage="pnlong", steps=STEPS, diverged=diverged,
                 curve=curve)
 
 
@@ -51,7 +51,7 @@ def test_eps_is_tried_at_a_methods_best_setting_once_its_grid_has_run(sweep):
     plan = sweep.pnlong_stage([], budget)
     assert len(plan) == sum(len(g) for g in sweep.PN_LONG_GRID.values())
     assert plan[0] == sweep._pn_setting("zo-feat-cls2", 3e-4, 1.0)  # the largest gap first, incumbent first
-    done = [trial(sweep, "full-zo", lr, c, [5, 6 + i, 6 + i]) for i, (lr, c) in enumerate(grid[:-1])]
+    done = [trial(sweep, "full-zo", *setting, [5, 6 + i, 6 + i]) for i, setting in enumerate(grid[:-1])]
     assert sweep.pnlong_stage(done, budget) == plan
     done.append(trial(sweep, "full-zo", *grid[-1], [5, 6, 30], losses=[3.7, 3.6, 3.9]))  # best, but unstable
     top = grid[-2]
