@@ -43,10 +43,19 @@ class IncompatibleKeys(NamedTuple):
 def _as_array(value, name):
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch.Tensor; torch itself is never imported
         try:
-            value = value.detach().cpu().numpy()
+            value = value.detach().cpu()
+            if value.is_floating_point() and value.element_size() < 4:  # bfloat16 has no numpy dtype; exact widening
+                value = value.float()
+            value = value.numpy()
         except (TypeError, RuntimeError) as exc:
             raise TypeError(f"{name}: cannot convert {type(value).__name__} to numpy: {exc}") from None
-    return np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError:  # a ragged list
+        array = np.empty(0, object)
+    if array.dtype.kind in "OUSV":  # None (an object array), strings, bytes, records
+        raise TypeError(f"{name}: a {type(value).__name__} is not an array of numbers")
+    return array
 
 
 EXPONENT = ".exponent"

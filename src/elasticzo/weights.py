@@ -8,6 +8,7 @@ since PyTorch has no such dtype; `save_safetensors(..., dequantize=False)` keeps
 file, never otherwise.
 """
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def _read_safetensors(path) -> dict:
         with safe_open(str(path), framework="numpy") as f:
             fmt = (f.metadata() or {}).get("format")
             if fmt != FORMAT and fmt not in OLD_FORMATS:
-                return {k: f.get_tensor(k) for k in f.keys()}
+                bf16 = [k for k in f.keys() if f.get_slice(k).get_dtype() == "BF16"]
+                return {**{k: f.get_tensor(k) for k in f.keys() if k not in bf16}, **_bf16_as_float32(path, bf16)}
     except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{path} is not a readable safetensors file ({exc}); a PyTorch file needs the suffix "
                          f"{', '.join(TORCH_SUFFIXES)}") from exc
@@ -47,6 +49,23 @@ def _read_safetensors(path) -> dict:
     except CheckpointError as exc:
         raise ValueError(str(exc)) from exc
     return {k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)}
+
+
+def _bf16_as_float32(path, names) -> dict:
+    """The bfloat16 tensors `names` of a safetensors file as float32, which safetensors' numpy backend cannot give
+    (numpy has no bfloat16); exact, as bfloat16 is the upper half of a float32. The format: a little-endian u64
+    header size, the JSON header (dtype, shape, byte offsets after it), then the data, little-endian."""
+    if not names:
+        return {}
+    raw = Path(path).read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    out = {}
+    for name in names:
+        begin, end = header[name]["data_offsets"]
+        bits = np.frombuffer(raw, "<u2", (end - begin) // 2, 8 + size + begin)
+        out[name] = (bits.astype("<u4") << 16).view("<f4").astype(np.float32).reshape(header[name]["shape"])
+    return out
 
 
 def _read_torch(path) -> dict:

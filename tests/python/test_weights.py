@@ -80,6 +80,30 @@ def test_wrong_key_shape_or_dtype_is_named_and_nothing_is_copied(tmp_path):
         assert np.array_equal(v, before[k]), k
 
 
+def test_bfloat16_weights_load_exactly_from_tensors_pt_and_safetensors_files(tmp_path):
+    """bfloat16, the dtype many PyTorch models are saved in, has no numpy dtype: bf16 tensors, a .pt file of them
+    and a BF16 .safetensors file were refused ("data type 'bfloat16' not understood"); each widens exactly."""
+    torch = _torch()
+    from safetensors.torch import save_file as save_torch_file
+
+    torch.manual_seed(2)
+    state = {k: v.bfloat16() for k, v in torch_lenet5(torch).state_dict().items()}
+    want = {k: v.float().numpy() for k, v in state.items()}
+    torch.save(state, tmp_path / "w.pt")
+    save_torch_file(state, str(tmp_path / "w.safetensors"))
+    for source in (state, tmp_path / "w.pt", tmp_path / "w.safetensors"):
+        got = elasticzo.from_torch(source, models.lenet5(seed=0)).state_dict()
+        assert all(np.array_equal(got[k], want[k]) for k in want), source
+    assert not np.array_equal(want["fc1.weight"], torch_lenet5(torch).state_dict()["fc1.weight"].numpy())
+
+
+def test_a_value_that_is_not_an_array_is_named():
+    good = models.lenet5(seed=1).state_dict()
+    for bad in (None, "weights", [[1.0], [2.0, 3.0]]):
+        with pytest.raises(TypeError, match=f"fc1.bias: a {type(bad).__name__} is not an array of numbers"):
+            models.lenet5(seed=0).load_state_dict(dict(good, **{"fc1.bias": bad}))
+
+
 def test_unreadable_sources_are_clear_errors(tmp_path):
     model = models.lenet5(seed=0)
     with pytest.raises(ValueError, match="no weights file"):
