@@ -72,6 +72,8 @@ def atomic_write(path: Path, write) -> None:
     The temporary file carries the writer's pid, so the next write to `path` reclaims one left by a killed writer.
     """
     path = Path(path)
+    if path.is_dir():  # checked first: the temporary file would go into its parent, and the rename fail after it
+        raise IsADirectoryError(f"{path} is a directory; give a file path such as {path / 'checkpoint.safetensors'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")

@@ -228,6 +228,7 @@ class ElasticZO:
 
         on_step(trainer, loss) runs after every step with that step's loss (the mean of its two passes).
         Ctrl-C stops it after the step in flight, with the trainer's position matching its weights."""
+        _check_callbacks(on_step=on_step)
         with _deferred_interrupts():
             return self._train_epoch(train, batch_size, progress, on_step)
 
@@ -323,6 +324,7 @@ class ElasticZO:
         else:
             _check_count(until_epoch, "until_epoch")
         _check_count(batch_size, "batch_size")
+        _check_callbacks(on_epoch_end=on_epoch_end, on_step=on_step)
         train = model_dataset(self.model, data, y, "train")
         if test is not None:
             test = model_dataset(self.model, *(test if isinstance(test, tuple) else (test, None)), split="test")
@@ -386,6 +388,14 @@ def _seed(seed) -> int:
     if not 0 <= value < 1 << 64:
         raise ValueError(f"seed must lie in [0, 2^64), got {value}")
     return value
+
+
+def _check_callbacks(**callbacks):
+    """TypeError before any step for a callback that cannot be called: found after the first step, the weights would
+    have moved already."""
+    for name, fn in callbacks.items():
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable (or None), got {type(fn).__name__}")
 
 
 def _check_count(value, name):

@@ -180,6 +180,16 @@ def test_stale_temporary_files_are_reclaimed(saved):
     assert FORMAT.endswith("/2")
 
 
+def test_saving_onto_a_directory_is_refused_before_anything_is_written(tmp_path):
+    """Before: the temporary file went into the directory's parent and the rename then failed with a message about
+    that temporary file."""
+    target = tmp_path / "runs"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError, match=re.escape(f"{target} is a directory; give a file path such as")):
+        small_trainer().save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and not any(target.iterdir())
+
+
 def test_layer_added_after_the_trainer_is_refused(mnist_train):
     tr = small_trainer()
     tr.model.add("late", nn.ReLU())

@@ -298,6 +298,21 @@ def test_epochs_is_an_increment_and_until_epoch_a_total(pixels):
             tr.fit(images, labels, epochs=bad)
 
 
+def test_a_callback_that_cannot_be_called_is_refused_before_the_first_step(pixels):
+    """Before: on_step=5 failed after the first step, whose update had already moved the weights."""
+    images, labels = pixels
+    tr = lenet_trainer()
+    before = tr.model.state_dict()
+    for kwargs in ({"on_step": 5}, {"on_epoch_end": "print"}):
+        name, value = next(iter(kwargs.items()))
+        with pytest.raises(TypeError, match=f"{name} must be callable \\(or None\\), got {type(value).__name__}"):
+            tr.fit(images, labels, progress=False, **kwargs)
+    with pytest.raises(TypeError, match="on_step must be callable"):
+        tr.train_epoch(as_dataset(images, labels), 64, on_step=[])
+    assert (tr.epoch, tr.batch_in_epoch) == (0, 0)
+    assert_same(tr.model.state_dict(), before)
+
+
 def test_on_step_receives_each_steps_loss(pixels):
     images, labels = pixels
     tr = lenet_trainer()
