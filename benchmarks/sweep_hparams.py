@@ -17,8 +17,9 @@ backprop rate first, then Full BP's, Full ZO's and the ZO rate of the ZO-Feat me
 starting from the best value found before it, and a stopped sweep has settled the first axes. Its second stage,
 pnlong (session 9, results in sweep_pointnet_s9.jsonl), runs the ZO methods for --confirm-epochs (3) each: the clip
 jointly with lr_zo, lr_zo alone, then eps, each against the defaults it was run against (PN_INCUMBENT), decided by
-pn_verdict, a rule fixed before its results. Several processes may work on one results file: each trial is locked
-(flock) while it runs, so they share the plan.
+pn_verdict, a rule fixed before its results; pnlonger runs the pairs of PN_LONGER_GRID for --long-epochs under the
+same rule. Several processes may work on one results file: each trial is locked (flock) while it runs, so they share
+the plan.
 """
 
 import argparse
@@ -56,7 +57,8 @@ BLOWN_UP_LOSS = 100.0
 # network that sharpens as its ZO-trained weights grow, which a loose clip (100) lets run away.
 TIGHT_CLIP = 1.0
 STAGES = ("lr", "refine", "confirm", "long", "fmnist")
-PN_STAGES = ("pointnet", "pnlong")
+PN_S9 = ("pnlong", "pnlonger")  # session 9's stages, results in sweep_pointnet_s9.jsonl
+PN_STAGES = ("pointnet",) + PN_S9
 PN_LR_BP = (0.01, 0.03, 0.1)
 PN_LR_ZO = (3e-4, 1e-3, 3e-3)  # trials on 32-point shapes: Full ZO at 1e-2 blew up within 2 epochs, even clipped to 1
 PN_EPS = (1e-3, 1e-2)
@@ -78,6 +80,11 @@ PN_LONG_GRID = {"zo-feat-cls2": ((3e-4, 1.0), (1e-4, 3.0), (3e-5, 10.0), (1e-4, 
                             (5e-4, 1.0)),
                 "zo-feat-cls1": ((3e-4, 1.0), (1e-4, 3.0), (3e-5, 10.0), (1e-4, 10.0), (1e-3, 1.0))}
 PN_LONG_EPS = (1e-2,)  # tried last, at each method's best setting of the grid
+# pnlonger (after pnlong's grids: no setting won there, and a ZO step 3x the incumbent's already lost 2.5 points on
+# ZO-Feat-Cls2 in 3 epochs, as if the ZO part's random walk, whose length grows with lr_zo * sqrt(steps), harmed the
+# features; 50 epochs of the incumbent walk further than 3 epochs of that step): the incumbent against pnlong's best
+# smaller step, over --long-epochs (15), under the same rule.
+PN_LONGER_GRID = {"zo-feat-cls2": ((3e-4, 1.0), (3e-5, 10.0))}
 # The decision rule of pnlong, fixed before its results. A trial's score is the mean validation accuracy of its last
 # two evaluations (every half epoch, so the last epoch). A setting wins for a method if it is stable (not diverged;
 # train loss of its last half epoch no more than UNSTABLE_RISE above its lowest earlier one; final accuracy not
@@ -262,6 +269,10 @@ def pnlong_stage(records, budget):
     return plan
 
 
+def pnlonger_stage(records, budget):
+    return [_pn_setting(m, *setting) for m, grid in PN_LONGER_GRID.items() for setting in grid]
+
+
 def pn_score(rec):
     """Mean validation accuracy of the last two evaluations (0 for a diverged run)."""
     return 0.0 if rec["diverged"] else float(np.mean([c["val_accuracy"] for c in rec["curve"][-2:]]))
@@ -272,7 +283,7 @@ def _pn_eligible(rec):
 
 
 def _pn_long_pool(records, steps, method):
-    return [r for r in records if r["stage"] == "pnlong" and r["steps"] == steps and r["method"] == method]
+    return [r for r in records if r["stage"] in PN_S9 and r["steps"] == steps and r["method"] == method]
 
 
 def _pn_largest_step(rec):
@@ -365,12 +376,15 @@ def markdown_table(records):
 
 
 def pn_long_table(records, steps):
-    """pnlong's trials, method by method, with the rule's score and verdict."""
+    """The trials of session 9's stages that ran `steps` steps, method by method, with the rule's score and
+    verdict."""
     lines = ["| method | lr_zo | clip | eps | lr_bp | val % every half epoch | score (last two) | vs incumbent | "
              "final train loss | raw abs g q10/50/90 (last epoch) | clipped | weight norm | s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for m in PN_LONG_GRID:
+        if not _pn_long_pool(records, steps, m):
+            continue
         inc, pick = pn_verdict(records, steps, m)
         for r in _pn_long_pool(records, steps, m):
             curve = r["curve"]
@@ -393,6 +407,14 @@ def pn_long_table(records, steps):
                             f"lr_bp {pick['lr_bp']:g}** "
                             f"wins ({pn_score(pick):.2f} against the incumbent's {pn_score(inc):.2f})")
     return "\n".join(lines + [""] + verdicts)
+
+
+def pn_s9_tables(records, budget):
+    """pn_long_table for pnlong's length and pnlonger's, each under a heading."""
+    return "\n\n".join(f"### {steps} steps ({what})\n\n{pn_long_table(records, steps)}"
+                         for what, steps in (("pnlong, --confirm-epochs", budget["confirm"]),
+                                             ("pnlonger, --long-epochs", budget["long"]))
+                         if any(r["steps"] == steps for r in records))
 
 
 def _claim(todo, out, steps):
@@ -441,11 +463,12 @@ def main(argv=None):
     stages = (args.stages or ("pointnet" if pointnet else ",".join(known))).split(",")
     if any(s not in known for s in stages):
         p.error(f"--stages takes names from {', '.join(known)} for {args.model}")
+    s9 = set(stages) <= set(PN_S9)
     args.out = args.out or str(RESULTS_DIR / ("sweep_hparams.jsonl" if not pointnet else "sweep_pointnet_s9.jsonl"
-                                              if stages == ["pnlong"] else "sweep_pointnet.jsonl"))
+                                              if s9 else "sweep_pointnet.jsonl"))
     args.val = args.val or (1000 if pointnet else 5000)
     args.batch_size = args.batch_size or (32 if pointnet else 64)
-    if args.table and stages != ["pnlong"]:
+    if args.table and not s9:
         print(markdown_table(read_jsonl(args.out)))
         return 0
     elasticzo.set_num_threads(args.threads)
@@ -460,12 +483,13 @@ def main(argv=None):
     budget = {name: max(4, round(getattr(args, name + "_epochs") * args.steps_per_epoch))
               for name in ("coarse", "confirm", "long")}
     if args.table:
-        print(pn_long_table(read_jsonl(args.out), budget["confirm"]))
+        print(pn_s9_tables(read_jsonl(args.out), budget))
         return 0
     planners = {"lr": (lr_stage, "coarse"), "refine": (refine_stage, "coarse"), "confirm": (confirm_stage, "confirm"),
                 "long": (long_stage, "long"), "fmnist": (fmnist_stage, "confirm"),
                 "pointnet": (pointnet_stage, "coarse"),
-                "pnlong": (pnlong_stage, "confirm")}  # stage -> (planner, its budget)
+                "pnlong": (pnlong_stage, "confirm"),
+                "pnlonger": (pnlonger_stage, "long")}  # stage -> (planner, its budget)
 
     for stage in stages:
         planner, steps = planners[stage]
@@ -493,8 +517,8 @@ def main(argv=None):
                   f"{' diverged' if rec['diverged'] else ''}{' unstable' if rec['unstable'] else ''} "
                   f"({rec['seconds']:.0f} s)", file=sys.stderr, flush=True)
     records = read_jsonl(args.out)
-    if stages == ["pnlong"]:
-        print(pn_long_table(records, budget["confirm"]))
+    if s9:
+        print(pn_s9_tables(records, budget))
         return 0
     for m in METHODS:
         pick = _pn_best(records, budget["coarse"], m) if pointnet else (chosen(records, m) or

@@ -57,3 +57,14 @@ def test_eps_is_tried_at_a_methods_best_setting_once_its_grid_has_run(sweep):
     top = grid[-2]
     assert sweep.pnlong_stage(done, budget) == plan + [sweep._pn_setting("full-zo", *top, eps=e)
                                                        for e in sweep.PN_LONG_EPS]
+
+
+@pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
+def test_the_longer_pairs_start_with_the_incumbent_and_are_judged_at_their_own_length(sweep):
+    plan = sweep.pnlonger_stage([], {"long": 5 * STEPS})
+    assert plan[0] == sweep._pn_setting("zo-feat-cls2", 3e-4, 1.0) and len(plan) == 2
+    inc, alt = (dict(trial(sweep, "zo-feat-cls2", c["lr_zo"], c["grad_clip"], accs), stage="pnlonger", steps=5 * STEPS)
+                for c, accs in zip(plan, ([40, 60, 60], [40, 62, 62])))
+    short = trial(sweep, "zo-feat-cls2", 3e-4, 1.0, [40, 50, 50])
+    assert sweep.pn_verdict([short, inc, alt], 5 * STEPS, "zo-feat-cls2") == (inc, alt)
+    assert sweep.pn_verdict([short, inc, alt], STEPS, "zo-feat-cls2") == (short, None)
