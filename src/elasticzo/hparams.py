@@ -14,7 +14,9 @@ accuracy of `sweep_hparams.py --model pointnet` (1,000 held-out shapes, 111 step
 axis: benchmarks/results/sweep_pointnet.md); a PointNet step costs about 100 LeNet-5 steps, so the trials are short
 and favour larger rates than a long run may stand (Full ZO at lr_zo 1e-2 blew up within 2 epochs in a trial on
 32-point shapes, even clipped to 1; the sweep's 3e-3 raised Full ZO's training loss from 3.69 to 4.11 in the second
-epoch of the Table 1 run, so Full ZO takes the next smaller rate, 1e-3). Learning rates decay by 0.8 every 10 epochs.
+epoch of the Table 1 run, so Full ZO takes the next smaller rate, 1e-3); 3-epoch (and for ZO-Feat-Cls2 15-epoch)
+validation trials of the clip with lr_zo, of eps and of Cls2's lr_bp found nothing better by a rule fixed before the
+results (sweep_pointnet_s9.md), so the ZO values stay. Learning rates decay by 0.8 every 10 epochs.
 INT8 PointNet starts NITI's mu schedule at 3 instead of the paper's 5 (LeNet-5's): on 4,096 shapes of 16 points,
 Full BP reached 20.8% / 21.0% test accuracy after 3 epochs with mu 3 (two seeds), 5.5% / 10.4% with mu 5, and stayed
 at chance with mu 6 (benchmarks/results/pointnet_int8.md). INT8's ZO perturbation range r: LeNet-5 takes the
