@@ -447,7 +447,7 @@ def main(argv=None):
                         "results/sweep_pointnet.jsonl)")
     p.add_argument("--stages", default=None,
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all); PointNet: pointnet (default) "
-                        "or pnlong")
+                        f"or {', '.join(PN_S9)}")
     p.add_argument("--coarse-epochs", type=float, default=0.5)
     p.add_argument("--confirm-epochs", type=float, default=3.0)
     p.add_argument("--long-epochs", type=float, default=10.0)

@@ -291,6 +291,8 @@ void register_model(py::module_& m) {
         py::arg("seed") = py::none(), py::arg("precision") = "fp32",
         "Linear applied to every point of x[N, points, in_features] (PointNet's shared MLP); parameters as Linear.");
   m.def("fresh_seed", &fresh_seed, "A 63-bit seed from the operating system's entropy.");
+  m.def("check_seed", [](const py::object& seed) { return unsigned_arg(seed, "seed", 64); }, py::arg("seed"),
+        "`seed` as an int; ValueError unless an integer in [0, 2^64) (the rule of every seed the core takes).");
   py::class_<ReLU, Layer, std::shared_ptr<ReLU>>(m, "ReLU")
       .def(py::init([=](bool inplace, const std::string& p) { return std::make_shared<ReLU>(inplace, precision_of(p)); }),
            py::arg("inplace") = false, py::kw_only(), py::arg("precision") = "fp32");

@@ -3,7 +3,7 @@
 # Arrays: inputs must be C-contiguous, aligned, non-empty float32 (labels int32) with finite values; anything else
 # raises TypeError (wrong type or dtype) or ValueError (layout, size, values), never a silent copy.
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, SupportsIndex, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -113,6 +113,9 @@ def PointLinear(in_features: int, out_features: int, bias: bool | None = None, *
 
 def fresh_seed() -> int:
     """A 63-bit seed from the operating system's entropy."""
+
+def check_seed(seed: SupportsIndex) -> int:
+    """`seed` as an int; ValueError unless an integer in [0, 2^64) (the rule of every seed the core takes)."""
 
 class ReLU(Layer):
     def __init__(self, inplace: bool = False, *, precision: Literal["fp32", "int8"] = "fp32") -> None: ...

@@ -52,8 +52,8 @@ def _as_array(value, name):
     try:
         array = np.asarray(value)
     except ValueError:  # a ragged list
-        array = np.empty(0, object)
-    if array.dtype.kind in "OUSV":  # None (an object array), strings, bytes, records
+        array = None
+    if array is None or array.dtype.kind in "OUSV":  # also None (an object array), strings, bytes, records
         raise TypeError(f"{name}: a {type(value).__name__} is not an array of numbers")
     return array
 

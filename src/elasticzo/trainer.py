@@ -1,7 +1,6 @@
 """ElasticZO training driver: epochs, learning-rate decay, metrics and the time breakdown. Every step runs in C++."""
 
 import contextlib
-import operator
 import signal
 import threading
 import time
@@ -157,7 +156,7 @@ class ElasticZO:
         self.base_lr_bp = float(lr_bp)
         self.schedule = StepDecay(lr_decay, lr_decay_every)
         self.lr_decay, self.lr_decay_every = self.schedule.factor, self.schedule.every
-        self.seed = _seed(seed)
+        self.seed = _core.check_seed(seed)
         self.augment = check_augment(augment)
         self.config = dict(zo_layers=self.zo_layers, method=self.method, lr_zo=self.base_lr_zo,
                            lr_bp=self.base_lr_bp, eps=float(eps), grad_clip=float(grad_clip),
@@ -377,17 +376,6 @@ def sign_statistics(agreements, steps, ties, undecided) -> dict:
     return {"sign_agreement": agreements / max(steps, 1), "sign_ties": ties / max(steps, 1),
             "sign_agreement_decided": (agreements - both_zero) / decided if decided else None,
             "sign_steps": steps, "sign_tie_steps": ties, "sign_undecided_steps": undecided}
-
-
-def _seed(seed) -> int:
-    """`seed` as an int; ValueError (as the core words it) unless an integer in [0, 2^64): Philox keys take 64 bits."""
-    try:
-        value = operator.index(seed)
-    except TypeError:
-        raise ValueError(f"seed must be an integer, got {seed!r}") from None
-    if not 0 <= value < 1 << 64:
-        raise ValueError(f"seed must lie in [0, 2^64), got {value}")
-    return value
 
 
 def _check_callbacks(**callbacks):
