@@ -18,7 +18,9 @@ starting from the best value found before it, and a stopped sweep has settled th
 pnlong (session 9, results in sweep_pointnet_s9.jsonl), runs the ZO methods for --confirm-epochs (3) each: the clip
 jointly with lr_zo, lr_zo alone, then eps, each against the defaults it was run against (PN_INCUMBENT), decided by
 pn_verdict, a rule fixed before its results; pnlonger runs the pairs of PN_LONGER_GRID for --long-epochs under the
-same rule. Several processes may work on one results file: each trial is locked (flock) while it runs, so they share
+same rule. The third, pnbatch (session 10, results in sweep_pointnet_s10.jsonl), runs each ZO method's
+defaults for --long-epochs at the batch size given (run it once per size in PN_BATCH), judged by pn_batch_verdict
+at equal epochs. Several processes may work on one results file: each trial is locked (flock) while it runs, so they share
 the plan.
 """
 
@@ -58,7 +60,8 @@ BLOWN_UP_LOSS = 100.0
 TIGHT_CLIP = 1.0
 STAGES = ("lr", "refine", "confirm", "long", "fmnist")
 PN_S9 = ("pnlong", "pnlonger")  # session 9's stages, results in sweep_pointnet_s9.jsonl
-PN_STAGES = ("pointnet",) + PN_S9
+PN_S10 = ("pnbatch",)  # session 10's stage, results in sweep_pointnet_s10.jsonl
+PN_STAGES = ("pointnet",) + PN_S9 + PN_S10
 PN_LR_BP = (0.01, 0.03, 0.1)
 PN_LR_ZO = (3e-4, 1e-3, 3e-3)  # trials on 32-point shapes: Full ZO at 1e-2 blew up within 2 epochs, even clipped to 1
 PN_EPS = (1e-3, 1e-2)
@@ -94,6 +97,13 @@ PN_LONGER_GRID = {"zo-feat-cls2": ((3e-4, 1.0), (3e-5, 10.0))}
 # smallest largest step lr_zo * clip (no clip: unbounded), then the smallest lr_zo.
 PN_WIN = 1.5
 PN_NEAR = 1.4
+# pnbatch (session 10): batch size was never swept for PointNet. A ZO step costs two forward passes of its batch
+# and moves the ZO weights along one direction whatever the batch, so at the same epoch budget a batch half as large
+# takes twice the ZO steps for about the same time, and Full ZO and ZO-Feat-Cls2 were still climbing at epoch 50.
+# Each method's defaults (PN_INCUMBENT) at these sizes, the first being the incumbent, over --long-epochs; the rule
+# is pnlong's (PN_WIN, PN_NEAR, stability), at equal epochs; of the winners within PN_NEAR of the best, the largest
+# batch (the fewest, least noisy steps) is chosen. Fixed before its results.
+PN_BATCH = (32, 16, 8)
 
 
 def config(method, lr_zo=0.0, lr_bp=BASE["lr_bp"], eps=BASE["eps"], grad_clip=BASE["grad_clip"], dataset="mnist"):
@@ -306,6 +316,58 @@ def pn_verdict(records, steps, method):
                     key=lambda r: (_pn_largest_step(r), r["lr_zo"]))
 
 
+def pnbatch_stage(records, budget):
+    return [_pn_setting(m, PN_INCUMBENT[m]["lr_zo"], PN_INCUMBENT[m]["grad_clip"]) for m in PN_LONG_GRID]
+
+
+def _pn_batch_pool(records, method):
+    return [r for r in records if r["stage"] == "pnbatch" and r["method"] == method]
+
+
+def pn_batch_verdict(records, method):
+    """(incumbent record at PN_BATCH[0], chosen record or None) among the method's pnbatch trials of one length."""
+    pool = _pn_batch_pool(records, method)
+    inc = next((r for r in pool if r["batch_size"] == PN_BATCH[0]), None)
+    if inc is None:
+        return None, None
+    pool = [r for r in pool if r["epochs"] == inc["epochs"]]
+    winners = [r for r in pool if r is not inc and _pn_eligible(r) and pn_score(r) >= pn_score(inc) + PN_WIN]
+    if not winners:
+        return inc, None
+    top = max(pn_score(r) for r in winners)
+    return inc, max((r for r in winners if pn_score(r) >= top - PN_NEAR), key=lambda r: r["batch_size"])
+
+
+def pn_batch_table(records):
+    """The pnbatch trials, method by method: validation accuracy at the end of every epoch, the score and verdict."""
+    lines = ["| method | batch | steps | val % at each epoch's end | score (last two) | vs batch 32 | final train loss | "
+             "clipped | weight norm | s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for m in PN_LONG_GRID:
+        pool = sorted(_pn_batch_pool(records, m), key=lambda r: -r["batch_size"])
+        if not pool:
+            continue
+        inc, pick = pn_batch_verdict(records, m)
+        for r in pool:
+            curve = r["curve"]
+            flag = " **diverged**" if r["diverged"] else (" **unstable**" if unstable(curve) else "")
+            flag += " (incumbent)" if r is inc else " **chosen**" if r is pick else ""
+            diff = f"{pn_score(r) - pn_score(inc):+.2f}" if inc is not None and r is not inc else ""
+            accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in curve[1::2])
+            lines.append(f"| {m} | {r['batch_size']} | {r['steps']} | {accs} | {pn_score(r):.2f}{flag} | {diff} | "
+                         f"{curve[-1]['train_loss']:.4f} | {r['g_clipped_fraction']:.2f} | "
+                         f"{curve[-1]['weight_norm']:.4g} | {r['seconds']:.0f} |")
+        if inc is None:
+            verdicts.append(f"- {m}: batch {PN_BATCH[0]} not run yet")
+        elif pick is None:
+            verdicts.append(f"- {m}: **batch {PN_BATCH[0]} stays** (score {pn_score(inc):.2f}; needed "
+                            f"{pn_score(inc) + PN_WIN:.2f} with a stable run)")
+        else:
+            verdicts.append(f"- {m}: **batch {pick['batch_size']}** wins ({pn_score(pick):.2f} against "
+                            f"{pn_score(inc):.2f})")
+    return "\n".join(lines + [""] + verdicts)
+
+
 class BlownUp(Exception):
     pass
 
@@ -444,10 +506,10 @@ def main(argv=None):
                    help="lenet5 (MNIST, Fashion-MNIST) or pointnet (ModelNet40); default lenet5")
     p.add_argument("--out", default=None,
                    help="results, one JSON per line (default: results/sweep_hparams.jsonl, for PointNet "
-                        "results/sweep_pointnet.jsonl)")
+                        "results/sweep_pointnet.jsonl, sweep_pointnet_s9.jsonl or sweep_pointnet_s10.jsonl by stage)")
     p.add_argument("--stages", default=None,
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all); PointNet: pointnet (default) "
-                        f"or {', '.join(PN_S9)}")
+                        f"or {', '.join(PN_S9 + PN_S10)}")
     p.add_argument("--coarse-epochs", type=float, default=0.5)
     p.add_argument("--confirm-epochs", type=float, default=3.0)
     p.add_argument("--long-epochs", type=float, default=10.0)
@@ -464,10 +526,15 @@ def main(argv=None):
     if any(s not in known for s in stages):
         p.error(f"--stages takes names from {', '.join(known)} for {args.model}")
     s9 = set(stages) <= set(PN_S9)
+    s10 = set(stages) <= set(PN_S10)
     args.out = args.out or str(RESULTS_DIR / ("sweep_hparams.jsonl" if not pointnet else "sweep_pointnet_s9.jsonl"
-                                              if s9 else "sweep_pointnet.jsonl"))
+                                              if s9 else "sweep_pointnet_s10.jsonl" if s10
+                                              else "sweep_pointnet.jsonl"))
     args.val = args.val or (1000 if pointnet else 5000)
     args.batch_size = args.batch_size or (32 if pointnet else 64)
+    if args.table and s10:
+        print(pn_batch_table(read_jsonl(args.out)))
+        return 0
     if args.table and not s9:
         print(markdown_table(read_jsonl(args.out)))
         return 0
@@ -489,7 +556,8 @@ def main(argv=None):
                 "long": (long_stage, "long"), "fmnist": (fmnist_stage, "confirm"),
                 "pointnet": (pointnet_stage, "coarse"),
                 "pnlong": (pnlong_stage, "confirm"),
-                "pnlonger": (pnlonger_stage, "long")}  # stage -> (planner, its budget)
+                "pnlonger": (pnlonger_stage, "long"),
+                "pnbatch": (pnbatch_stage, "long")}  # stage -> (planner, its budget)
 
     for stage in stages:
         planner, steps = planners[stage]
@@ -517,6 +585,9 @@ def main(argv=None):
                   f"{' diverged' if rec['diverged'] else ''}{' unstable' if rec['unstable'] else ''} "
                   f"({rec['seconds']:.0f} s)", file=sys.stderr, flush=True)
     records = read_jsonl(args.out)
+    if s10:
+        print(pn_batch_table(records))
+        return 0
     if s9:
         print(pn_s9_tables(records, budget))
         return 0
