@@ -68,3 +68,29 @@ def test_the_longer_pairs_start_with_the_incumbent_and_are_judged_at_their_own_l
     short = trial(sweep, "zo-feat-cls2", 3e-4, 1.0, [40, 50, 50])
     assert sweep.pn_verdict([short, inc, alt], 5 * STEPS, "zo-feat-cls2") == (inc, alt)
     assert sweep.pn_verdict([short, inc, alt], STEPS, "zo-feat-cls2") == (short, None)
+
+
+@pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
+def test_a_batch_size_is_judged_against_batch_32_at_equal_epochs_and_the_largest_winner_is_chosen(sweep):
+    m = "full-zo"
+    plan = sweep.pnbatch_stage([], {"long": 10 * STEPS})
+    assert [c["method"] for c in plan] == list(sweep.PN_LONG_GRID) and plan[1] == sweep._pn_setting(m, 1e-3, 1.0)
+
+    def batch(size, accs, epochs=10.0, **kw):
+        return dict(trial(sweep, m, 1e-3, 1.0, accs, **kw), stage="pnbatch", batch_size=size, epochs=epochs,
+                    steps=round(10 * STEPS * 32 / size), g_clipped_fraction=0.9, seconds=100.0)
+
+    inc = batch(32, [5, 20, 20])
+    assert sweep.pn_batch_verdict([batch(16, [5, 30, 30])], m) == (None, None)  # no batch 32, no verdict
+    near = batch(16, [5, 21, 21.4])  # +1.2: within noise
+    assert sweep.pn_batch_verdict([inc, near], m) == (inc, None)
+    b16, b8 = batch(16, [5, 23, 23]), batch(8, [5, 24, 24])  # both win, within PN_NEAR: the larger batch
+    assert sweep.pn_batch_verdict([inc, b16, b8], m) == (inc, b16)
+    b8_far = batch(8, [5, 30, 30])
+    assert sweep.pn_batch_verdict([inc, b16, b8_far], m) == (inc, b8_far)
+    # an unstable winner, another method's trial and a trial of another length are not candidates
+    shaky = batch(8, [5, 30, 30], losses=[3.0, 2.5, 2.8])
+    other = dict(batch(16, [5, 90, 90]), method="zo-feat-cls1")
+    shorter = batch(16, [5, 90, 90], epochs=3.0)
+    assert sweep.pn_batch_verdict([inc, shaky, other, shorter], m) == (inc, None)
+    assert "**batch 8** wins" in sweep.pn_batch_table([inc, b16, b8_far])
