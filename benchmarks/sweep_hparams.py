@@ -104,6 +104,10 @@ PN_NEAR = 1.4
 # is pnlong's (PN_WIN, PN_NEAR, stability), at equal epochs; of the winners within PN_NEAR of the best, the largest
 # batch (the fewest, least noisy steps) is chosen. Fixed before its results.
 PN_BATCH = (32, 16, 8)
+# Written after the first pnbatch results, before their own: Full ZO's batches 16 and 8 at its default rate were
+# unstable (weight norm 92 and 114 against 79 after 10 epochs: twice or four times the steps walk further), so
+# each is tried again with lr_zo scaled by batch / 32, the same expected drift per epoch with a shorter walk.
+PN_BATCH_SCALED = {"full-zo": ((16, 5e-4), (8, 2.5e-4))}
 
 
 def config(method, lr_zo=0.0, lr_bp=BASE["lr_bp"], eps=BASE["eps"], grad_clip=BASE["grad_clip"], dataset="mnist"):
@@ -317,7 +321,10 @@ def pn_verdict(records, steps, method):
 
 
 def pnbatch_stage(records, budget):
-    return [_pn_setting(m, PN_INCUMBENT[m]["lr_zo"], PN_INCUMBENT[m]["grad_clip"]) for m in PN_LONG_GRID]
+    """Each method's defaults, then the scaled rates of PN_BATCH_SCALED at this run's batch size."""
+    plan = [_pn_setting(m, PN_INCUMBENT[m]["lr_zo"], PN_INCUMBENT[m]["grad_clip"]) for m in PN_LONG_GRID]
+    return plan + [_pn_setting(m, lr, PN_INCUMBENT[m]["grad_clip"]) for m, grid in PN_BATCH_SCALED.items()
+                   for batch, lr in grid if batch == budget["batch_size"]]
 
 
 def _pn_batch_pool(records, method):
@@ -325,9 +332,11 @@ def _pn_batch_pool(records, method):
 
 
 def pn_batch_verdict(records, method):
-    """(incumbent record at PN_BATCH[0], chosen record or None) among the method's pnbatch trials of one length."""
+    """(incumbent record at PN_BATCH[0], chosen record or None) among the method's pnbatch trials of one length;
+    of the winners within PN_NEAR of the best, the largest batch, then the smallest lr_zo."""
     pool = _pn_batch_pool(records, method)
-    inc = next((r for r in pool if r["batch_size"] == PN_BATCH[0]), None)
+    default = PN_INCUMBENT[method]["lr_zo"]
+    inc = next((r for r in pool if r["batch_size"] == PN_BATCH[0] and r["lr_zo"] == default), None)
     if inc is None:
         return None, None
     pool = [r for r in pool if r["epochs"] == inc["epochs"]]
@@ -335,16 +344,16 @@ def pn_batch_verdict(records, method):
     if not winners:
         return inc, None
     top = max(pn_score(r) for r in winners)
-    return inc, max((r for r in winners if pn_score(r) >= top - PN_NEAR), key=lambda r: r["batch_size"])
+    return inc, max((r for r in winners if pn_score(r) >= top - PN_NEAR), key=lambda r: (r["batch_size"], -r["lr_zo"]))
 
 
 def pn_batch_table(records):
     """The pnbatch trials, method by method: validation accuracy at the end of every epoch, the score and verdict."""
-    lines = ["| method | batch | steps | val % at each epoch's end | score (last two) | vs batch 32 | final train loss | "
-             "clipped | weight norm | s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | batch | lr_zo | steps | val % at each epoch's end | score (last two) | vs batch 32 | "
+             "final train loss | clipped | weight norm | s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for m in PN_LONG_GRID:
-        pool = sorted(_pn_batch_pool(records, m), key=lambda r: -r["batch_size"])
+        pool = sorted(_pn_batch_pool(records, m), key=lambda r: (-r["batch_size"], -r["lr_zo"]))
         if not pool:
             continue
         inc, pick = pn_batch_verdict(records, m)
@@ -354,17 +363,17 @@ def pn_batch_table(records):
             flag += " (incumbent)" if r is inc else " **chosen**" if r is pick else ""
             diff = f"{pn_score(r) - pn_score(inc):+.2f}" if inc is not None and r is not inc else ""
             accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in curve[1::2])
-            lines.append(f"| {m} | {r['batch_size']} | {r['steps']} | {accs} | {pn_score(r):.2f}{flag} | {diff} | "
-                         f"{curve[-1]['train_loss']:.4f} | {r['g_clipped_fraction']:.2f} | "
-                         f"{curve[-1]['weight_norm']:.4g} | {r['seconds']:.0f} |")
+            lines.append(f"| {m} | {r['batch_size']} | {r['lr_zo']:g} | {r['steps']} | {accs} | "
+                         f"{pn_score(r):.2f}{flag} | {diff} | {curve[-1]['train_loss']:.4f} | "
+                         f"{r['g_clipped_fraction']:.2f} | {curve[-1]['weight_norm']:.4g} | {r['seconds']:.0f} |")
         if inc is None:
             verdicts.append(f"- {m}: batch {PN_BATCH[0]} not run yet")
         elif pick is None:
             verdicts.append(f"- {m}: **batch {PN_BATCH[0]} stays** (score {pn_score(inc):.2f}; needed "
                             f"{pn_score(inc) + PN_WIN:.2f} with a stable run)")
         else:
-            verdicts.append(f"- {m}: **batch {pick['batch_size']}** wins ({pn_score(pick):.2f} against "
-                            f"{pn_score(inc):.2f})")
+            verdicts.append(f"- {m}: **batch {pick['batch_size']}, lr_zo {pick['lr_zo']:g}** wins "
+                            f"({pn_score(pick):.2f} against {pn_score(inc):.2f})")
     return "\n".join(lines + [""] + verdicts)
 
 
@@ -549,6 +558,7 @@ def main(argv=None):
     args.steps_per_epoch = num_batches(len(next(iter(data.values()))[0]), args.batch_size)
     budget = {name: max(4, round(getattr(args, name + "_epochs") * args.steps_per_epoch))
               for name in ("coarse", "confirm", "long")}
+    budget["batch_size"] = args.batch_size
     if args.table:
         print(pn_s9_tables(read_jsonl(args.out), budget))
         return 0

@@ -63,7 +63,7 @@ def _tuned(args, num_param_layers):
     C names (C = 0 is Full BP)."""
     _fill_run_defaults(args)
     method = args.method if args.zo_layers is None else method_name(args.zo_layers, num_param_layers)
-    return method, hparams.defaults(args.model, args.dataset, method)
+    return method, hparams.defaults(args.model, args.dataset, method, args.precision)
 
 
 def _int8_init(args, num_param_layers):
@@ -282,7 +282,7 @@ def _rotated(data, angle):
 def _partition_for_budget(args, model, train):
     """Sets --zo-layers (and the batch size it was measured with) to the partition that fits --memory-budget."""
     if args.batch_size is None:
-        args.batch_size = hparams.defaults(args.model, args.dataset, "zo-feat-cls1").batch_size
+        args.batch_size = hparams.defaults(args.model, args.dataset, "zo-feat-cls1", args.precision).batch_size
     choice = choose_partition(model, (args.batch_size, *train.sample_shape), args.memory_budget,
                               num_classes=train.num_classes, memory_plan=args.memory_plan or DEFAULT_MEMORY_PLAN,
                               optimizer=args.optimizer)

@@ -73,11 +73,13 @@ def test_the_longer_pairs_start_with_the_incumbent_and_are_judged_at_their_own_l
 @pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
 def test_a_batch_size_is_judged_against_batch_32_at_equal_epochs_and_the_largest_winner_is_chosen(sweep):
     m = "full-zo"
-    plan = sweep.pnbatch_stage([], {"long": 10 * STEPS})
+    plan = sweep.pnbatch_stage([], {"long": 10 * STEPS, "batch_size": 32})
     assert [c["method"] for c in plan] == list(sweep.PN_LONG_GRID) and plan[1] == sweep._pn_setting(m, 1e-3, 1.0)
+    # at a smaller batch, Full ZO's rate scaled by batch / 32 as well
+    assert sweep.pnbatch_stage([], {"long": 20 * STEPS, "batch_size": 16}) == plan + [sweep._pn_setting(m, 5e-4, 1.0)]
 
-    def batch(size, accs, epochs=10.0, **kw):
-        return dict(trial(sweep, m, 1e-3, 1.0, accs, **kw), stage="pnbatch", batch_size=size, epochs=epochs,
+    def batch(size, accs, epochs=10.0, lr_zo=1e-3, **kw):
+        return dict(trial(sweep, m, lr_zo, 1.0, accs, **kw), stage="pnbatch", batch_size=size, epochs=epochs,
                     steps=round(10 * STEPS * 32 / size), g_clipped_fraction=0.9, seconds=100.0)
 
     inc = batch(32, [5, 20, 20])
@@ -93,4 +95,8 @@ def test_a_batch_size_is_judged_against_batch_32_at_equal_epochs_and_the_largest
     other = dict(batch(16, [5, 90, 90]), method="zo-feat-cls1")
     shorter = batch(16, [5, 90, 90], epochs=3.0)
     assert sweep.pn_batch_verdict([inc, shaky, other, shorter], m) == (inc, None)
-    assert "**batch 8** wins" in sweep.pn_batch_table([inc, b16, b8_far])
+    assert "**batch 8, lr_zo 0.001** wins" in sweep.pn_batch_table([inc, b16, b8_far])
+    # a scaled rate at batch 32 is no incumbent; at one batch the smaller of two winning rates is chosen
+    scaled16 = batch(16, [5, 23.5, 23.5], lr_zo=5e-4)
+    assert sweep.pn_batch_verdict([batch(32, [5, 9, 9], lr_zo=5e-4), b16], m) == (None, None)
+    assert sweep.pn_batch_verdict([inc, b16, scaled16], m) == (inc, scaled16)

@@ -72,7 +72,7 @@ class FederationSpec:
             raise ValueError(f"reply_timeout must be > 0 seconds, got {self.reply_timeout!r}")
         if self.clients_per_round > self.num_clients:
             raise ValueError(f"clients_per_round ({self.clients_per_round}) exceeds num_clients ({self.num_clients})")
-        tuned = hparams.defaults(self.model, self.dataset, self.method)
+        tuned = hparams.defaults(self.model, self.dataset, self.method, self.precision)
         object.__setattr__(self, "tuned", tuned)
 
     @property
