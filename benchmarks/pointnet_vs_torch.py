@@ -145,7 +145,7 @@ def main(argv=None):
     results = {"threads": args.threads, "isa": elasticzo.active_isa(), "torch": torch.__version__,
                "load_before": os.getloadavg(), "steps": args.steps, "methods": {}}
     for m in methods:
-        # every method at batch 32, the comparison the issue set (ZO-Feat-Cls2's tuned batch is 16)
+        # every method at batch 32, the comparison the issue set (the ZO-Feat methods' tuned batch is 16)
         hp = replace(hparams.defaults("pointnet", "modelnet40", m), batch_size=BATCH)
         per_epoch = num_batches(len(train), hp.batch_size)
         scale = per_epoch / args.steps

@@ -154,13 +154,15 @@ def test_pointnets_range_tuned_alone_applies_to_fine_tuning_too(method, tmp_path
         assert (cfg["zo_range"], cfg.get("zo_update_bits", 1)) == (3, 1), extra
 
 
-def test_pointnet_cls2_takes_batch_16_in_fp32_and_keeps_32_in_int8():
+@pytest.mark.parametrize("method", ["zo-feat-cls2", "zo-feat-cls1"])
+def test_pointnet_zo_feat_takes_batch_16_in_fp32_and_keeps_32_in_int8(method):
     """The batch sweep (sweep_pointnet_s10.md) ran FP32 only: INT8 keeps the batch its settings were tuned at."""
-    assert defaults("pointnet", "modelnet40", "zo-feat-cls2").batch_size == 16
+    assert defaults("pointnet", "modelnet40", method).batch_size == 16
     for precision in ("int8", "int8-intonly"):
-        assert defaults("pointnet", "modelnet40", "zo-feat-cls2", precision).batch_size == 32
-    assert defaults("pointnet", "modelnet40", "full-bp", "int8") == defaults("pointnet", "modelnet40", "full-bp")
-    cell = ("--model", "pointnet", "--dataset", "modelnet40", "--method", "zo-feat-cls2")
+        assert defaults("pointnet", "modelnet40", method, precision).batch_size == 32
+    for other in ("full-zo", "full-bp"):
+        assert defaults("pointnet", "modelnet40", other, "int8") == defaults("pointnet", "modelnet40", other)
+    cell = ("--model", "pointnet", "--dataset", "modelnet40", "--method", method)
     assert [_config(*cell, "--precision", p)[1] for p in ("fp32", "int8", "int8-intonly")] == [16, 32, 32]
     assert _config(*cell, "--batch-size", "8")[1] == 8
 

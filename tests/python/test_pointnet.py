@@ -45,7 +45,7 @@ def _trainer(method, seed=0, **kw):
     model = elasticzo.models.pointnet(seed=seed)
     tr = elasticzo.ElasticZO(model, method=method, lr_zo=hp.lr_zo, lr_bp=hp.lr_bp, eps=hp.eps,
                              grad_clip=hp.grad_clip, seed=seed, **kw)
-    return tr, 32  # the batch these tests' step counts and bounds were set at (ZO-Feat-Cls2's tuned one is 16)
+    return tr, 32  # the batch these tests' step counts and bounds were set at (the ZO-Feat methods' tuned one is 16)
 
 
 def _int8_trainer(method, precision, seed=0, **kw):
