@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from elasticzo.data import load_dataset, num_batches
+from elasticzo.data import load_dataset, training_batches_per_epoch
 from elasticzo.data.dataset import check_subset_seed
 
 METHODS = ("full-zo", "zo-feat-cls2", "zo-feat-cls1", "full-bp")
@@ -104,7 +104,7 @@ def train_steps(trainer, train, batch_size, steps, *, on_checkpoint=None, checkp
     After step k for every k in `checkpoints`, calls on_checkpoint(k, mean train loss since the previous one).
     Returns the stats (loss, projected_grad, ...) of every step. A diverged step raises RuntimeError, as in fit().
     """
-    per_epoch = num_batches(len(train), batch_size)
+    per_epoch = training_batches_per_epoch(len(train), batch_size)
     stats = []
     marks = sorted(set(checkpoints))
     since = 0

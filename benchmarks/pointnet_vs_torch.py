@@ -25,7 +25,7 @@ import torch
 
 import elasticzo
 from elasticzo import hparams
-from elasticzo.data import batches, num_batches
+from elasticzo.data import batches, training_batches_per_epoch
 from _common import add_runtime_args, load_split, train_steps
 from zo_epoch_vs_torch import TorchElasticZO
 
@@ -147,7 +147,7 @@ def main(argv=None):
     for m in methods:
         # every method at batch 32, the comparison the issue set (the ZO-Feat methods' tuned batch is 16)
         hp = replace(hparams.defaults("pointnet", "modelnet40", m), batch_size=BATCH)
-        per_epoch = num_batches(len(train), hp.batch_size)
+        per_epoch = training_batches_per_epoch(len(train), hp.batch_size)
         scale = per_epoch / args.steps
         ez = run_elasticzo(m, hp, train, args.steps)
         th = {pp: run_torch(m, hp, train, args.steps, pp) for pp in ("linear", "conv1d")}

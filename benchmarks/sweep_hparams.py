@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 import elasticzo
-from elasticzo.data import num_batches
+from elasticzo.data import training_batches_per_epoch
 from _common import (METHODS, RESULTS_DIR, add_runtime_args, append_jsonl, load_split, read_jsonl, train_steps,
                      validation_split)
 
@@ -555,7 +555,7 @@ def main(argv=None):
             continue
         train, val = validation_split(load_split(p, name, args.data_dir, "train"), args.val)
         data[name] = (train, val, load_split(p, name, args.data_dir, "test"))
-    args.steps_per_epoch = num_batches(len(next(iter(data.values()))[0]), args.batch_size)
+    args.steps_per_epoch = training_batches_per_epoch(len(next(iter(data.values()))[0]), args.batch_size)
     budget = {name: max(4, round(getattr(args, name + "_epochs") * args.steps_per_epoch))
               for name in ("coarse", "confirm", "long")}
     budget["batch_size"] = args.batch_size

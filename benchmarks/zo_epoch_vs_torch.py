@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 import elasticzo
 from elasticzo import hparams
-from elasticzo.data import batches, num_batches
+from elasticzo.data import batches, training_batches_per_epoch
 from _common import add_runtime_args, load_split, train_steps
 
 METHODS = ("full-zo", "zo-feat-cls1", "full-bp")
@@ -213,7 +213,7 @@ def main(argv=None):
         overrides = {"lr_zo": args.lr_zo if m != "full-bp" else None, "lr_bp": args.lr_bp if m != "full-zo" else None,
                      "eps": args.eps, "grad_clip": args.clip if m != "full-bp" else None}
         hp = dataclasses.replace(hp, **{k: v for k, v in overrides.items() if v is not None})
-        steps = args.steps or num_batches(len(train), hp.batch_size)
+        steps = args.steps or training_batches_per_epoch(len(train), hp.batch_size)
         full = args.steps is None
         rounds = []
         for k in range(args.rounds):

@@ -12,7 +12,7 @@ from elasticzo import _core, models
 from elasticzo.rounding import rounding_policy
 from elasticzo.data.arrays import as_dataset
 from elasticzo.data.augment import augment_points, check_augment
-from elasticzo.data.batches import batches, num_batches
+from elasticzo.data.batches import batches, drops_small_last, training_batches_per_epoch
 from elasticzo.data.dataset import Dataset
 from elasticzo.memory import DEFAULT_MEMORY_PLAN, choose_partition
 from elasticzo.methods import method_name, zo_layers_for
@@ -238,7 +238,7 @@ class ElasticZO:
             self.core.sign_ties = (0, 0)
         self.core.clear_times()
         _core.reset_peak_memory()
-        total = num_batches(len(train), batch_size)
+        total = training_batches_per_epoch(len(train), batch_size)
         data_time = 0.0
         start = time.perf_counter()
         it = self.training_batches(train, batch_size, self.epoch, self.batch_in_epoch)
@@ -275,10 +275,12 @@ class ElasticZO:
 
     def training_batches(self, train, batch_size, epoch, start_batch=0):
         """The (x, y) training batches of `epoch` from batch index `start_batch` on: shuffled by (seed, epoch),
-        augmented by (seed, epoch, batch index) when the trainer augments."""
+        augmented by (seed, epoch, batch index) when the trainer augments, without a last batch of less than half
+        `batch_size` (data.drops_small_last)."""
         if self.augment != "none":
             check_augment(self.augment, train.sample_shape)
-        it = batches(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch, start_batch=start_batch)
+        it = batches(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch, start_batch=start_batch,
+                     drop_last=drops_small_last(len(train), batch_size))
         for b, (x, y) in enumerate(it, start_batch):
             yield (augment_points(x, self.seed, epoch, b) if self.augment == "pointcloud" else x), y
 
@@ -332,7 +334,7 @@ class ElasticZO:
 
     def _fit(self, train, until_epoch, batch_size, test, progress, on_epoch_end, on_step):
         while self.epoch < until_epoch:
-            bar = _progress_bar(progress, num_batches(len(train), batch_size), self.batch_in_epoch,
+            bar = _progress_bar(progress, training_batches_per_epoch(len(train), batch_size), self.batch_in_epoch,
                                 f"epoch {self.epoch + 1}/{until_epoch} {self.method}")
             try:
                 metrics = self.train_epoch(train, batch_size, progress=bar, on_step=on_step)

@@ -13,8 +13,8 @@ import pytest
 
 from elasticzo.data import (
     DATASETS, ChecksumError, DatasetFormatError, DatasetNotFoundError, DownloadError, batches, dataset_info,
-    download_dataset, epoch_order, load_dataset, normalize_images, num_batches, read_idx_images, read_idx_labels,
-    rotate_images, rotated_subset, search_dirs,
+    download_dataset, drops_small_last, epoch_order, load_dataset, normalize_images, num_batches, read_idx_images,
+    read_idx_labels, rotate_images, rotated_subset, search_dirs, training_batches_per_epoch,
 )
 from elasticzo.data.dataset import pixel_table
 from elasticzo.data.integrity import sha256_of, verify_file
@@ -274,6 +274,17 @@ def test_batches_sizes_and_unshuffled_order(mnist_test):
     x, y = next(batches(mnist_test, 5, shuffle=False, start_batch=2))
     np.testing.assert_array_equal(x, mnist_test.inputs(range(10, 15)))
     np.testing.assert_array_equal(y, mnist_test.y[10:15])
+
+
+def test_training_drops_a_last_batch_of_less_than_half_a_batch_only():
+    # (samples, batch size) -> batches per training epoch: ModelNet40 at 16 ends on 3 shapes (dropped), at 32 on 19;
+    # MNIST at 64 on 32, exactly half (kept); a set no larger than one batch is that batch
+    cases = {(9843, 16): 615, (9843, 32): 308, (60000, 64): 938, (4096, 64): 64, (35, 16): 2, (40, 16): 3,
+             (16, 16): 1, (5, 16): 1, (17, 16): 1, (24, 16): 2, (1, 1): 1}
+    assert {k: training_batches_per_epoch(*k) for k in cases} == cases
+    assert [drops_small_last(*k) for k in ((9843, 16), (9843, 32), (60000, 64), (5, 16))] == [True, False, False, False]
+    with pytest.raises(ValueError, match="batch_size"):
+        drops_small_last(10, 0)
 
 
 @pytest.mark.parametrize("drop_last", [False, True])

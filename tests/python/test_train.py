@@ -108,6 +108,33 @@ def test_same_seed_same_run_and_other_seed_differs(small_train):
     assert not np.array_equal(weights(a)["conv1.weight"], weights(c)["conv1.weight"])
 
 
+def test_an_epoch_leaves_out_a_last_batch_of_less_than_half_a_batch(mnist_train):
+    """70 images at batch 16 end on 6 (left out: 4 steps), 75 on 11 (kept: 5 steps); the mean train loss is over the
+    steps taken, and the next epoch's draw reaches the images one epoch left out."""
+    for n, steps in ((70, 4), (75, 5)):
+        tr = make_trainer("zo-feat-cls1")
+        losses = []
+        tr.fit(mnist_train.subset(np.arange(n), name=f"mnist-{n}"), epochs=2, batch_size=16, progress=False,
+               on_step=lambda t, loss: losses.append(loss))
+        assert tr.core.steps_done == len(losses) == 2 * steps
+        assert tr.history[0]["train_loss"] == pytest.approx(np.mean(losses[:steps]))
+    seen = [set(np.concatenate([y for _, y in tr.training_batches(_Indexed(70), 16, e)])) for e in (0, 1)]
+    assert all(len(s) == 64 for s in seen) and seen[0] != seen[1] and len(seen[0] | seen[1]) > 64
+
+
+class _Indexed:
+    """A stand-in dataset whose labels are the sample indices, to see which samples an epoch draws."""
+
+    def __init__(self, n):
+        self.n, self.sample_shape = n, (1, 28, 28)
+
+    def __len__(self):
+        return self.n
+
+    def take(self, idx):
+        return np.zeros((len(idx), 1, 28, 28), np.float32), np.asarray(idx, np.int32)
+
+
 class Interrupt(Exception):
     pass
 

@@ -1,7 +1,8 @@
 """Data layer: verified MNIST / Fashion-MNIST / ModelNet40 loading, deterministic batches, rotated subsets."""
 
 from elasticzo.data.arrays import as_dataset
-from elasticzo.data.batches import batches, epoch_order, num_batches
+from elasticzo.data.batches import (batches, drops_small_last, epoch_order, num_batches,
+                                    training_batches_per_epoch)
 from elasticzo.data.dataset import Dataset, load_dataset, normalize_images
 from elasticzo.data.download import download_dataset
 from elasticzo.data.errors import ChecksumError, DatasetFormatError, DatasetNotFoundError, DownloadError
@@ -13,7 +14,7 @@ from elasticzo.data.rotate import PAPER_ROTATED_TEST_COUNT, rotate_images, rotat
 
 __all__ = [
     "as_dataset", "load_npz",
-    "batches", "epoch_order", "num_batches",
+    "batches", "drops_small_last", "epoch_order", "num_batches", "training_batches_per_epoch",
     "Dataset", "load_dataset", "normalize_images",
     "download_dataset",
     "ChecksumError", "DatasetFormatError", "DatasetNotFoundError", "DownloadError",
