@@ -310,14 +310,26 @@ def pn_verdict(records, steps, method):
     pool = _pn_long_pool(records, steps, method)
     incumbent = _pn_setting(method, PN_INCUMBENT[method]["lr_zo"], PN_INCUMBENT[method]["grad_clip"])
     inc = next((r for r in pool if _fields(r) == incumbent), None)
+    return inc, _pn_pick(pool, inc, key=lambda r: (_pn_largest_step(r), r["lr_zo"]))
+
+
+def _pn_pick(pool, inc, key):
+    """The rule's choice among `pool` against the incumbent record `inc`: the stable trials that beat it by PN_WIN,
+    of those within PN_NEAR of the best the one `key` puts first; None if none wins or there is no incumbent."""
     if inc is None:
-        return None, None
+        return None
     winners = [r for r in pool if r is not inc and _pn_eligible(r) and pn_score(r) >= pn_score(inc) + PN_WIN]
     if not winners:
-        return inc, None
+        return None
     top = max(pn_score(r) for r in winners)
-    return inc, min((r for r in winners if pn_score(r) >= top - PN_NEAR),
-                    key=lambda r: (_pn_largest_step(r), r["lr_zo"]))
+    return min((r for r in winners if pn_score(r) >= top - PN_NEAR), key=key)
+
+
+def _pn_marks(r, inc, pick):
+    """A table row's flags (diverged / unstable, incumbent / chosen) and its score against the incumbent's."""
+    flag = " **diverged**" if r["diverged"] else (" **unstable**" if unstable(r["curve"]) else "")
+    flag += " (incumbent)" if r is inc else " **chosen**" if r is pick else ""
+    return flag, f"{pn_score(r) - pn_score(inc):+.2f}" if inc is not None and r is not inc else ""
 
 
 def pnbatch_stage(records, budget):
@@ -340,11 +352,7 @@ def pn_batch_verdict(records, method):
     if inc is None:
         return None, None
     pool = [r for r in pool if r["epochs"] == inc["epochs"]]
-    winners = [r for r in pool if r is not inc and _pn_eligible(r) and pn_score(r) >= pn_score(inc) + PN_WIN]
-    if not winners:
-        return inc, None
-    top = max(pn_score(r) for r in winners)
-    return inc, max((r for r in winners if pn_score(r) >= top - PN_NEAR), key=lambda r: (r["batch_size"], -r["lr_zo"]))
+    return inc, _pn_pick(pool, inc, key=lambda r: (-r["batch_size"], r["lr_zo"]))
 
 
 def pn_batch_table(records):
@@ -359,9 +367,7 @@ def pn_batch_table(records):
         inc, pick = pn_batch_verdict(records, m)
         for r in pool:
             curve = r["curve"]
-            flag = " **diverged**" if r["diverged"] else (" **unstable**" if unstable(curve) else "")
-            flag += " (incumbent)" if r is inc else " **chosen**" if r is pick else ""
-            diff = f"{pn_score(r) - pn_score(inc):+.2f}" if inc is not None and r is not inc else ""
+            flag, diff = _pn_marks(r, inc, pick)
             accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in curve[1::2])
             lines.append(f"| {m} | {r['batch_size']} | {r['lr_zo']:g} | {r['steps']} | {accs} | "
                          f"{pn_score(r):.2f}{flag} | {diff} | {curve[-1]['train_loss']:.4f} | "
@@ -459,9 +465,7 @@ def pn_long_table(records, steps):
         inc, pick = pn_verdict(records, steps, m)
         for r in _pn_long_pool(records, steps, m):
             curve = r["curve"]
-            flag = " **diverged**" if r["diverged"] else (" **unstable**" if unstable(curve) else "")
-            flag += " (incumbent)" if r is inc else " **chosen**" if r is pick else ""
-            diff = f"{pn_score(r) - pn_score(inc):+.2f}" if inc is not None and r is not inc else ""
+            flag, diff = _pn_marks(r, inc, pick)
             q = " / ".join(f"{v:.3g}" for v in r["g_raw_abs_q10_50_90_last_epoch"])
             accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in curve)
             lines.append(f"| {m} | {r['lr_zo']:g} | {r['grad_clip']:g} | {r['eps']:g} | {r['lr_bp']:g} | {accs} | "
