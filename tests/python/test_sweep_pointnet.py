@@ -100,3 +100,14 @@ def test_a_batch_size_is_judged_against_batch_32_at_equal_epochs_and_the_largest
     scaled16 = batch(16, [5, 23.5, 23.5], lr_zo=5e-4)
     assert sweep.pn_batch_verdict([batch(32, [5, 9, 9], lr_zo=5e-4), b16], m) == (None, None)
     assert sweep.pn_batch_verdict([inc, b16, scaled16], m) == (inc, scaled16)
+
+
+@pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
+def test_the_session_9_tables_take_the_lengths_the_trials_ran(sweep):
+    shown = dict(g_raw_abs_q10_50_90_last_epoch=[0.5, 3.0, 9.0], g_clipped_fraction=0.8, seconds=300.0)
+    short = dict(trial(sweep, "zo-feat-cls2", 3e-4, 1.0, [40, 50, 50]), **shown)
+    longer = dict(short, stage="pnlonger", steps=5 * STEPS)
+    other = dict(short, stage="pnbatch", steps=7)
+    text = sweep.pn_s9_tables([longer, short, other])
+    assert text.index(f"### {STEPS} steps (pnlong") < text.index(f"### {5 * STEPS} steps (pnlonger")
+    assert "### 7 steps" not in text
