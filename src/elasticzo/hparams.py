@@ -79,6 +79,7 @@ b_zo) is for training from scratch: a fine-tuning run (--init-from) keeps the li
 
 from dataclasses import asdict, dataclass, replace
 
+from elasticzo import models
 from elasticzo.schedule import StepDecay
 
 
@@ -146,6 +147,8 @@ def defaults(model, dataset: str, method: str, precision: str = "fp32") -> HPara
     paper's four use Cls1's. `model` may also be a model of your own (any object, e.g. an elasticzo.nn.Sequential):
     it gets LeNet-5's values for the method, a sound starting point for small networks that was not tuned for
     yours."""
+    if models.arithmetic(precision) not in models.PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose fp32, int8 or int8-intonly")
     hp = _lookup(model, dataset, method)
     if precision != "fp32" and hp.int8_batch_size is not None:
         return replace(hp, batch_size=hp.int8_batch_size, int8_batch_size=None)

@@ -165,6 +165,8 @@ def test_pointnet_zo_feat_takes_batch_16_in_fp32_and_keeps_32_in_int8(method):
     cell = ("--model", "pointnet", "--dataset", "modelnet40", "--method", method)
     assert [_config(*cell, "--precision", p)[1] for p in ("fp32", "int8", "int8-intonly")] == [16, 32, 32]
     assert _config(*cell, "--batch-size", "8")[1] == 8
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        defaults("pointnet", "modelnet40", method, "int4")
 
 
 def test_cli_lr_of_full_bp_is_its_backprop_rate():
