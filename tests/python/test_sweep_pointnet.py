@@ -111,3 +111,31 @@ def test_the_session_9_tables_take_the_lengths_the_trials_ran(sweep):
     text = sweep.pn_s9_tables([longer, short, other])
     assert text.index(f"### {STEPS} steps (pnlong") < text.index(f"### {5 * STEPS} steps (pnlonger")
     assert "### 7 steps" not in text
+
+
+@pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
+def test_a_head_rate_is_judged_against_the_batch_16_defaults_and_the_largest_batch_winner_is_chosen(sweep):
+    m = "zo-feat-cls2"
+    assert [(c["method"], c["lr_bp"]) for c in sweep.pnhead_stage([], {"batch_size": 8})] == [(m, 0.03), (m, 0.015)]
+    assert [c["lr_bp"] for c in sweep.pnhead_stage([], {"batch_size": 16})] == [0.015]
+
+    def run(stage, size, lr_bp, accs, epochs=10.0, **kw):
+        setting = dict(sweep._pn_setting(m, 3e-4, 1.0, lr_bp=lr_bp), stage=stage, batch_size=size, epochs=epochs,
+                       steps=round(10 * STEPS * 32 / size), g_clipped_fraction=0.9, seconds=100.0)
+        return dict(trial(sweep, m, 3e-4, 1.0, accs, **kw), **setting)
+
+    inc = run("pnbatch", 16, 0.03, [40, 56, 56])
+    old8 = run("pnbatch", 8, 0.03, [40, 70, 70])  # session 10's batch-8 trial is pnbatch's, not a candidate here
+    assert sweep.pn_head_verdict([old8, run("pnhead", 16, 0.015, [40, 60, 60])]) == (None, None)
+    near = run("pnhead", 16, 0.015, [40, 57, 57.4])  # +1.2: within noise
+    assert sweep.pn_head_verdict([inc, old8, near]) == (inc, None)
+    b16, b8 = run("pnhead", 16, 0.015, [40, 58, 58]), run("pnhead", 8, 0.03, [40, 59, 59])
+    assert sweep.pn_head_verdict([inc, b16, b8]) == (inc, b16)  # both win within PN_NEAR: the larger batch
+    b8_slow = run("pnhead", 8, 0.015, [40, 59, 59])
+    assert sweep.pn_head_verdict([inc, b8_slow, b8]) == (inc, b8)  # equal batches: the defaults' rate
+    shaky = run("pnhead", 8, 0.015, [40, 70, 70], losses=[3.0, 2.5, 2.8])
+    shorter = run("pnhead", 8, 0.015, [40, 70, 70], epochs=3.0)
+    assert sweep.pn_head_verdict([inc, shaky, shorter]) == (inc, None)
+    text = sweep.pn_s10_tables([inc, old8, b16, b8])
+    assert "### pnhead" in text and "**batch 16, lr_bp 0.015** wins (58.00 against 56.00)" in text
+    assert sweep.pn_s10_tables([inc, old8]) == sweep.pn_batch_table([inc, old8])
