@@ -21,7 +21,8 @@ pn_verdict, a rule fixed before its results; pnlonger runs the pairs of PN_LONGE
 same rule. The third, pnbatch (session 10, results in sweep_pointnet_s10.jsonl), runs each ZO method's
 defaults for --long-epochs at the batch size given (run it once per size in PN_BATCH), judged by pn_batch_verdict
 at equal epochs; the fourth, pnhead (session 11, same file), runs ZO-Feat-Cls2's (batch, lr_bp) pairs of PN_HEAD_GRID,
-judged by pn_head_verdict against pnbatch's batch-16 trial. Several processes may work on one results file: each trial is locked (flock) while it runs, so they share
+judged by pn_head_verdict against pnbatch's batch-16 trial; the fifth, pnaugment (session 11, same file), runs the
+defaults of ZO-Feat-Cls2 and Full ZO with training augmentation against the same defaults without it. Several processes may work on one results file: each trial is locked (flock) while it runs, so they share
 the plan.
 """
 
@@ -61,7 +62,7 @@ BLOWN_UP_LOSS = 100.0
 TIGHT_CLIP = 1.0
 STAGES = ("lr", "refine", "confirm", "long", "fmnist")
 PN_S9 = ("pnlong", "pnlonger")  # session 9's stages, results in sweep_pointnet_s9.jsonl
-PN_S10 = ("pnbatch", "pnhead")  # sessions 10 and 11's batch stages, results in sweep_pointnet_s10.jsonl
+PN_S10 = ("pnbatch", "pnhead", "pnaugment")  # sessions 10 and 11's stages, results in sweep_pointnet_s10.jsonl
 PN_STAGES = ("pointnet",) + PN_S9 + PN_S10
 PN_LR_BP = (0.01, 0.03, 0.1)
 PN_LR_ZO = (3e-4, 1e-3, 3e-3)  # trials on 32-point shapes: Full ZO at 1e-2 blew up within 2 epochs, even clipped to 1
@@ -119,6 +120,11 @@ PN_BATCH_SCALED = {"full-zo": ((16, 5e-4), (8, 2.5e-4))}
 PN_HEAD = "zo-feat-cls2"
 PN_HEAD_INCUMBENT_BATCH = 16
 PN_HEAD_GRID = ((16, 0.015), (8, 0.03), (8, 0.015))
+# pnaugment (session 11, after pnhead found nothing): the training augmentation (a random rotation about z and a
+# jitter per point, data.augment) was never tried in a sweep. For the two methods whose Table 1 cells miss the paper,
+# their defaults (hparams) with augment "pointcloud" against pnbatch's trial of the same defaults without it, at their
+# batch size (Cls2 16, Full ZO 32), by pnlong's rule at equal epochs. Fixed before its results.
+PN_AUGMENT = {"zo-feat-cls2": 16, "full-zo": 32}
 
 
 def config(method, lr_zo=0.0, lr_bp=BASE["lr_bp"], eps=BASE["eps"], grad_clip=BASE["grad_clip"], dataset="mnist"):
@@ -130,7 +136,9 @@ def config(method, lr_zo=0.0, lr_bp=BASE["lr_bp"], eps=BASE["eps"], grad_clip=BA
 
 
 def key(cfg, steps):
-    return (cfg["method"], cfg["dataset"], cfg["lr_zo"], cfg["lr_bp"], cfg["eps"], cfg["grad_clip"], steps)
+    augment = cfg.get("augment", "none")  # records before pnaugment have none and no field
+    return (cfg["method"], cfg["dataset"], cfg["lr_zo"], cfg["lr_bp"], cfg["eps"], cfg["grad_clip"], steps) + (
+        (augment,) if augment != "none" else ())
 
 
 def unstable(curve):
@@ -367,6 +375,41 @@ def pn_head_verdict(records):
     return inc, _pn_pick(pool, inc, key=lambda r: (-r["batch_size"], -r["lr_bp"]))
 
 
+def pnaugment_stage(records, budget):
+    """The defaults of the methods of PN_AUGMENT whose batch is this run's, without augmentation (already run by
+    pnbatch unless the small-last-batch rule has shortened its epoch since) and with it."""
+    return [dict(_pn_setting(m, PN_INCUMBENT[m]["lr_zo"], PN_INCUMBENT[m]["grad_clip"]), augment=a)
+            for m, batch in PN_AUGMENT.items() if batch == budget["batch_size"] for a in ("none", "pointcloud")]
+
+
+def pn_augment_verdict(records, method):
+    """(incumbent: the method's defaults without augmentation at its PN_AUGMENT batch, pnbatch's or pnaugment's
+    trial of the augmented one's length; the augmented trial if it wins, else None)."""
+    default = _pn_setting(method, PN_INCUMBENT[method]["lr_zo"], PN_INCUMBENT[method]["grad_clip"])
+    trials = [r for r in records if r["stage"] == "pnaugment" and r["method"] == method
+              and r.get("augment") == "pointcloud"]
+    inc = next((r for r in records if r["stage"] in ("pnbatch", "pnaugment") and r.get("augment", "none") == "none"
+                and r["batch_size"] == PN_AUGMENT[method] and _fields(r) == default and trials
+                and r["steps"] == trials[0]["steps"]), None)
+    return inc, _pn_pick(trials, inc, key=lambda r: 0)
+
+
+def pn_augment_table(records):
+    """Each method's pnaugment trial below its incumbent, with the rule's verdict."""
+    lines, verdicts = _pn_batch_header("vs no augmentation"), []
+    for m in PN_AUGMENT:
+        inc, pick = pn_augment_verdict(records, m)
+        trials = [r for r in records if r["stage"] == "pnaugment" and r["method"] == m and r is not inc
+                  and r.get("augment") == "pointcloud"]
+        if inc is None:
+            continue
+        lines += [_pn_batch_row(r, inc, pick) for r in [inc] + trials]
+        verdicts.append(f"- {m}: **augmentation wins** ({pn_score(pick):.2f} against {pn_score(inc):.2f})" if pick
+                        else f"- {m}: **no augmentation stays** (score {pn_score(inc):.2f}; needed "
+                             f"{pn_score(inc) + PN_WIN:.2f} with a stable run)")
+    return "\n".join(lines + [""] + verdicts)
+
+
 def _pn_batch_pool(records, method):
     return [r for r in records if r["stage"] == "pnbatch" and r["method"] == method]
 
@@ -413,7 +456,7 @@ def _pn_batch_row(r, inc, pick):
     curve = r["curve"]
     flag, diff = _pn_marks(r, inc, pick)
     accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in curve[1::2])
-    return (f"| {r['method']} | {r['batch_size']} | {r['lr_zo']:g} | {r['lr_bp']:g} | {r['steps']} | {accs} | "
+    return (f"| {r['method']}{' + augment' if r.get('augment', 'none') != 'none' else ''} | {r['batch_size']} | {r['lr_zo']:g} | {r['lr_bp']:g} | {r['steps']} | {accs} | "
             f"{pn_score(r):.2f}{flag} | {diff} | {curve[-1]['train_loss']:.4f} | {r['g_clipped_fraction']:.2f} | "
             f"{curve[-1]['weight_norm']:.4g} | {r['seconds']:.0f} |")
 
@@ -443,7 +486,7 @@ def run(cfg, steps, stage, data, args, with_test):
     train, val, test = data[cfg["dataset"]]
     model = elasticzo.models.build(args.model, train.num_classes, seed=0)
     tr = elasticzo.ElasticZO(model, method=cfg["method"], lr_zo=cfg["lr_zo"], lr_bp=cfg["lr_bp"],
-                             eps=cfg["eps"], grad_clip=cfg["grad_clip"], seed=0)
+                             eps=cfg["eps"], grad_clip=cfg["grad_clip"], seed=0, augment=cfg.get("augment", "none"))
     curve = []
 
     def on_checkpoint(step, train_loss):
@@ -549,10 +592,13 @@ def pn_s9_tables(records):
 
 
 def pn_s10_tables(records):
-    """pnbatch's table (session 10), then pnhead's (session 11) once it has trials."""
+    """pnbatch's table (session 10), then pnhead's and pnaugment's (session 11) once they have trials."""
     if not any(r["stage"] == "pnhead" for r in records):
         return pn_batch_table(records)
-    return f"### pnbatch\n\n{pn_batch_table(records)}\n\n### pnhead\n\n{pn_head_table(records)}"
+    text = f"### pnbatch\n\n{pn_batch_table(records)}\n\n### pnhead\n\n{pn_head_table(records)}"
+    if any(r["stage"] == "pnaugment" for r in records):
+        text += f"\n\n### pnaugment\n\n{pn_augment_table(records)}"
+    return text
 
 
 def _claim(todo, out, steps):
@@ -635,7 +681,8 @@ def main(argv=None):
                 "pnlong": (pnlong_stage, "confirm"),
                 "pnlonger": (pnlonger_stage, "long"),
                 "pnbatch": (pnbatch_stage, "long"),
-                "pnhead": (pnhead_stage, "long")}  # stage -> (planner, its budget)
+                "pnhead": (pnhead_stage, "long"),
+                "pnaugment": (pnaugment_stage, "long")}  # stage -> (planner, its budget)
 
     for stage in stages:
         planner, steps = planners[stage]
