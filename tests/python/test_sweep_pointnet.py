@@ -139,3 +139,32 @@ def test_a_head_rate_is_judged_against_the_batch_16_defaults_and_the_largest_bat
     text = sweep.pn_s10_tables([inc, old8, b16, b8])
     assert "### pnhead" in text and "**batch 16, lr_bp 0.015** wins (58.00 against 56.00)" in text
     assert sweep.pn_s10_tables([inc, old8]) == sweep.pn_batch_table([inc, old8])
+
+
+@pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
+def test_augmentation_is_judged_against_the_same_defaults_without_it_at_the_same_length(sweep):
+    assert [(c["method"], c["augment"]) for c in sweep.pnaugment_stage([], {"batch_size": 32})] == [
+        ("full-zo", "none"), ("full-zo", "pointcloud")]
+    assert [c["method"] for c in sweep.pnaugment_stage([], {"batch_size": 16})] == ["zo-feat-cls2"] * 2
+    # without augmentation a trial's key is what it was before the field existed, so pnbatch's trials count as run
+    plain = sweep.pnaugment_stage([], {"batch_size": 16})[0]
+    assert sweep.key(plain, 7) == sweep.key(sweep._pn_setting("zo-feat-cls2", 3e-4, 1.0), 7) != sweep.key(
+        dict(plain, augment="pointcloud"), 7)
+    m = "full-zo"
+
+    def run(stage, accs, steps=2760, augment=None, **kw):
+        rec = dict(trial(sweep, m, 1e-3, 1.0, accs, **kw), stage=stage, batch_size=32, epochs=10.0, steps=steps,
+                   g_clipped_fraction=0.9, seconds=100.0)
+        return rec if augment is None else dict(rec, augment=augment)
+
+    old = run("pnbatch", [5, 40, 40], steps=2770)  # before the small-last-batch rule: another length, no incumbent
+    rerun = run("pnaugment", [5, 18, 18], augment="none")
+    near = run("pnaugment", [5, 19, 19.4], augment="pointcloud")
+    assert sweep.pn_augment_verdict([old, near], m) == (None, None)
+    assert sweep.pn_augment_verdict([old, rerun, near], m) == (rerun, None)
+    wins = run("pnaugment", [5, 20, 20], augment="pointcloud")
+    assert sweep.pn_augment_verdict([old, rerun, wins], m) == (rerun, wins)
+    assert sweep.pn_augment_verdict([old, rerun, dict(wins, losses=None, curve=[
+        dict(c, train_loss=l) for c, l in zip(wins["curve"], [3.0, 2.5, 2.8])])], m) == (rerun, None)  # unstable
+    text = sweep.pn_augment_table([old, rerun, wins])
+    assert "| full-zo + augment | 32 |" in text and "**augmentation wins** (20.00 against 18.00)" in text
