@@ -35,7 +35,7 @@ def train(run_dir: Path, dataset, method, epochs, args):
         return
     cmd = [sys.executable, "-m", "elasticzo.cli", "train", "--model", MODEL_OF[dataset], "--dataset", dataset,
            "--method", method, "--epochs", str(epochs), "--out", str(run_dir), "--threads", str(args.threads),
-           "--no-progress", "--precision", args.precision]
+           "--no-progress", "--precision", args.precision] + (["--seed", str(args.seed)] if args.seed is not None else [])
     if (run_dir / "checkpoint.safetensors").exists():
         cmd.append("--resume")
     if args.data_dir:
@@ -86,6 +86,9 @@ def table(results, epochs, datasets, methods, precision="fp32"):
     # Runs not started yet (None) have a row above and nothing below.
     started = sorted(((k, r) for k, r in results.items() if r is not None),
                      key=lambda kv: (datasets.index(kv[0][0]), methods.index(kv[0][1])))
+    seeds = sorted({r["config"].get("seed", 0) for _, r in started})
+    if seeds != [0] and seeds:  # the library's default seed goes unsaid, as it did before --seed
+        lines[0] += f" Seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))}."
     # The best epoch is shown, never reported as the result: picking it would select on the test set.
     # INT8 runs carry the FP32 rates in their config, unused: their settings are r, b_zo, p_zero and mu.
     settings = "r | b_zo | p_zero | first mu" if precision != "fp32" else "lr_zo | lr_bp | eps | clip"
@@ -167,6 +170,9 @@ def main(argv=None):
                    help="Markdown table to write (default: results/table1_fp32.md for MNIST and Fashion-MNIST, "
                         "results/table1_fp32_<datasets>.md for others, e.g. table1_fp32_modelnet40.md)")
     p.add_argument("--plot", default=None, help="loss curves (default: named like --table, table1_loss*.png)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of every run (init, batch order, perturbations; default: the library's, 0); give another "
+                        "seed its own --out, since a run resumes with the seed it started with")
     p.add_argument("--precision", choices=["fp32", "int8", "int8-intonly"], default="fp32",
                    help="the FP32 rows, the INT8 column or the INT8* column (int8-intonly: --methods defaults to the "
                         "three ZO methods; runs under OUT/<precision>/, results/table1_<precision>*.md) "

@@ -20,7 +20,9 @@ results (sweep_pointnet_s9.md), so the ZO values stay. The ZO-Feat methods take 
 per epoch for about the same time): 10-epoch validation trials of batch 32, 16 and 8 at each method's defaults, by a
 rule fixed before the results (sweep_pointnet_s10.md), gave Cls2 56.25% against 52.75% at 32 and Cls1 64.00% against
 57.30% (batch 8 unstable for both); Full ZO keeps 32 (16 and 8 unstable at its rate, and worse at the rate scaled
-by batch / 32); INT8 keeps the batch 32 its settings were tuned at. Learning rates decay by 0.8 every 10 epochs.
+by batch / 32); INT8 keeps the batch 32 its settings were tuned at. Session 11's trials under the same rule found
+nothing better for Cls2 (lr_bp 0.015 at batch 16, batch 8 at 0.03 and 0.015) and showed training augmentation
+costing Cls2 21 points and Full ZO 5, so augment stays "none". Learning rates decay by 0.8 every 10 epochs.
 INT8 PointNet starts NITI's mu schedule at 3 instead of the paper's 5 (LeNet-5's): on 4,096 shapes of 16 points,
 Full BP reached 20.8% / 21.0% test accuracy after 3 epochs with mu 3 (two seeds), 5.5% / 10.4% with mu 5, and stayed
 at chance with mu 6 (benchmarks/results/pointnet_int8.md). INT8's ZO perturbation range r: LeNet-5 takes the

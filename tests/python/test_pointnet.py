@@ -300,3 +300,10 @@ def test_paper_table1_reports_the_modelnet40_column_as_far_as_the_runs_got(tmp_p
     assert "of PointNet, FP32, after **3 epochs**" in text
     assert "| Full ZO | 30.00 | 32.05 | -2.05 |" in text and "| Full BP | 20.00 (2) | 71.60 | -51.60 |" in text
     assert "- ModelNet40 Full BP: 1: 10.00, 2: 20.00" in text
+    assert "Seed" not in text  # runs at the library's default seed
+    cfg = tmp_path / "runs" / "modelnet40" / "full-zo" / "config.json"
+    cfg.write_text(json.dumps(dict(json.loads(cfg.read_text()), config=dict(
+        json.loads(cfg.read_text())["config"], seed=1))))
+    proc = subprocess.run(proc.args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "A run stopped short shows its last epoch in brackets. Seeds: 0, 1." in table.read_text()
