@@ -20,10 +20,11 @@ jointly with lr_zo, lr_zo alone, then eps, each against the defaults it was run 
 pn_verdict, a rule fixed before its results; pnlonger runs the pairs of PN_LONGER_GRID for --long-epochs under the
 same rule. The third, pnbatch (session 10, results in sweep_pointnet_s10.jsonl), runs each ZO method's
 defaults for --long-epochs at the batch size given (run it once per size in PN_BATCH), judged by pn_batch_verdict
-at equal epochs; the fourth, pnhead (session 11, same file), runs ZO-Feat-Cls2's (batch, lr_bp) pairs of PN_HEAD_GRID,
-judged by pn_head_verdict against pnbatch's batch-16 trial; the fifth, pnaugment (session 11, same file), runs the
-defaults of ZO-Feat-Cls2 and Full ZO with training augmentation against the same defaults without it. Several processes may work on one results file: each trial is locked (flock) while it runs, so they share
-the plan.
+at equal epochs; the fourth, pnhead (session 11, same file), runs ZO-Feat-Cls2's (batch, lr_bp) pairs of
+PN_HEAD_GRID, judged by pn_head_verdict against pnbatch's batch-16 trial; the fifth, pnaugment (session 11, same
+file), runs the defaults of ZO-Feat-Cls2 and Full ZO with training augmentation against the same defaults without
+it. Several processes may work on one results file: each trial is locked (flock) while it runs, so they share the
+plan.
 """
 
 import argparse
@@ -289,6 +290,11 @@ def _pn_setting(method, lr_zo, clip, lr_bp=None, eps=None):
     return dict(PN_INCUMBENT[method], method=method, dataset="modelnet40", lr_zo=lr_zo, grad_clip=clip, **own)
 
 
+def _pn_default(method, **changes):
+    """The incumbent of `method` as a setting, with `changes` (lr_bp, eps)."""
+    return _pn_setting(method, PN_INCUMBENT[method]["lr_zo"], PN_INCUMBENT[method]["grad_clip"], **changes)
+
+
 def pnlong_stage(records, budget):
     """The grid of every method, then eps at each method's best setting once its grid has run."""
     plan = [_pn_setting(m, *setting) for m, grid in PN_LONG_GRID.items() for setting in grid]
@@ -327,7 +333,7 @@ def pn_verdict(records, steps, method):
     """(incumbent record, chosen record or None) by the rule above (PN_WIN, PN_NEAR); (None, None) before the
     incumbent has run."""
     pool = _pn_long_pool(records, steps, method)
-    incumbent = _pn_setting(method, PN_INCUMBENT[method]["lr_zo"], PN_INCUMBENT[method]["grad_clip"])
+    incumbent = _pn_default(method)
     inc = next((r for r in pool if _fields(r) == incumbent), None)
     return inc, _pn_pick(pool, inc, key=lambda r: (_pn_largest_step(r), r["lr_zo"]))
 
@@ -353,23 +359,20 @@ def _pn_marks(r, inc, pick):
 
 def pnbatch_stage(records, budget):
     """Each method's defaults, then the scaled rates of PN_BATCH_SCALED at this run's batch size."""
-    plan = [_pn_setting(m, PN_INCUMBENT[m]["lr_zo"], PN_INCUMBENT[m]["grad_clip"]) for m in PN_LONG_GRID]
+    plan = [_pn_default(m) for m in PN_LONG_GRID]
     return plan + [_pn_setting(m, lr, PN_INCUMBENT[m]["grad_clip"]) for m, grid in PN_BATCH_SCALED.items()
                    for batch, lr in grid if batch == budget["batch_size"]]
 
 
 def pnhead_stage(records, budget):
     """ZO-Feat-Cls2's pairs of PN_HEAD_GRID at this run's batch size."""
-    inc = PN_INCUMBENT[PN_HEAD]
-    return [_pn_setting(PN_HEAD, inc["lr_zo"], inc["grad_clip"], lr_bp=lr_bp) for batch, lr_bp in PN_HEAD_GRID
-            if batch == budget["batch_size"]]
+    return [_pn_default(PN_HEAD, lr_bp=lr_bp) for batch, lr_bp in PN_HEAD_GRID if batch == budget["batch_size"]]
 
 
 def pn_head_verdict(records):
     """(incumbent: pnbatch's batch-16 trial of ZO-Feat-Cls2 at its defaults, chosen pnhead record or None)."""
-    default = _pn_setting(PN_HEAD, PN_INCUMBENT[PN_HEAD]["lr_zo"], PN_INCUMBENT[PN_HEAD]["grad_clip"])
     inc = next((r for r in _pn_batch_pool(records, PN_HEAD) if r["batch_size"] == PN_HEAD_INCUMBENT_BATCH
-                and _fields(r) == default), None)
+                and _fields(r) == _pn_default(PN_HEAD)), None)
     pool = [r for r in records if r["stage"] == "pnhead" and r["method"] == PN_HEAD and inc is not None
             and r["epochs"] == inc["epochs"]]
     return inc, _pn_pick(pool, inc, key=lambda r: (-r["batch_size"], -r["lr_bp"]))
@@ -378,18 +381,17 @@ def pn_head_verdict(records):
 def pnaugment_stage(records, budget):
     """The defaults of the methods of PN_AUGMENT whose batch is this run's, without augmentation (already run by
     pnbatch unless the small-last-batch rule has shortened its epoch since) and with it."""
-    return [dict(_pn_setting(m, PN_INCUMBENT[m]["lr_zo"], PN_INCUMBENT[m]["grad_clip"]), augment=a)
+    return [dict(_pn_default(m), augment=a)
             for m, batch in PN_AUGMENT.items() if batch == budget["batch_size"] for a in ("none", "pointcloud")]
 
 
 def pn_augment_verdict(records, method):
     """(incumbent: the method's defaults without augmentation at its PN_AUGMENT batch, pnbatch's or pnaugment's
     trial of the augmented one's length; the augmented trial if it wins, else None)."""
-    default = _pn_setting(method, PN_INCUMBENT[method]["lr_zo"], PN_INCUMBENT[method]["grad_clip"])
     trials = [r for r in records if r["stage"] == "pnaugment" and r["method"] == method
               and r.get("augment") == "pointcloud"]
     inc = next((r for r in records if r["stage"] in ("pnbatch", "pnaugment") and r.get("augment", "none") == "none"
-                and r["batch_size"] == PN_AUGMENT[method] and _fields(r) == default and trials
+                and r["batch_size"] == PN_AUGMENT[method] and _fields(r) == _pn_default(method) and trials
                 and r["steps"] == trials[0]["steps"]), None)
     return inc, _pn_pick(trials, inc, key=lambda r: 0)
 
