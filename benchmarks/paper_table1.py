@@ -146,6 +146,16 @@ def plot(results, epochs, datasets, methods, path):
     return True
 
 
+def default_outputs(precision, datasets, seed=None):
+    """(table, plot) paths under results/ for runs of `precision` on `datasets` with `seed`: named by every setting
+    that makes them other runs, so a run of another seed or subset of datasets never overwrites the recorded table
+    of the default ones."""
+    suffix = "" if datasets == list(DATASETS) else "_" + "_".join(d.replace("-", "") for d in datasets)
+    suffix += f"_seed{seed}" if seed not in (None, 0) else ""
+    loss = f"{precision}_loss" if precision != "fp32" else "loss"
+    return RESULTS_DIR / f"table1_{precision}{suffix}.md", RESULTS_DIR / f"table1_{loss}{suffix}.png"
+
+
 def _names(text, allowed, what):
     names = text.split(",")
     bad = [n for n in names if n not in allowed]
@@ -168,7 +178,8 @@ def main(argv=None):
     p.add_argument("--out", default="runs/paper_table1", help="run directories: OUT/<dataset>/<method>")
     p.add_argument("--table", default=None,
                    help="Markdown table to write (default: results/table1_fp32.md for MNIST and Fashion-MNIST, "
-                        "results/table1_fp32_<datasets>.md for others, e.g. table1_fp32_modelnet40.md)")
+                        "results/table1_fp32_<datasets>.md for others, e.g. table1_fp32_modelnet40.md; _seedN added "
+                        "for --seed N other than 0)")
     p.add_argument("--plot", default=None, help="loss curves (default: named like --table, table1_loss*.png)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of every run (init, batch order, perturbations; default: the library's, 0); give another "
@@ -189,9 +200,9 @@ def main(argv=None):
     methods = _names(args.methods, METHODS, "method")
     datasets = _names(args.datasets, ALL_DATASETS, "dataset")
     turn = args.epochs_per_turn or args.epochs
-    suffix = "" if datasets == list(DATASETS) else "_" + "_".join(d.replace("-", "") for d in datasets)
-    args.table = args.table or str(RESULTS_DIR / f"table1_{args.precision}{suffix}.md")
-    args.plot = args.plot or str(RESULTS_DIR / f"table1_{args.precision + '_' if int8 else ''}loss{suffix}.png")
+    table_path, plot_path = default_outputs(args.precision, datasets, args.seed)
+    args.table = args.table or str(table_path)
+    args.plot = args.plot or str(plot_path)
     out = Path(args.out) / args.precision if int8 else Path(args.out)
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: the running trainer checkpoints

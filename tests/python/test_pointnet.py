@@ -307,3 +307,17 @@ def test_paper_table1_reports_the_modelnet40_column_as_far_as_the_runs_got(tmp_p
     proc = subprocess.run(proc.args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "A run stopped short shows its last epoch in brackets. Seeds: 0, 1." in table.read_text()
+
+
+@pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
+def test_paper_table1_names_its_default_outputs_by_every_setting_that_makes_other_runs():
+    """A run of another seed wrote its table over the recorded seed-0 table (session 11): the seed is in the name."""
+    from conftest import benchmark_module
+
+    names = benchmark_module("paper_table1").default_outputs
+    assert [p.name for p in names("fp32", ["modelnet40"])] == ["table1_fp32_modelnet40.md", "table1_loss_modelnet40.png"]
+    assert [p.name for p in names("fp32", ["modelnet40"], 0)] == [p.name for p in names("fp32", ["modelnet40"])]
+    assert [p.name for p in names("fp32", ["modelnet40"], 1)] == ["table1_fp32_modelnet40_seed1.md",
+                                                                  "table1_loss_modelnet40_seed1.png"]
+    assert [p.name for p in names("int8", ["mnist", "fashion-mnist"], 2)] == ["table1_int8_seed2.md",
+                                                                              "table1_int8_loss_seed2.png"]
