@@ -35,7 +35,9 @@ def train(run_dir: Path, dataset, method, epochs, args):
         return
     cmd = [sys.executable, "-m", "elasticzo.cli", "train", "--model", MODEL_OF[dataset], "--dataset", dataset,
            "--method", method, "--epochs", str(epochs), "--out", str(run_dir), "--threads", str(args.threads),
-           "--no-progress", "--precision", args.precision] + (["--seed", str(args.seed)] if args.seed is not None else [])
+           "--no-progress", "--precision", args.precision]
+    if args.seed is not None:
+        cmd += ["--seed", str(args.seed)]
     if (run_dir / "checkpoint.safetensors").exists():
         cmd.append("--resume")
     if args.data_dir:

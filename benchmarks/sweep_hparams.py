@@ -369,10 +369,25 @@ def pnhead_stage(records, budget):
     return [_pn_default(PN_HEAD, lr_bp=lr_bp) for batch, lr_bp in PN_HEAD_GRID if batch == budget["batch_size"]]
 
 
+def _pn_plain_default(records, method, batch, stages=("pnbatch",), steps=None):
+    """The first trial of `stages` that ran `method`'s defaults without augmentation at `batch` (and `steps` steps
+    if given), or None."""
+    return next((r for r in records if r["stage"] in stages and r["method"] == method and r["batch_size"] == batch
+                 and _fields(r) == _pn_default(method) and r.get("augment", "none") == "none"
+                 and steps in (None, r["steps"])), None)
+
+
+def _pn_verdict_line(method, inc, pick, kept, chosen):
+    """A table's verdict for `method`: `kept` with the score a winner needed, or chosen(pick) with both scores."""
+    if pick is None:
+        return (f"- {method}: {kept} (score {pn_score(inc):.2f}; needed {pn_score(inc) + PN_WIN:.2f} with a stable "
+                "run)")
+    return f"- {method}: {chosen(pick)} ({pn_score(pick):.2f} against {pn_score(inc):.2f})"
+
+
 def pn_head_verdict(records):
     """(incumbent: pnbatch's batch-16 trial of ZO-Feat-Cls2 at its defaults, chosen pnhead record or None)."""
-    inc = next((r for r in _pn_batch_pool(records, PN_HEAD) if r["batch_size"] == PN_HEAD_INCUMBENT_BATCH
-                and _fields(r) == _pn_default(PN_HEAD)), None)
+    inc = _pn_plain_default(records, PN_HEAD, PN_HEAD_INCUMBENT_BATCH)
     pool = [r for r in records if r["stage"] == "pnhead" and r["method"] == PN_HEAD and inc is not None
             and r["epochs"] == inc["epochs"]]
     return inc, _pn_pick(pool, inc, key=lambda r: (-r["batch_size"], -r["lr_bp"]))
@@ -385,14 +400,17 @@ def pnaugment_stage(records, budget):
             for m, batch in PN_AUGMENT.items() if batch == budget["batch_size"] for a in ("none", "pointcloud")]
 
 
+def _pn_augmented(records, method):
+    return [r for r in records if r["stage"] == "pnaugment" and r["method"] == method
+            and r.get("augment") == "pointcloud"]
+
+
 def pn_augment_verdict(records, method):
     """(incumbent: the method's defaults without augmentation at its PN_AUGMENT batch, pnbatch's or pnaugment's
     trial of the augmented one's length; the augmented trial if it wins, else None)."""
-    trials = [r for r in records if r["stage"] == "pnaugment" and r["method"] == method
-              and r.get("augment") == "pointcloud"]
-    inc = next((r for r in records if r["stage"] in ("pnbatch", "pnaugment") and r.get("augment", "none") == "none"
-                and r["batch_size"] == PN_AUGMENT[method] and _fields(r) == _pn_default(method) and trials
-                and r["steps"] == trials[0]["steps"]), None)
+    trials = _pn_augmented(records, method)
+    inc = _pn_plain_default(records, method, PN_AUGMENT[method], ("pnbatch", "pnaugment"),
+                            trials[0]["steps"]) if trials else None
     return inc, _pn_pick(trials, inc, key=lambda r: 0)
 
 
@@ -401,14 +419,10 @@ def pn_augment_table(records):
     lines, verdicts = _pn_batch_header("vs no augmentation"), []
     for m in PN_AUGMENT:
         inc, pick = pn_augment_verdict(records, m)
-        trials = [r for r in records if r["stage"] == "pnaugment" and r["method"] == m and r is not inc
-                  and r.get("augment") == "pointcloud"]
         if inc is None:
             continue
-        lines += [_pn_batch_row(r, inc, pick) for r in [inc] + trials]
-        verdicts.append(f"- {m}: **augmentation wins** ({pn_score(pick):.2f} against {pn_score(inc):.2f})" if pick
-                        else f"- {m}: **no augmentation stays** (score {pn_score(inc):.2f}; needed "
-                             f"{pn_score(inc) + PN_WIN:.2f} with a stable run)")
+        lines += [_pn_batch_row(r, inc, pick) for r in [inc] + _pn_augmented(records, m)]
+        verdicts.append(_pn_verdict_line(m, inc, pick, "**no augmentation stays**", lambda p: "**augmentation wins**"))
     return "\n".join(lines + [""] + verdicts)
 
 
@@ -419,12 +433,10 @@ def _pn_batch_pool(records, method):
 def pn_batch_verdict(records, method):
     """(incumbent record at PN_BATCH[0], chosen record or None) among the method's pnbatch trials of one length;
     of the winners within PN_NEAR of the best, the largest batch, then the smallest lr_zo."""
-    pool = _pn_batch_pool(records, method)
-    default = PN_INCUMBENT[method]["lr_zo"]
-    inc = next((r for r in pool if r["batch_size"] == PN_BATCH[0] and r["lr_zo"] == default), None)
+    inc = _pn_plain_default(records, method, PN_BATCH[0])
     if inc is None:
         return None, None
-    pool = [r for r in pool if r["epochs"] == inc["epochs"]]
+    pool = [r for r in _pn_batch_pool(records, method) if r["epochs"] == inc["epochs"]]
     return inc, _pn_pick(pool, inc, key=lambda r: (-r["batch_size"], r["lr_zo"]))
 
 
@@ -440,12 +452,9 @@ def pn_batch_table(records):
         lines += [_pn_batch_row(r, inc, pick) for r in pool]
         if inc is None:
             verdicts.append(f"- {m}: batch {PN_BATCH[0]} not run yet")
-        elif pick is None:
-            verdicts.append(f"- {m}: **batch {PN_BATCH[0]} stays** (score {pn_score(inc):.2f}; needed "
-                            f"{pn_score(inc) + PN_WIN:.2f} with a stable run)")
         else:
-            verdicts.append(f"- {m}: **batch {pick['batch_size']}, lr_zo {pick['lr_zo']:g}** wins "
-                            f"({pn_score(pick):.2f} against {pn_score(inc):.2f})")
+            verdicts.append(_pn_verdict_line(m, inc, pick, f"**batch {PN_BATCH[0]} stays**",
+                                             lambda p: f"**batch {p['batch_size']}, lr_zo {p['lr_zo']:g}** wins"))
     return "\n".join(lines + [""] + verdicts)
 
 
@@ -458,7 +467,8 @@ def _pn_batch_row(r, inc, pick):
     curve = r["curve"]
     flag, diff = _pn_marks(r, inc, pick)
     accs = " / ".join(f"{c['val_accuracy']:.1f}" for c in curve[1::2])
-    return (f"| {r['method']}{' + augment' if r.get('augment', 'none') != 'none' else ''} | {r['batch_size']} | {r['lr_zo']:g} | {r['lr_bp']:g} | {r['steps']} | {accs} | "
+    method = r["method"] + (" + augment" if r.get("augment", "none") != "none" else "")
+    return (f"| {method} | {r['batch_size']} | {r['lr_zo']:g} | {r['lr_bp']:g} | {r['steps']} | {accs} | "
             f"{pn_score(r):.2f}{flag} | {diff} | {curve[-1]['train_loss']:.4f} | {r['g_clipped_fraction']:.2f} | "
             f"{curve[-1]['weight_norm']:.4g} | {r['seconds']:.0f} |")
 
@@ -470,12 +480,9 @@ def pn_head_table(records):
     rows = [_pn_batch_row(r, inc, pick) for r in ([inc] if inc else []) + pool]
     if inc is None:
         verdict = f"- {PN_HEAD}: its batch-{PN_HEAD_INCUMBENT_BATCH} pnbatch trial has not run yet"
-    elif pick is None:
-        verdict = (f"- {PN_HEAD}: **batch {inc['batch_size']}, lr_bp {inc['lr_bp']:g} stay** (score "
-                   f"{pn_score(inc):.2f}; needed {pn_score(inc) + PN_WIN:.2f} with a stable run)")
     else:
-        verdict = (f"- {PN_HEAD}: **batch {pick['batch_size']}, lr_bp {pick['lr_bp']:g}** wins "
-                   f"({pn_score(pick):.2f} against {pn_score(inc):.2f})")
+        verdict = _pn_verdict_line(PN_HEAD, inc, pick, f"**batch {inc['batch_size']}, lr_bp {inc['lr_bp']:g} stay**",
+                                   lambda p: f"**batch {p['batch_size']}, lr_bp {p['lr_bp']:g}** wins")
     return "\n".join(_pn_batch_header(f"vs batch {PN_HEAD_INCUMBENT_BATCH}") + rows + ["", verdict])
 
 

@@ -302,8 +302,9 @@ def test_paper_table1_reports_the_modelnet40_column_as_far_as_the_runs_got(tmp_p
     assert "- ModelNet40 Full BP: 1: 10.00, 2: 20.00" in text
     assert "Seed" not in text  # runs at the library's default seed
     cfg = tmp_path / "runs" / "modelnet40" / "full-zo" / "config.json"
-    cfg.write_text(json.dumps(dict(json.loads(cfg.read_text()), config=dict(
-        json.loads(cfg.read_text())["config"], seed=1))))
+    saved = json.loads(cfg.read_text())
+    saved["config"]["seed"] = 1
+    cfg.write_text(json.dumps(saved))
     proc = subprocess.run(proc.args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "A run stopped short shows its last epoch in brackets. Seeds: 0, 1." in table.read_text()
@@ -315,7 +316,8 @@ def test_paper_table1_names_its_default_outputs_by_every_setting_that_makes_othe
     from conftest import benchmark_module
 
     names = benchmark_module("paper_table1").default_outputs
-    assert [p.name for p in names("fp32", ["modelnet40"])] == ["table1_fp32_modelnet40.md", "table1_loss_modelnet40.png"]
+    assert [p.name for p in names("fp32", ["modelnet40"])] == ["table1_fp32_modelnet40.md",
+                                                               "table1_loss_modelnet40.png"]
     assert [p.name for p in names("fp32", ["modelnet40"], 0)] == [p.name for p in names("fp32", ["modelnet40"])]
     assert [p.name for p in names("fp32", ["modelnet40"], 1)] == ["table1_fp32_modelnet40_seed1.md",
                                                                   "table1_loss_modelnet40_seed1.png"]
