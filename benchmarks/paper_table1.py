@@ -196,6 +196,8 @@ def main(argv=None):
         p.error("--epochs must be >= 1")
     if args.epochs_per_turn is not None and args.epochs_per_turn < 1:
         p.error("--epochs-per-turn must be >= 1")
+    if args.seed is not None and not 0 <= args.seed < 2**64:  # elasticzo train's range, checked before any run starts
+        p.error(f"--seed must lie in [0, 2^64), got {args.seed}")
     int8 = args.precision != "fp32"
     if args.precision == "int8-intonly" and args.methods == ",".join(METHODS):
         args.methods = ",".join(m for m in METHODS if m != "full-bp")  # INT8* has no Full BP cell (no ZO gradient)

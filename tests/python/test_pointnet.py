@@ -308,6 +308,8 @@ def test_paper_table1_reports_the_modelnet40_column_as_far_as_the_runs_got(tmp_p
     proc = subprocess.run(proc.args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "A run stopped short shows its last epoch in brackets. Seeds: 0, 1." in table.read_text()
+    bad = subprocess.run(proc.args + ["--seed", "-1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--seed must lie in [0, 2^64), got -1" in bad.stderr
 
 
 @pytest.mark.training  # reads the benchmark script, which the emulated arm64 copy does not ship
